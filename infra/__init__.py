@@ -1,0 +1,1 @@
+"""Composition root: settings, embedded broker and ClickHouse lifecycle, the command line."""

@@ -1,0 +1,234 @@
+"""The ``milestream`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from infra.settings import Settings
+
+log = logging.getLogger("milestream")
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _table(rows: list[dict[str, Any]] | list[list[Any]], columns: list[str] | None = None) -> str:
+    if rows and isinstance(rows[0], dict):
+        columns = list(rows[0])
+        rows = [[r[c] for c in columns] for r in rows]  # type: ignore[index]
+    columns = columns or []
+    cells = [[("" if v is None else str(v)) for v in r] for r in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
+    out = [line, "  ".join("-" * w for w in widths)]
+    out += ["  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(out)
+
+
+# -- demo ---------------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from infra.kafka import aiokafka_config
+    from infra.stack import Stack, count_events
+    from projections import kpi
+    from schemas import topics as tp
+    from simulator.runner import DayRunner
+    from simulator.world import DayConfig, make_day
+
+    started = time.monotonic()
+    data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="milestream-demo-"))
+    settings = Settings.from_env(data_dir=str(data_dir))
+    if not args.json:
+        _err(f"milestream demo: {args.orders} orders, {args.riders} riders, 1 hub, seed {args.seed}, "
+             f"{args.speedup:g}x time; data in {data_dir}")
+    stack = Stack(settings)
+    stack.start(with_sql_endpoint=False)
+    s = stack.settings
+    db = s.clickhouse_database
+    _err(f"  broker {s.kafka_bootstrap}, worker pid {stack.worker.pid if stack.worker else '-'}, ClickHouse "
+         f"{s.resolved_clickhouse_dsn}") if not args.json else None
+    try:
+        day = make_day(DayConfig(seed=args.seed, orders=args.orders, riders=args.riders))
+        runner = DayRunner(day=day, kafka=aiokafka_config(s), topic=s.topic, otp_key=s.otp_key, speedup=args.speedup)
+        done = threading.Event()
+
+        def report() -> None:
+            while not done.wait(3.0):
+                p = runner.progress
+                w = stack.writer.stats if stack.writer else None
+                _err(f"  [{time.monotonic() - started:5.0f}s] sim {runner.clock.now():%H:%M} | routes {p.routes} | "
+                     f"delivered {p.delivered} failed {p.failed} settled {p.settled}/{p.orders} | riders home "
+                     f"{p.riders_done} | produced {p.produced} | projected {w.events if w else 0}"
+                     + ("" if stack.worker_alive() else " | WORKER DOWN"))
+
+        reporter = threading.Thread(target=report, daemon=True)
+        if not args.json:
+            reporter.start()
+        try:
+            asyncio.run(runner.run(timeout_s=args.timeout))
+        finally:
+            done.set()
+        # Everything produced is now in Kafka; wait for the worker's last outputs and the projection.
+        projected = [s.topic(t.name) for t in tp.PROJECTED]
+        produced = in_ch = -1
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            produced = count_events(s, projected)
+            with stack.lock:
+                in_ch = int(stack.client.query(kpi.events_in_clickhouse_sql(db)).result_rows[0][0])
+            if produced == in_ch and produced == count_events(s, projected):
+                break
+            time.sleep(1.0)
+        with stack.lock:
+            kpis = kpi.query_dicts(stack.client, kpi.order_kpis_sql(db))[0]
+            distance = kpi.query_dicts(stack.client, kpi.distance_per_rider_sql(db))
+            dead = kpi.query_dicts(stack.client, f"SELECT error_kind, count() AS n FROM {db}.dead_letters FINAL "
+                                                 f"GROUP BY error_kind ORDER BY error_kind")
+        summary = {**{k: (float(v) if isinstance(v, float) else v) for k, v in kpis.items()},
+                   "events_produced": produced, "events_in_clickhouse": in_ch,
+                   "dead_letters": {d["error_kind"]: d["n"] for d in dead},
+                   "distance_km_per_rider": {d["rider_id"]: float(d["km"]) for d in distance},
+                   "elapsed_s": round(time.monotonic() - started, 1), "data_dir": str(data_dir)}
+    finally:
+        stack.stop()
+    if args.json:
+        print(json.dumps(summary, default=str))
+    else:
+        print("\nDelivery day KPIs (read back from ClickHouse)")
+        print(_table([{k: kpis[k] for k in kpis}]))
+        print("\nDistance per rider (km, from GPS)")
+        print(_table(distance) if distance else "(no GPS)")
+        print(f"\nevents produced {produced}, in ClickHouse {in_ch}"
+              + (" (match)" if produced == in_ch else " (MISMATCH)")
+              + f"; dead letters {summary['dead_letters'] or 0}; {summary['elapsed_s']}s")
+    ok = produced == in_ch and kpis["delivered"] + kpis["failed"] + kpis["cancelled"] == kpis["orders_created"]
+    return 0 if ok else 1
+
+
+# -- up / sql / config ---------------------------------------------------------------------------------
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from infra.stack import Stack
+
+    settings = Settings.from_env(**({"data_dir": args.data_dir} if args.data_dir else {}))
+    stack = Stack(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stack.start()
+        s = stack.settings
+        _err(f"milestream up: Kafka {s.kafka_bootstrap} ({'embedded' if stack.broker else 'external'}), "
+             f"ClickHouse {s.resolved_clickhouse_dsn}, worker pid {stack.worker.pid if stack.worker else '-'}; "
+             f"logs in {Path(s.data_dir) / 'logs'}. Ctrl-C stops.")
+        _err(f"  produce to {', '.join(s.topic(n) for n in ('inbox', 'riders', 'gps'))}; "
+             "query with: milestream sql \"SELECT * FROM milestream.order_state FINAL LIMIT 10\"")
+        while not stop.wait(1.0):
+            if not stack.worker_alive():
+                _err("worker exited; see worker.log. Stopping.")
+                return 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _err("stopping...")
+        stack.stop()
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from infra.stack import query_running
+
+    settings = Settings.from_env(**({"data_dir": args.data_dir} if args.data_dir else {}))
+    result = query_running(Path(settings.data_dir), args.query)
+    if result is None:  # nothing running: open ClickHouse ourselves
+        from infra.clickhouse import connect
+
+        try:
+            res = connect(settings).query(args.query)
+            result = {"columns": list(res.column_names), "rows": [list(r) for r in res.result_rows]}
+        except Exception as exc:
+            result = {"error": str(exc)}
+    if "error" in result:
+        _err(f"error: {result['error']}")
+        return 2
+    if args.format == "json":
+        print(json.dumps([dict(zip(result["columns"], r, strict=True)) for r in result["rows"]], default=str))
+    elif args.format == "tsv":
+        print("\t".join(result["columns"]))
+        for r in result["rows"]:
+            print("\t".join(str(v) for v in r))
+    else:
+        print(_table(result["rows"], result["columns"]))
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    rows = settings.describe()
+    width = max(len(r[0]) for r in rows)
+    for var, value, default, doc in rows:
+        print(f"{var.ljust(width)}  = {value!r}\n{' ' * width}    {doc} (default {default!r})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="milestream",
+        description="Event-sourced last-mile delivery backend: orders, GPS, routes, POD and ETAs on Kafka + ClickHouse. "
+                    "Runs embedded (Tansu broker + chdb) unless MILESTREAM_KAFKA_BOOTSTRAP / MILESTREAM_CLICKHOUSE_DSN "
+                    "point at a cluster (see `milestream config`).")
+    sub = p.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("demo", help="simulate a delivery day end to end and print the KPIs from ClickHouse",
+                       description="Starts the embedded broker, the Faust worker and the projection, plays a simulated "
+                                   "day (orders, shifts, routes planned by dispatch, GPS, OTP handovers, failures) and "
+                                   "prints the KPIs read back from ClickHouse. Exit code 1 if events were lost.")
+    d.add_argument("--orders", type=int, default=200, help="orders in the day (default 200)")
+    d.add_argument("--riders", type=int, default=10, help="riders on shift (default 10)")
+    d.add_argument("--seed", type=int, default=7, help="random seed; the same seed plays the same day (default 7)")
+    d.add_argument("--speedup", type=float, default=240.0, help="simulated seconds per wall second (default 240)")
+    d.add_argument("--data-dir", help="where ClickHouse and logs go (default: a fresh temporary directory)")
+    d.add_argument("--timeout", type=float, default=600.0, help="give up after this many wall seconds (default 600)")
+    d.add_argument("--json", action="store_true", help="print one JSON object with the summary instead of tables")
+    d.set_defaults(func=cmd_demo)
+    u = sub.add_parser("up", help="run broker, worker and projections until interrupted",
+                       description="Runs the system: the embedded broker (or MILESTREAM_KAFKA_BOOTSTRAP), the Faust "
+                                   "worker and the ClickHouse projection, until Ctrl-C.")
+    u.add_argument("--data-dir", help="override MILESTREAM_DATA_DIR")
+    u.set_defaults(func=cmd_up)
+    q = sub.add_parser("sql", help="query the ClickHouse projections (also while `milestream up` runs)",
+                       description="Runs one query. While `milestream up` runs it is answered by that process "
+                                   "(read queries only); otherwise ClickHouse is opened directly. Tables: events, "
+                                   "order_state, gps_pings, dead_letters in database milestream (use FINAL).")
+    q.add_argument("query", help='e.g. "SELECT status, count() FROM milestream.order_state FINAL GROUP BY status"')
+    q.add_argument("--format", choices=("table", "json", "tsv"), default="table")
+    q.add_argument("--data-dir", help="override MILESTREAM_DATA_DIR")
+    q.set_defaults(func=cmd_sql)
+    c = sub.add_parser("config", help="print every setting, its value and default (secrets masked)")
+    c.set_defaults(func=cmd_config)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except ValueError as exc:  # bad settings or arguments: a sentence, not a traceback
+        _err(f"milestream: {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,9 @@
+"""The event contract: ``.avsc`` files, their Python mirrors, the wire codec and the topics.
+
+Imported by every other package; imports nothing of ours.
+"""
+
+from schemas import events, topics
+from schemas.codec import Codec, DecodeError, InvalidEvent, MalformedMessage, UnknownSchema
+
+__all__ = ["Codec", "DecodeError", "InvalidEvent", "MalformedMessage", "UnknownSchema", "events", "topics"]

@@ -1,0 +1,282 @@
+"""Python mirrors of the ``.avsc`` files in this folder.
+
+The ``.avsc`` files are the contract; these frozen dataclasses mirror them field for field
+(``tests/unit/test_schema_parity.py`` checks both directions). Timestamps are tz-aware UTC
+``datetime``; Avro arrays are tuples so events stay immutable.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+_EVENT = dict(frozen=True, slots=True, kw_only=True)
+
+
+class OrderStatus(enum.StrEnum):
+    CREATED = "created"
+    ASSIGNED = "assigned"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    ARRIVED = "arrived"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    RETURNED_TO_HUB = "returned_to_hub"
+    CANCELLED = "cancelled"
+
+
+class DeliveryMode(enum.StrEnum):
+    LAST_MILE = "last_mile"
+    HYPERLOCAL = "hyperlocal"
+
+
+class VehicleType(enum.StrEnum):
+    BIKE = "bike"
+    SCOOTER = "scooter"
+    CAR = "car"
+    VAN = "van"
+
+
+class StopKind(enum.StrEnum):
+    DROP = "drop"
+    PICKUP = "pickup"
+
+
+class Severity(enum.StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class DeadLetterKind(enum.StrEnum):
+    MALFORMED = "malformed"
+    UNKNOWN_SCHEMA = "unknown_schema"
+    INVALID = "invalid"
+    ILLEGAL_TRANSITION = "illegal_transition"
+    PROCESSING_ERROR = "processing_error"
+
+
+@dataclass(**_EVENT)
+class Location:
+    lat: float
+    lon: float
+    address: str = ""
+
+
+@dataclass(**_EVENT)
+class GeoPoint:
+    lat: float
+    lon: float
+
+
+@dataclass(**_EVENT)
+class PlannedStop:
+    order_id: str
+    kind: StopKind
+    lat: float
+    lon: float
+    planned_arrival: datetime
+    service_time_s: int
+
+
+@dataclass(**_EVENT)
+class Event:
+    """Fields every event carries. ``key`` is the stream (and Kafka message) key."""
+
+    event_id: str
+    occurred_at: datetime
+    schema_version: int = 1
+
+    @property
+    def key(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass(**_EVENT)
+class OrderEvent(Event):
+    order_id: str
+
+    @property
+    def key(self) -> str:
+        return self.order_id
+
+
+@dataclass(**_EVENT)
+class RiderEvent(Event):
+    rider_id: str
+
+    @property
+    def key(self) -> str:
+        return self.rider_id
+
+
+@dataclass(**_EVENT)
+class OrderCreated(OrderEvent):
+    tracking_id: str
+    hub_id: str
+    mode: DeliveryMode
+    drop: Location
+    pickup: Location | None = None
+    window_start: datetime
+    window_end: datetime
+    service_time_s: int
+    weight_kg: float
+    volume_l: float
+    units: int
+    required_skills: tuple[str, ...] = ()
+    cod_amount: float = 0.0
+    currency: str = ""
+    priority: int = 0
+    instructions: str = ""
+
+
+@dataclass(**_EVENT)
+class OrderUpdated(OrderEvent):
+    drop: Location | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    service_time_s: int | None = None
+    priority: int | None = None
+    instructions: str | None = None
+
+
+@dataclass(**_EVENT)
+class OrderCancelled(OrderEvent):
+    reason: str
+    cancelled_by: str = "shipper"
+
+
+@dataclass(**_EVENT)
+class RiderShiftStarted(RiderEvent):
+    hub_id: str
+    vehicle_type: VehicleType
+    capacity_weight_kg: float
+    capacity_volume_l: float
+    capacity_units: int
+    skills: tuple[str, ...] = ()
+    shift_start: datetime
+    shift_end: datetime
+    start: GeoPoint
+
+
+@dataclass(**_EVENT)
+class RiderShiftEnded(RiderEvent):
+    reason: str = "end_of_shift"
+    position: GeoPoint | None = None
+
+
+@dataclass(**_EVENT)
+class GpsPing(RiderEvent):
+    device_id: str
+    device_time: datetime
+    lat: float
+    lon: float
+    speed_mps: float | None = None
+    heading_deg: float | None = None
+    accuracy_m: float | None = None
+    battery_pct: float | None = None
+
+
+@dataclass(**_EVENT)
+class OrderAssigned(OrderEvent):
+    rider_id: str
+    route_id: str
+    sequence: int
+    planned_arrival: datetime
+
+
+@dataclass(**_EVENT)
+class RoutePlanned(RiderEvent):
+    route_id: str
+    hub_id: str
+    stops: tuple[PlannedStop, ...]
+    start: GeoPoint
+    planned_start: datetime
+    planned_end: datetime
+    distance_m: float
+
+
+@dataclass(**_EVENT)
+class StatusChanged(OrderEvent):
+    from_status: OrderStatus | None = None
+    to_status: OrderStatus
+    reason: str = ""
+    rider_id: str | None = None
+    location: GeoPoint | None = None
+
+
+@dataclass(**_EVENT)
+class PodSubmitted(OrderEvent):
+    rider_id: str
+    otp_hash: bytes | None = None
+    photo_ref: str | None = None
+    recipient_name: str | None = None
+    location: GeoPoint | None = None
+
+
+@dataclass(**_EVENT)
+class PodAccepted(OrderEvent):
+    rider_id: str
+    pod_event_id: str
+    method: str = "otp"
+
+
+@dataclass(**_EVENT)
+class PodRejected(OrderEvent):
+    rider_id: str
+    pod_event_id: str
+    reason: str
+    attempts_left: int
+
+
+@dataclass(**_EVENT)
+class OtpIssued(OrderEvent):
+    tracking_id: str
+    otp_salt: bytes = field(repr=False)
+    otp_sealed: bytes = field(repr=False)
+    expires_at: datetime
+    max_attempts: int
+
+
+@dataclass(**_EVENT)
+class EtaUpdated(OrderEvent):
+    rider_id: str
+    route_id: str
+    eta_p50: datetime
+    eta_p90: datetime
+
+
+@dataclass(**_EVENT)
+class AlertRaised(Event):
+    subject_id: str
+    kind: str
+    severity: Severity
+    rider_id: str | None = None
+    order_id: str | None = None
+    message: str
+
+    @property
+    def key(self) -> str:
+        return self.subject_id
+
+
+@dataclass(**_EVENT)
+class DeadLetter(Event):
+    source_key: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    original: bytes = field(repr=False)
+    error_kind: DeadLetterKind
+    reason: str
+
+    @property
+    def key(self) -> str:
+        return self.source_key
+
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    OrderCreated, OrderUpdated, OrderCancelled, RiderShiftStarted, RiderShiftEnded, GpsPing,
+    OrderAssigned, RoutePlanned, StatusChanged, PodSubmitted, PodAccepted, PodRejected,
+    OtpIssued, EtaUpdated, AlertRaised, DeadLetter,
+)

@@ -1,0 +1,209 @@
+"""Plays a simulated day against Kafka: the order system creates orders, rider apps start shifts,
+follow the routes dispatch plans, report pings, hand over with the customer's OTP or fail, and
+go home. Time is compressed: one wall second is ``speedup`` simulated seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from schemas import Codec, DecodeError, InvalidEvent
+from schemas import events as ev
+from schemas import topics as tp
+from simulator import driving
+from simulator.world import SPEED_MPS, Day
+from streams import otp
+
+log = logging.getLogger(__name__)
+TERMINAL = {ev.OrderStatus.DELIVERED, ev.OrderStatus.RETURNED_TO_HUB, ev.OrderStatus.CANCELLED}
+
+
+@dataclass
+class Progress:
+    orders: int = 0
+    produced: int = 0
+    routes: int = 0
+    riders_done: int = 0
+    delivered: int = 0
+    failed: int = 0
+    status: dict[str, ev.OrderStatus] = field(default_factory=dict)
+
+    @property
+    def settled(self) -> int:
+        return sum(1 for s in self.status.values() if s in TERMINAL)
+
+
+class SimClock:
+    def __init__(self, start: datetime, speedup: float) -> None:
+        self.start, self.speedup, self.wall0 = start, speedup, time.monotonic()
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=(time.monotonic() - self.wall0) * self.speedup)
+
+    async def sleep_until(self, t: datetime) -> None:
+        delay = (t - self.now()).total_seconds() / self.speedup
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+class DayRunner:
+    def __init__(self, *, day: Day, kafka: dict[str, Any], topic: Callable[[str], str], otp_key: str,
+                 speedup: float = 200.0, params: driving.DriveParams = driving.DriveParams(),
+                 codec: Codec | None = None) -> None:
+        self.day, self.kafka, self.topic = day, kafka, topic
+        self.key = otp.key_bytes(otp_key)
+        self.speedup, self.params = speedup, params
+        self.codec = codec or Codec()
+        self.clock = SimClock(day.config.day_start, speedup)
+        self.progress = Progress(orders=len(day.orders))
+        self._otps: dict[str, ev.OtpIssued] = {}
+        self._otp_waiters: dict[str, asyncio.Event] = {}
+        self._assigned: dict[str, asyncio.Event] = {}
+        self._producer: Any = None
+        self._vehicle = {s.rider_id: s.vehicle_type for s in day.shifts}
+        self._seen_routes: set[str] = set()
+
+    async def _send(self, spec: tp.TopicSpec, event: ev.Event) -> None:
+        name = self.topic(spec.name)
+        await self._producer.send(name, key=event.key.encode(), value=self.codec.encode(event, name))
+        self.progress.produced += 1
+
+    async def run(self, timeout_s: float = 600.0) -> Progress:
+        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+        self._producer = AIOKafkaProducer(**self.kafka, linger_ms=5, acks="all")
+        await self._producer.start()
+        consumer = AIOKafkaConsumer(**self.kafka, enable_auto_commit=False, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            from aiokafka import TopicPartition
+
+            parts = []
+            for spec in (tp.ORDERS, tp.ROUTES, tp.NOTIFICATIONS):
+                ps = await self._wait_partitions(consumer, self.topic(spec.name))
+                parts += [TopicPartition(self.topic(spec.name), p) for p in ps]
+            consumer.assign(parts)
+            await consumer.seek_to_beginning(*parts)
+            for shift in self.day.shifts:
+                await self._send(tp.RIDERS, shift)
+            for order in self.day.orders:
+                await self._send(tp.INBOX, order)
+                self.progress.status[order.order_id] = ev.OrderStatus.CREATED
+            await self._producer.flush()
+            riders: list[asyncio.Task[None]] = []
+            listener = asyncio.create_task(self._listen(consumer, riders))
+            deadline = time.monotonic() + timeout_s
+            while self.progress.settled < len(self.day.orders) or any(not r.done() for r in riders):
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"day not finished after {timeout_s:.0f}s: {self.progress.settled} of "
+                                       f"{len(self.day.orders)} orders settled")
+                if listener.done():
+                    listener.result()
+                for r in riders:
+                    if r.done() and r.exception():
+                        raise r.exception()  # type: ignore[misc]
+                await asyncio.sleep(0.2)
+            listener.cancel()
+            return self.progress
+        finally:
+            await consumer.stop()
+            await self._producer.stop()
+
+    @staticmethod
+    async def _wait_partitions(consumer: Any, topic: str) -> set[int]:
+        for _ in range(100):
+            ps = consumer.partitions_for_topic(topic)
+            if ps:
+                return set(ps)
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"topic {topic} not found")
+
+    async def _listen(self, consumer: Any, riders: list[asyncio.Task[None]]) -> None:
+        orders_topic = self.topic(tp.ORDERS.name)
+        while True:
+            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+            for records in batches.values():
+                for record in records:
+                    try:
+                        event = self.codec.decode(record.value)
+                    except (DecodeError, InvalidEvent):
+                        continue
+                    if isinstance(event, ev.RoutePlanned) and event.route_id not in self._seen_routes:
+                        self._seen_routes.add(event.route_id)
+                        self.progress.routes += 1
+                        riders.append(asyncio.create_task(self._ride(event)))
+                    elif isinstance(event, ev.OtpIssued):
+                        self._otps[event.order_id] = event
+                        self._otp_waiters.setdefault(event.order_id, asyncio.Event()).set()
+                    elif record.topic == orders_topic:
+                        self._on_ledger(event)
+
+    def _on_ledger(self, event: ev.Event) -> None:
+        if isinstance(event, ev.OrderAssigned):
+            self._assigned.setdefault(event.order_id, asyncio.Event()).set()
+            self.progress.status[event.order_id] = ev.OrderStatus.ASSIGNED
+        elif isinstance(event, ev.StatusChanged):
+            self.progress.status[event.order_id] = event.to_status
+            if event.to_status is ev.OrderStatus.DELIVERED:
+                self.progress.delivered += 1
+            elif event.to_status is ev.OrderStatus.FAILED:
+                self.progress.failed += 1
+        elif isinstance(event, ev.OrderCancelled):
+            self.progress.status[event.order_id] = ev.OrderStatus.CANCELLED
+
+    async def _ride(self, route: ev.RoutePlanned) -> None:
+        seed = self.day.config.seed
+        # The rider app shows the route once every stop is confirmed assigned in the ledger.
+        for stop in route.stops:
+            await self._assigned.setdefault(stop.order_id, asyncio.Event()).wait()
+        start_at = max(self.clock.now(), route.planned_start)
+        for stop in route.stops:
+            await self._send(tp.INBOX, ev.StatusChanged(
+                event_id=driving.new_event_id(seed, route.route_id, stop.order_id, "out"), occurred_at=start_at,
+                order_id=stop.order_id, to_status=ev.OrderStatus.OUT_FOR_DELIVERY, reason="left_hub",
+                rider_id=route.rider_id, location=route.start))
+        failed: list[str] = []
+        speed = SPEED_MPS[self._vehicle.get(route.rider_id, ev.VehicleType.SCOOTER)]
+        for step in driving.drive(route, speed, start_at, seed, self.params):
+            await self.clock.sleep_until(driving.step_time(step))
+            if isinstance(step, driving.Ping):
+                await self._send(tp.GPS, step.ping)
+            elif isinstance(step, driving.Handover):
+                if step.delivered:
+                    await self._hand_over(route, step)
+                else:
+                    failed.append(step.order_id)
+                    await self._send(tp.INBOX, ev.StatusChanged(
+                        event_id=driving.new_event_id(seed, route.route_id, step.order_id, "failed"), occurred_at=step.at,
+                        order_id=step.order_id, to_status=ev.OrderStatus.FAILED, reason=step.reason,
+                        rider_id=route.rider_id, location=ev.GeoPoint(lat=step.lat, lon=step.lon)))
+            elif isinstance(step, driving.BackAtHub):
+                for order_id in failed:
+                    await self._send(tp.INBOX, ev.StatusChanged(
+                        event_id=driving.new_event_id(seed, route.route_id, order_id, "returned"), occurred_at=step.at,
+                        order_id=order_id, to_status=ev.OrderStatus.RETURNED_TO_HUB, reason="back_at_hub",
+                        rider_id=route.rider_id, location=route.start))
+                await self._send(tp.RIDERS, ev.RiderShiftEnded(
+                    event_id=driving.new_event_id(seed, route.route_id, "shift-end"), occurred_at=step.at,
+                    rider_id=route.rider_id, position=route.start))
+        self.progress.riders_done += 1
+
+    async def _hand_over(self, route: ev.RoutePlanned, step: driving.Handover) -> None:
+        """The customer reads out the OTP from the notification; the rider app sends its salted hash."""
+        waiter = self._otp_waiters.setdefault(step.order_id, asyncio.Event())
+        await asyncio.wait_for(waiter.wait(), timeout=60)
+        notice = self._otps[step.order_id]
+        code = otp.open_sealed(self.key, notice.otp_sealed).decode()
+        tries = [("000000" if code != "000000" else "111111"), code] if step.wrong_otp_first else [code]
+        for i, attempt in enumerate(tries):
+            await self._send(tp.INBOX, ev.PodSubmitted(
+                event_id=driving.new_event_id(self.day.config.seed, route.route_id, step.order_id, f"pod{i}"),
+                occurred_at=step.at + timedelta(seconds=20 * i), order_id=step.order_id, rider_id=route.rider_id,
+                otp_hash=otp.hash_otp(attempt, notice.otp_salt), recipient_name="customer",
+                location=ev.GeoPoint(lat=step.lat, lon=step.lon)))

@@ -1,0 +1,1 @@
+"""Faust agents: decode, call the pure logic, emit. One module per input stream."""

@@ -1,0 +1,45 @@
+"""Order inbox -> order ledger: the only writer of order state and of the ``orders`` topic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from schemas import events as ev
+from schemas import topics as tp
+from streams import lifecycle
+from streams.app import (
+    app,
+    dead_letter,
+    decode,
+    dispatch_topic,
+    inbox_topic,
+    notifications_topic,
+    order_states,
+    orders_topic,
+    policy,
+    publish,
+)
+
+
+@app.agent(inbox_topic)
+async def order_lifecycle(stream: Any) -> None:
+    async for event in stream.events():
+        message = event.message
+        submission = await decode(message, tp.INBOX.events)
+        if submission is None:
+            continue
+        state = order_states.get(submission.key)
+        decision = lifecycle.decide(state, submission, submission.occurred_at, policy)
+        if decision.duplicate:
+            continue
+        if decision.rejection is not None:
+            await dead_letter(message, decision.rejection.kind, decision.rejection.reason)
+            continue
+        new_state = lifecycle.apply(state, decision)
+        assert new_state is not None
+        await publish(orders_topic, decision.ledger)
+        await publish(notifications_topic, decision.notifications)
+        # Dispatch sees new and withdrawn orders, re-keyed by hub.
+        await publish(dispatch_topic, [e for e in decision.ledger if isinstance(e, ev.OrderCreated | ev.OrderCancelled)],
+                      key=new_state.hub_id)
+        order_states[submission.key] = new_state

@@ -1,0 +1,140 @@
+"""The Faust application: the app singleton, its topics and tables, declared in one place.
+
+Agents live in ``streams.agents`` (one module per input stream), discovered explicitly.
+Values are raw bytes on the wire and decoded with our Avro codec, so that invalid input can be
+dead-lettered with its original bytes instead of failing inside Faust.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from infra.settings import Settings
+from schemas import Codec, DecodeError, InvalidEvent, UnknownSchema
+from schemas import events as ev
+from schemas import topics as tp
+from schemas.codec import SchemaRegistryClient
+from streams import lifecycle, otp
+from streams.ids import derived_id
+
+log = logging.getLogger(__name__)
+
+AGENT_MODULES = ["streams.agents.orders", "streams.agents.riders", "streams.agents.tracking", "streams.agents.dispatch"]
+
+
+def create_app(settings: Settings) -> faust.App:
+    credentials: Any = None
+    if settings.kafka_security_protocol.startswith("SASL"):
+        credentials = faust.SASLCredentials(username=settings.kafka_sasl_username, password=settings.kafka_sasl_password,
+                                            mechanism=settings.kafka_sasl_mechanism,
+                                            ssl_context=None)
+    datadir = Path(settings.data_dir) / "faust"
+    return faust.App(
+        settings.app_id,
+        broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(",") if h.strip()],
+        broker_credentials=credentials,
+        store="memory://",
+        value_serializer="raw",
+        key_serializer="raw",
+        topic_partitions=settings.kafka_partitions,
+        topic_replication_factor=settings.kafka_replication_factor,
+        topic_allow_declare=True,
+        broker_session_timeout=settings.kafka_session_timeout_s,
+        broker_rebalance_timeout=settings.kafka_session_timeout_s,
+        broker_heartbeat_interval=settings.kafka_heartbeat_s,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_enabled=False,
+        datadir=str(datadir),
+        autodiscover=AGENT_MODULES,
+        origin="streams",
+    )
+
+
+settings = Settings.from_env().with_otp_key()
+app = create_app(settings)
+codec = Codec(registry=SchemaRegistryClient(settings.schema_registry_url) if settings.schema_registry_url else None)
+policy = lifecycle.Policy(otp_key=otp.key_bytes(settings.otp_key), otp_max_attempts=settings.otp_max_attempts,
+                          otp_ttl=timedelta(seconds=settings.otp_ttl_s))
+
+
+def _topic(spec: tp.TopicSpec) -> faust.TopicT:
+    return app.topic(settings.topic(spec.name), key_type=bytes, value_type=bytes, partitions=settings.kafka_partitions,
+                     key_serializer="raw", value_serializer="raw")
+
+
+inbox_topic = _topic(tp.INBOX)
+orders_topic = _topic(tp.ORDERS)
+riders_topic = _topic(tp.RIDERS)
+gps_topic = _topic(tp.GPS)
+routes_topic = _topic(tp.ROUTES)
+alerts_topic = _topic(tp.ALERTS)
+notifications_topic = _topic(tp.NOTIFICATIONS)
+dead_letter_topic = _topic(tp.DEAD_LETTER)
+dispatch_topic = _topic(tp.DISPATCH_QUEUE)
+
+order_states = app.Table("order-state", default=None, partitions=settings.kafka_partitions, value_serializer="pickle",
+                         key_serializer="raw")
+rider_hubs = app.Table("rider-hub", default=None, partitions=settings.kafka_partitions, value_serializer="pickle",
+                       key_serializer="raw")
+rider_tracks = app.Table("rider-track", default=None, partitions=settings.kafka_partitions, value_serializer="pickle",
+                         key_serializer="raw")
+rider_routes = app.Table("rider-route", default=None, partitions=settings.kafka_partitions, value_serializer="pickle",
+                         key_serializer="raw")
+# Written from the dispatch timer as well as the agent, so its changelog partition comes from the key.
+hub_pools = app.Table("hub-pool", default=None, partitions=settings.kafka_partitions, value_serializer="pickle",
+                      key_serializer="raw", use_partitioner=True)
+
+
+async def publish(topic: faust.TopicT, events: list[ev.Event] | tuple[ev.Event, ...], key: str | None = None) -> None:
+    """Encode (validating each event), send keyed by its stream key (or ``key`` to re-key), and
+    wait for the broker's acks.
+
+    Outputs are acknowledged before the caller writes its table, so a crash in between replays
+    the input and re-derives the same events (same ids) rather than losing them."""
+    futures = [await topic.send(key=(key or e.key).encode(), value=codec.encode(e, topic.get_topic_name()), force=True)
+               for e in events]
+    for fut in futures:
+        await fut
+
+
+async def dead_letter(message: Any, kind: ev.DeadLetterKind, reason: str) -> None:
+    key = message.key.decode("utf-8", "replace") if message.key else ""
+    where = f"{message.topic}/{message.partition}/{message.offset}"
+    log.warning("dead letter %s: %s: %s", where, kind.value, reason)
+    letter = ev.DeadLetter(
+        event_id=derived_id(where, "dead-letter"), occurred_at=datetime.now(UTC),
+        source_key=key or where, source_topic=message.topic, source_partition=message.partition,
+        source_offset=message.offset, original=bytes(message.value or b""), error_kind=kind, reason=reason[:2000],
+    )
+    await publish(dead_letter_topic, [letter])
+
+
+async def decode(message: Any, allowed: tuple[type[ev.Event], ...]) -> ev.Event | None:
+    """The first step of every handler: decode and check the message, or dead-letter it with
+    the reason and return None so the stream goes on."""
+    try:
+        event = codec.decode(message.value)
+    except UnknownSchema as exc:
+        await dead_letter(message, ev.DeadLetterKind.UNKNOWN_SCHEMA, str(exc))
+        return None
+    except DecodeError as exc:
+        await dead_letter(message, ev.DeadLetterKind.MALFORMED, str(exc))
+        return None
+    except InvalidEvent as exc:
+        await dead_letter(message, ev.DeadLetterKind.INVALID, str(exc))
+        return None
+    if not isinstance(event, allowed):
+        await dead_letter(message, ev.DeadLetterKind.INVALID,
+                          f"{type(event).__name__} does not belong on {message.topic}")
+        return None
+    if message.key is not None and message.key != event.key.encode():
+        await dead_letter(message, ev.DeadLetterKind.INVALID,
+                          f"message key {message.key!r} differs from the event's stream key {event.key!r}")
+        return None
+    return event

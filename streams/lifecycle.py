@@ -1,0 +1,199 @@
+"""The order lifecycle as a pure state machine: ``decide`` and ``evolve``.
+
+    created -> assigned -> out_for_delivery -> arrived -> delivered
+                  ^              |    \\            \\
+                  |              |     '-> failed <-'
+                  '--- (re-attempt) ----'    |
+                                             '-> returned_to_hub
+    cancelled: from any state before delivered / returned_to_hub.
+
+Arrival may go unobserved (GPS gaps), so POD and failure are also accepted straight from
+out_for_delivery. ``decide`` turns one submission (from the inbox) into the events to append to
+the order ledger plus notifications, or a rejection with a reason. The clock, the OTP key and
+the policy are arguments; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from schemas import events as ev
+from schemas.events import OrderStatus as S
+from streams import otp
+from streams.ids import derived_id
+
+TERMINAL = frozenset({S.DELIVERED, S.RETURNED_TO_HUB, S.CANCELLED})
+
+# Transitions a StatusChanged submission may ask for. Delivered needs an accepted POD, assigned
+# an OrderAssigned and cancelled an OrderCancelled, so they are not here.
+STATUS_TRANSITIONS: dict[S, frozenset[S]] = {
+    S.OUT_FOR_DELIVERY: frozenset({S.ASSIGNED}),
+    S.ARRIVED: frozenset({S.OUT_FOR_DELIVERY}),
+    S.FAILED: frozenset({S.OUT_FOR_DELIVERY, S.ARRIVED}),
+    S.RETURNED_TO_HUB: frozenset({S.FAILED}),
+}
+ASSIGNABLE = frozenset({S.CREATED, S.FAILED})
+POD_STATES = frozenset({S.OUT_FOR_DELIVERY, S.ARRIVED})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderState:
+    order_id: str
+    tracking_id: str
+    hub_id: str
+    status: S
+    rider_id: str | None = None
+    route_id: str | None = None
+    attempts: int = 0  # times sent out for delivery
+    otp_salt: bytes | None = field(default=None, repr=False)
+    otp_hash: bytes | None = field(default=None, repr=False)
+    otp_expires_at: datetime | None = None
+    otp_attempts_left: int = 0
+    seen: frozenset[str] = frozenset()  # event ids already applied: redelivery is a no-op
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Policy:
+    otp_key: bytes
+    otp_max_attempts: int = 3
+    otp_ttl: timedelta = timedelta(hours=12)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rejection:
+    kind: ev.DeadLetterKind
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    ledger: tuple[ev.OrderEvent, ...] = ()
+    notifications: tuple[ev.OtpIssued, ...] = ()
+    rejection: Rejection | None = None
+    duplicate: bool = False
+    otp_hash: bytes | None = field(default=None, repr=False)  # kept in state only, never in an event
+
+
+def _illegal(reason: str) -> Decision:
+    return Decision(rejection=Rejection(kind=ev.DeadLetterKind.ILLEGAL_TRANSITION, reason=reason))
+
+
+def decide(state: OrderState | None, submission: ev.Event, now: datetime, policy: Policy) -> Decision:
+    """What accepting ``submission`` means for an order in ``state``."""
+    if not isinstance(submission, ev.OrderEvent):
+        return Decision(rejection=Rejection(kind=ev.DeadLetterKind.INVALID,
+                                            reason=f"{type(submission).__name__} does not belong on the order inbox"))
+    if state is not None and submission.event_id in state.seen:
+        return Decision(duplicate=True)
+    name = type(submission).__name__
+    if state is None:
+        if isinstance(submission, ev.OrderCreated):
+            return Decision(ledger=(submission,))
+        return _illegal(f"{name} for unknown order {submission.order_id}")
+    here = f"order {state.order_id} is {state.status.value}"
+    match submission:
+        case ev.OrderCreated():
+            return _illegal(f"OrderCreated for an existing order: {here}")
+        case ev.OrderUpdated():
+            if state.status in TERMINAL:
+                return _illegal(f"cannot update: {here}")
+            return Decision(ledger=(submission,))
+        case ev.OrderCancelled():
+            if state.status in TERMINAL:
+                return _illegal(f"cannot cancel: {here}")
+            return Decision(ledger=(submission,))
+        case ev.OrderAssigned():
+            if state.status not in ASSIGNABLE:
+                return _illegal(f"cannot assign to {submission.rider_id}: {here}")
+            return Decision(ledger=(submission,))
+        case ev.StatusChanged():
+            return _decide_status(state, submission, here, policy)
+        case ev.PodSubmitted():
+            return _decide_pod(state, submission, now, here)
+        case _:
+            return Decision(rejection=Rejection(kind=ev.DeadLetterKind.INVALID, reason=f"{name} is not an order submission"))
+
+
+def _decide_status(state: OrderState, sub: ev.StatusChanged, here: str, policy: Policy) -> Decision:
+    target = sub.to_status
+    allowed = STATUS_TRANSITIONS.get(target)
+    if allowed is None:
+        how = {S.DELIVERED: "an accepted POD", S.ASSIGNED: "OrderAssigned", S.CANCELLED: "OrderCancelled",
+               S.CREATED: "OrderCreated"}[target]
+        return _illegal(f"status {target.value} is reached through {how}, not StatusChanged ({here})")
+    if state.status not in allowed:
+        return _illegal(f"cannot go {state.status.value} -> {target.value}: {here}")
+    if target is S.FAILED and not sub.reason:
+        return Decision(rejection=Rejection(kind=ev.DeadLetterKind.INVALID, reason="a failed delivery needs a reason"))
+    accepted = dataclasses.replace(sub, from_status=state.status, rider_id=sub.rider_id or state.rider_id)
+    if target is not S.OUT_FOR_DELIVERY:
+        return Decision(ledger=(accepted,))
+    issued = otp.issue(policy.otp_key, state.order_id, sub.event_id)
+    notice = ev.OtpIssued(
+        event_id=derived_id(sub.event_id, "otp-issued"), occurred_at=sub.occurred_at, order_id=state.order_id,
+        tracking_id=state.tracking_id, otp_salt=issued.salt, otp_sealed=issued.sealed,
+        expires_at=sub.occurred_at + policy.otp_ttl, max_attempts=policy.otp_max_attempts,
+    )
+    return Decision(ledger=(accepted,), notifications=(notice,), otp_hash=issued.hash)
+
+
+def _decide_pod(state: OrderState, sub: ev.PodSubmitted, now: datetime, here: str) -> Decision:
+    if state.status not in POD_STATES:
+        return _illegal(f"POD submitted but {here}")
+
+    def rejected(reason: str, left: int) -> Decision:
+        return Decision(ledger=(sub, ev.PodRejected(
+            event_id=derived_id(sub.event_id, "pod-rejected"), occurred_at=sub.occurred_at, order_id=state.order_id,
+            rider_id=sub.rider_id, pod_event_id=sub.event_id, reason=reason, attempts_left=left)))
+
+    if state.otp_hash is None or state.otp_salt is None:
+        return rejected("no OTP was issued for this attempt", 0)
+    if state.otp_attempts_left <= 0:
+        return rejected("OTP locked after too many wrong entries", 0)
+    if state.otp_expires_at is not None and now > state.otp_expires_at:
+        return rejected("OTP expired", state.otp_attempts_left)
+    if not otp.matches(sub.otp_hash, state.otp_hash):
+        return rejected("wrong OTP", state.otp_attempts_left - 1)
+    accepted = ev.PodAccepted(event_id=derived_id(sub.event_id, "pod-accepted"), occurred_at=sub.occurred_at,
+                              order_id=state.order_id, rider_id=sub.rider_id, pod_event_id=sub.event_id)
+    delivered = ev.StatusChanged(event_id=derived_id(sub.event_id, "delivered"), occurred_at=sub.occurred_at,
+                                 order_id=state.order_id, from_status=state.status, to_status=S.DELIVERED,
+                                 reason="pod_otp", rider_id=sub.rider_id, location=sub.location)
+    return Decision(ledger=(sub, accepted, delivered))
+
+
+def evolve(state: OrderState | None, event: ev.Event) -> OrderState | None:
+    """The order after one ledger or notification event."""
+    if state is None:
+        if not isinstance(event, ev.OrderCreated):
+            raise ValueError(f"{type(event).__name__} cannot start order history")
+        return OrderState(order_id=event.order_id, tracking_id=event.tracking_id, hub_id=event.hub_id,
+                          status=S.CREATED, seen=frozenset({event.event_id}))
+    seen = state.seen | {event.event_id}
+    match event:
+        case ev.OrderCancelled():
+            return dataclasses.replace(state, status=S.CANCELLED, seen=seen)
+        case ev.OrderAssigned():
+            return dataclasses.replace(state, status=S.ASSIGNED, rider_id=event.rider_id, route_id=event.route_id, seen=seen)
+        case ev.StatusChanged():
+            attempts = state.attempts + (event.to_status is S.OUT_FOR_DELIVERY)
+            return dataclasses.replace(state, status=event.to_status, attempts=attempts, seen=seen)
+        case ev.OtpIssued():
+            return dataclasses.replace(state, otp_salt=event.otp_salt, otp_expires_at=event.expires_at,
+                                       otp_attempts_left=event.max_attempts, seen=seen)
+        case ev.PodRejected():
+            return dataclasses.replace(state, otp_attempts_left=max(0, min(state.otp_attempts_left, event.attempts_left)), seen=seen)
+        case _:
+            return dataclasses.replace(state, seen=seen)
+
+
+def apply(state: OrderState | None, decision: Decision) -> OrderState | None:
+    """Evolve through everything a decision emits. The OTP hash rides on the decision, not on
+    any event, so it exists only inside the order state."""
+    for event in (*decision.ledger, *decision.notifications):
+        state = evolve(state, event)
+    if decision.otp_hash is not None and state is not None:
+        state = dataclasses.replace(state, otp_hash=decision.otp_hash)
+    return state
