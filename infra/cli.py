@@ -77,7 +77,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if not args.json:
             reporter.start()
         try:
-            asyncio.run(runner.run(timeout_s=args.timeout))
+            asyncio.run(runner.run(timeout_s=args.timeout, alive=stack.worker_alive))
         finally:
             done.set()
         # Everything produced is now in Kafka; wait for the worker's last outputs and the projection.

@@ -74,8 +74,12 @@ class Settings:
     def validate(self) -> None:
         if self.kafka_partitions < 1:
             raise ValueError(f"MILESTREAM_KAFKA_PARTITIONS must be >= 1, got {self.kafka_partitions}")
-        if self.otp_max_attempts < 1:
-            raise ValueError(f"MILESTREAM_OTP_MAX_ATTEMPTS must be >= 1, got {self.otp_max_attempts}")
+        for name in ("otp_max_attempts", "otp_ttl_s", "projection_batch_size", "kafka_replication_factor"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"MILESTREAM_{name.upper()} must be >= 1, got {getattr(self, name)}")
+        for name in ("dispatch_time_limit_s", "projection_flush_s", "kafka_session_timeout_s", "kafka_heartbeat_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"MILESTREAM_{name.upper()} must be > 0, got {getattr(self, name)}")
         dsn = self.clickhouse_dsn
         if dsn and not dsn.startswith(("chdb://", "http://", "https://")):
             raise ValueError(f"MILESTREAM_CLICKHOUSE_DSN must start with chdb://, http:// or https://, got {dsn!r}")

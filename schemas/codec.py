@@ -199,11 +199,14 @@ class Codec:
             body = 5
         else:
             raise MalformedMessage(f"unknown framing byte 0x{data[0]:02x} (expected C3 01 or 00)")
+        stream = io.BytesIO(data[body:])
         try:
-            record = fastavro.schemaless_reader(io.BytesIO(data[body:]), writer.schema, writer.reader)
+            record = fastavro.schemaless_reader(stream, writer.schema, writer.reader)
             event = from_record(writer.cls, record)
         except Exception as exc:  # fastavro raises many types on garbage
             raise MalformedMessage(f"{writer.cls.__name__} body does not decode: {exc!r}") from exc
+        if stream.tell() != len(data) - body:
+            raise MalformedMessage(f"{writer.cls.__name__}: {len(data) - body - stream.tell()} bytes after the Avro body")
         check(event)
         return event
 

@@ -73,7 +73,9 @@ class DayRunner:
         await self._producer.send(name, key=event.key.encode(), value=self.codec.encode(event, name))
         self.progress.produced += 1
 
-    async def run(self, timeout_s: float = 600.0) -> Progress:
+    async def run(self, timeout_s: float = 600.0, alive: Callable[[], bool] = lambda: True) -> Progress:
+        """Play the day; stops with an error at ``timeout_s`` or as soon as ``alive()`` is False
+        (the worker process died: nothing would ever settle)."""
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
         self._producer = AIOKafkaProducer(**self.kafka, linger_ms=5, acks="all")
@@ -102,6 +104,8 @@ class DayRunner:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"day not finished after {timeout_s:.0f}s: {self.progress.settled} of "
                                        f"{len(self.day.orders)} orders settled")
+                if not alive():
+                    raise RuntimeError("the stream worker is not running (see its log); stopping the day")
                 if listener.done():
                     listener.result()
                 for r in riders:

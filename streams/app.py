@@ -28,6 +28,9 @@ AGENT_MODULES = ["streams.agents.orders", "streams.agents.riders", "streams.agen
 
 
 def create_app(settings: Settings) -> faust.App:
+    if not settings.kafka_bootstrap:
+        raise ValueError("MILESTREAM_KAFKA_BOOTSTRAP is empty: the worker needs a broker "
+                         "(`milestream up` starts the embedded one and sets it)")
     credentials: Any = None
     if settings.kafka_security_protocol.startswith("SASL"):
         credentials = faust.SASLCredentials(username=settings.kafka_sasl_username, password=settings.kafka_sasl_password,
@@ -78,17 +81,42 @@ notifications_topic = _topic(tp.NOTIFICATIONS)
 dead_letter_topic = _topic(tp.DEAD_LETTER)
 dispatch_topic = _topic(tp.DISPATCH_QUEUE)
 
-order_states = app.Table("order-state", default=None, partitions=settings.kafka_partitions, value_serializer="pickle",
-                         key_serializer="raw")
-rider_hubs = app.Table("rider-hub", default=None, partitions=settings.kafka_partitions, value_serializer="pickle",
-                       key_serializer="raw")
-rider_tracks = app.Table("rider-track", default=None, partitions=settings.kafka_partitions, value_serializer="pickle",
-                         key_serializer="raw")
-rider_routes = app.Table("rider-route", default=None, partitions=settings.kafka_partitions, value_serializer="pickle",
-                         key_serializer="raw")
+def handles_each(handler: Any) -> Any:
+    """Wrap a per-message handler so that an unexpected failure dead-letters that message
+    (kind processing_error, original bytes kept for replay) and the stream goes on."""
+
+    async def agent(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                await handler(event.message)
+            except Exception as exc:  # a bug or a poison message: never stop the stream
+                log.exception("handling %s/%s/%s failed", event.message.topic, event.message.partition,
+                              event.message.offset)
+                await dead_letter(event.message, ev.DeadLetterKind.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
+
+    agent.__name__ = handler.__name__
+    agent.__qualname__ = handler.__qualname__
+    agent.__module__ = handler.__module__
+    return agent
+
+
+def _table(name: str, use_partitioner: bool = False) -> Any:
+    """Keys are stream keys (raw bytes); values are our frozen state dataclasses, pickled.
+
+    Faust derives a table's serializers from model types (JSON otherwise), so they are set here.
+    Only this worker writes its changelog topics; keep them closed to other producers."""
+    table = app.Table(name, default=None, partitions=settings.kafka_partitions, use_partitioner=use_partitioner)
+    table.key_serializer = "raw"
+    table.value_serializer = "pickle"
+    return table
+
+
+order_states = _table("order-state")
+rider_hubs = _table("rider-hub")
+rider_tracks = _table("rider-track")
+rider_routes = _table("rider-route")
 # Written from the dispatch timer as well as the agent, so its changelog partition comes from the key.
-hub_pools = app.Table("hub-pool", default=None, partitions=settings.kafka_partitions, value_serializer="pickle",
-                      key_serializer="raw", use_partitioner=True)
+hub_pools = _table("hub-pool", use_partitioner=True)
 
 
 async def publish(topic: faust.TopicT, events: list[ev.Event] | tuple[ev.Event, ...], key: str | None = None) -> None:
@@ -115,7 +143,7 @@ async def dead_letter(message: Any, kind: ev.DeadLetterKind, reason: str) -> Non
     await publish(dead_letter_topic, [letter])
 
 
-async def decode(message: Any, allowed: tuple[type[ev.Event], ...]) -> ev.Event | None:
+async def decode(message: Any, allowed: tuple[type[ev.Event], ...], check_key: bool = True) -> ev.Event | None:
     """The first step of every handler: decode and check the message, or dead-letter it with
     the reason and return None so the stream goes on."""
     try:
@@ -133,7 +161,7 @@ async def decode(message: Any, allowed: tuple[type[ev.Event], ...]) -> ev.Event 
         await dead_letter(message, ev.DeadLetterKind.INVALID,
                           f"{type(event).__name__} does not belong on {message.topic}")
         return None
-    if message.key is not None and message.key != event.key.encode():
+    if check_key and message.key is not None and message.key != event.key.encode():
         await dead_letter(message, ev.DeadLetterKind.INVALID,
                           f"message key {message.key!r} differs from the event's stream key {event.key!r}")
         return None

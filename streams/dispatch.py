@@ -146,12 +146,15 @@ def apply_plan(pool: HubPool, plan: PlanInput, solution: Solution) -> PlanOutcom
     assignments: list[ev.OrderAssigned] = []
     routes: list[ev.RoutePlanned] = []
     for route in solution.routes:
-        if not route.visits:
+        # Orders cancelled and riders gone while the solver ran are not planned; they drop out of
+        # the route (the rest of it stays valid: removing a stop only makes it earlier).
+        visits = [v for v in route.visits if v.job_id in pool.pending]
+        if not visits or route.vehicle_id not in pool.free:
             continue
         rider = riders[route.vehicle_id]
         route_id = derived_id(plan_id, f"route/{rider.rider_id}")
         stops = []
-        for seq, visit in enumerate(route.visits, start=1):
+        for seq, visit in enumerate(visits, start=1):
             order = orders[visit.job_id]
             stops.append(ev.PlannedStop(order_id=order.order_id, kind=ev.StopKind.DROP, lat=order.lat, lon=order.lon,
                                         planned_arrival=t(visit.arrival_s), service_time_s=order.service_s))

@@ -72,7 +72,7 @@ class Decision:
     ledger: tuple[ev.OrderEvent, ...] = ()
     notifications: tuple[ev.OtpIssued, ...] = ()
     rejection: Rejection | None = None
-    duplicate: bool = False
+    duplicate: bool = False  # already applied (redelivery), or an observation overtaken by facts
     otp_hash: bytes | None = field(default=None, repr=False)  # kept in state only, never in an event
 
 
@@ -116,8 +116,15 @@ def decide(state: OrderState | None, submission: ev.Event, now: datetime, policy
             return Decision(rejection=Rejection(kind=ev.DeadLetterKind.INVALID, reason=f"{name} is not an order submission"))
 
 
+GEOFENCE = "geofence"
+PAST_ARRIVAL = frozenset({S.DELIVERED, S.FAILED, S.RETURNED_TO_HUB, S.CANCELLED})
+
+
 def _decide_status(state: OrderState, sub: ev.StatusChanged, here: str, policy: Policy) -> Decision:
     target = sub.to_status
+    if target is S.ARRIVED and sub.reason == GEOFENCE and state.status in PAST_ARRIVAL | {S.ARRIVED}:
+        # The geofence saw the rider stop after the handover was already recorded: nothing new.
+        return Decision(duplicate=True)
     allowed = STATUS_TRANSITIONS.get(target)
     if allowed is None:
         how = {S.DELIVERED: "an accepted POD", S.ASSIGNED: "OrderAssigned", S.CANCELLED: "OrderCancelled",

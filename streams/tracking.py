@@ -86,7 +86,7 @@ def on_ping(track: RiderTrack, stops: tuple[TrackedStop, ...], ping: ev.GpsPing,
     if track.last_time is not None:
         step = haversine_m(track.lat, track.lon, ping.lat, ping.lon)
         dt = (ping.device_time - track.last_time).total_seconds()
-        jitter = min(ping.accuracy_m or 10.0, 50.0)
+        jitter = min(ping.accuracy_m if ping.accuracy_m is not None else 10.0, 50.0)
         if step > jitter and step <= params.max_speed_mps * dt:
             distance += step
     moved = dataclasses.replace(track, last_time=ping.device_time, lat=ping.lat, lon=ping.lon, cell=cell, distance_m=distance)

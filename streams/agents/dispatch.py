@@ -18,6 +18,7 @@ from streams.app import (
     app,
     decode,
     dispatch_topic,
+    handles_each,
     hub_pools,
     inbox_topic,
     publish,
@@ -37,15 +38,16 @@ def _solver_pool() -> ProcessPoolExecutor:
     return _executor
 
 
-@app.agent(dispatch_topic)
-async def hub_dispatch(stream: Any) -> None:
-    async for event in stream.events():
-        item = await decode(event.message, tp.DISPATCH_QUEUE.events)
-        if item is None:
-            continue
-        hub = event.message.key.decode()
-        hub_pools[hub] = dispatch.on_event(hub_pools.get(hub) or dispatch.HubPool(hub_id=hub), item)
-        _last_change[hub] = time.monotonic()
+async def handle_hub_input(message: Any) -> None:
+    item = await decode(message, tp.DISPATCH_QUEUE.events, check_key=False)  # re-keyed by hub on purpose
+    if item is None:
+        return
+    hub = message.key.decode()
+    hub_pools[hub] = dispatch.on_event(hub_pools.get(hub) or dispatch.HubPool(hub_id=hub), item)
+    _last_change[hub] = time.monotonic()
+
+
+hub_dispatch = app.agent(dispatch_topic, name="hub_dispatch")(handles_each(handle_hub_input))
 
 
 @app.timer(interval=0.5)

@@ -12,6 +12,7 @@ from streams.app import (
     dead_letter,
     decode,
     dispatch_topic,
+    handles_each,
     inbox_topic,
     notifications_topic,
     order_states,
@@ -21,25 +22,25 @@ from streams.app import (
 )
 
 
-@app.agent(inbox_topic)
-async def order_lifecycle(stream: Any) -> None:
-    async for event in stream.events():
-        message = event.message
-        submission = await decode(message, tp.INBOX.events)
-        if submission is None:
-            continue
-        state = order_states.get(submission.key)
-        decision = lifecycle.decide(state, submission, submission.occurred_at, policy)
-        if decision.duplicate:
-            continue
-        if decision.rejection is not None:
-            await dead_letter(message, decision.rejection.kind, decision.rejection.reason)
-            continue
-        new_state = lifecycle.apply(state, decision)
-        assert new_state is not None
-        await publish(orders_topic, decision.ledger)
-        await publish(notifications_topic, decision.notifications)
-        # Dispatch sees new and withdrawn orders, re-keyed by hub.
-        await publish(dispatch_topic, [e for e in decision.ledger if isinstance(e, ev.OrderCreated | ev.OrderCancelled)],
-                      key=new_state.hub_id)
-        order_states[submission.key] = new_state
+async def handle_submission(message: Any) -> None:
+    submission = await decode(message, tp.INBOX.events)
+    if submission is None:
+        return
+    state = order_states.get(submission.key)
+    decision = lifecycle.decide(state, submission, submission.occurred_at, policy)
+    if decision.duplicate:
+        return
+    if decision.rejection is not None:
+        await dead_letter(message, decision.rejection.kind, decision.rejection.reason)
+        return
+    new_state = lifecycle.apply(state, decision)
+    assert new_state is not None
+    await publish(orders_topic, decision.ledger)
+    await publish(notifications_topic, decision.notifications)
+    # Dispatch sees new and withdrawn orders, re-keyed by hub.
+    await publish(dispatch_topic, [e for e in decision.ledger if isinstance(e, ev.OrderCreated | ev.OrderCancelled)],
+                  key=new_state.hub_id)
+    order_states[submission.key] = new_state
+
+
+order_lifecycle = app.agent(inbox_topic, name="order_lifecycle")(handles_each(handle_submission))
