@@ -126,7 +126,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings = Settings.from_env(**({"data_dir": args.data_dir} if args.data_dir else {}))
     stack = Stack(settings)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for sig in (signal.SIGTERM, signal.SIGINT):  # SIGINT too: a background start inherits it ignored
+        signal.signal(sig, lambda *_: stop.set())
     try:
         stack.start()
         s = stack.settings

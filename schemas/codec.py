@@ -139,10 +139,12 @@ class Codec:
     def __init__(self, schema_dir: Path = SCHEMA_DIR, registry: SchemaRegistryClient | None = None) -> None:
         by_name = {cls.__name__: cls for cls in ev.EVENT_TYPES}
         self._current: dict[type, tuple[Any, bytes]] = {}
+        self._source: dict[type, dict[str, Any]] = {}  # the .avsc as written, for the registry
         self._by_fingerprint: dict[bytes, _Writer] = {}
         for path in sorted(schema_dir.glob("*.avsc")):
-            parsed = fastavro.parse_schema(load_schema(path), _write_hint=False)
             cls = by_name[path.stem]
+            self._source[cls] = load_schema(path)
+            parsed = fastavro.parse_schema(self._source[cls], _write_hint=False)
             fp = schema_fingerprint(parsed)
             self._current[cls] = (parsed, SINGLE_OBJECT_MAGIC + fp)
             self._by_fingerprint[fp] = _Writer(parsed, cls, None)
@@ -168,7 +170,10 @@ class Codec:
 
     def encode(self, event: ev.Event, topic: str = "") -> bytes:
         """Validate (schema and contract rules) and encode. Raises InvalidEvent or ValueError."""
-        check(event)
+        try:
+            check(event)
+        except TypeError as exc:  # e.g. a string where a number belongs
+            raise InvalidEvent(f"{type(event).__name__}: {exc}") from exc
         schema, header = self._current[type(event)]
         record = to_record(event)
         try:
@@ -216,8 +221,10 @@ class Codec:
         key = (topic, cls)
         if key not in self._registry_ids:
             assert self._registry is not None
+            if not topic:
+                raise ValueError("with a schema registry, encode() needs the topic (subject is <topic>-<record>)")
             subject = f"{topic}-milestream.events.{cls.__name__}"  # TopicRecordNameStrategy
-            schema_json = json.dumps(load_schema(SCHEMA_DIR / f"{cls.__name__}.avsc"))
+            schema_json = json.dumps(self._source[cls])
             self._registry_ids[key] = self._registry.register(subject, schema_json)
         return self._registry_ids[key]
 

@@ -1,7 +1,7 @@
 """Python mirrors of the ``.avsc`` files in this folder.
 
 The ``.avsc`` files are the contract; these frozen dataclasses mirror them field for field
-(``tests/unit/test_schema_parity.py`` checks both directions). Timestamps are tz-aware UTC
+(``tests/unit/schemas/test_schema_parity.py`` checks both directions). Timestamps are tz-aware UTC
 ``datetime``; Avro arrays are tuples so events stay immutable.
 """
 

@@ -43,8 +43,9 @@ def check(event: ev.Event) -> None:
             _lat_lon("start", event.start.lat, event.start.lon)
             if event.shift_end <= event.shift_start:
                 raise InvalidEvent("shift_end must be after shift_start")
-            if min(event.capacity_weight_kg, event.capacity_volume_l, event.capacity_units) < 0:
-                raise InvalidEvent("capacities must be >= 0")
+            for value in (event.capacity_weight_kg, event.capacity_volume_l, event.capacity_units):
+                if not (value >= 0 and math.isfinite(value)):
+                    raise InvalidEvent(f"capacities must be finite and >= 0, got {value}")
         case ev.GpsPing():
             _lat_lon("ping", event.lat, event.lon)
             if event.accuracy_m is not None and not event.accuracy_m >= 0:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from schemas import events as ev
 from simulator.world import offset_point, rng_for, sim_id
-from streams.geo import haversine_m
+from solver.model import haversine_m
 
 FAILURE_REASONS = ("customer_not_available", "address_not_found")
 
@@ -83,7 +83,7 @@ def drive(route: ev.RoutePlanned, vehicle_speed_mps: float, start_at: datetime, 
 
     def travel(to_lat: float, to_lon: float) -> Iterator[Step]:
         nonlocal t, lat, lon
-        dist = haversine_m(lat, lon, to_lat, to_lon)
+        dist = haversine_m((lat, lon), (to_lat, to_lon))
         speed = vehicle_speed_mps * rng.uniform(*params.speed_factor)
         duration = dist / speed
         heading = math.degrees(math.atan2(to_lon - lon, to_lat - lat)) % 360

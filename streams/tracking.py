@@ -15,7 +15,7 @@ from datetime import datetime
 import h3
 
 from schemas import events as ev
-from streams.geo import haversine_m
+from solver.model import haversine_m
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,7 +84,7 @@ def on_ping(track: RiderTrack, stops: tuple[TrackedStop, ...], ping: ev.GpsPing,
     cell = h3.latlng_to_cell(ping.lat, ping.lon, params.h3_resolution)
     distance = track.distance_m
     if track.last_time is not None:
-        step = haversine_m(track.lat, track.lon, ping.lat, ping.lon)
+        step = haversine_m((track.lat, track.lon), (ping.lat, ping.lon))
         dt = (ping.device_time - track.last_time).total_seconds()
         jitter = min(ping.accuracy_m if ping.accuracy_m is not None else 10.0, 50.0)
         if step > jitter and step <= params.max_speed_mps * dt:
@@ -104,7 +104,7 @@ def _detect_arrival(track: RiderTrack, stops: tuple[TrackedStop, ...], ping: ev.
     inside = -1
     for i in range(track.next_stop, min(len(stops), track.next_stop + params.lookahead)):
         stop = stops[i]
-        if cell in stop.near_cells and haversine_m(ping.lat, ping.lon, stop.lat, stop.lon) <= radius:
+        if cell in stop.near_cells and haversine_m((ping.lat, ping.lon), (stop.lat, stop.lon)) <= radius:
             inside = i
             break
     if inside < 0:

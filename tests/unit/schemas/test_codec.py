@@ -8,7 +8,6 @@ import enum
 import io
 import json
 import random
-import shutil
 import struct
 import threading
 from collections.abc import Iterator
@@ -368,13 +367,9 @@ def test_a_decoded_contract_violation_raises_invalid_event(codec: Codec) -> None
 
 
 @pytest.fixture
-def evolved_dir(tmp_path: Path) -> Path:
+def evolved_dir(schema_dir: Path) -> Path:
     """Current schemas are the real ones; released/v1 has a GpsPing without ``battery_pct``."""
-    target = tmp_path / "schemas"
-    target.mkdir()
-    for path in SCHEMA_DIR.glob("*.avsc"):
-        shutil.copy(path, target / path.name)
-    shutil.copytree(SCHEMA_DIR / "released", target / "released")
+    target = schema_dir
     v1 = target / "released" / "v1" / "GpsPing.avsc"
     schema = json.loads(v1.read_text())
     schema["fields"] = [f for f in schema["fields"] if f["name"] != "battery_pct"]
@@ -530,3 +525,27 @@ def test_a_default_codec_refuses_confluent_framing_as_unknown_schema(registry: F
 def test_trailing_bytes_after_the_body_are_malformed(codec: Codec) -> None:
     with pytest.raises(MalformedMessage):
         codec.decode(codec.encode(PING) + b"junk")
+
+
+def test_the_registry_gets_the_schema_of_the_codecs_own_folder(registry: FakeRegistry, schema_dir: Path) -> None:
+    """A codec over another schema folder registers that folder's schema, not the package's."""
+    path = schema_dir / "GpsPing.avsc"
+    schema = json.loads(path.read_text())
+    schema["doc"] = "a folder of our own"
+    path.write_text(json.dumps(schema))
+    Codec(schema_dir=schema_dir, registry=SchemaRegistryClient(registry.url)).encode(PING, "t.gps")
+    registered = [json.loads(s) for s in registry.schemas.values()]
+    assert [s["doc"] for s in registered] == ["a folder of our own"]
+
+
+def test_registry_encoding_needs_the_topic(registry: FakeRegistry) -> None:
+    with pytest.raises(ValueError, match="needs the topic"):
+        Codec(registry=SchemaRegistryClient(registry.url)).encode(PING)
+
+
+def test_non_finite_capacity_and_non_numeric_latitude_are_invalid(codec: Codec) -> None:
+    shift = EVENTS[ev.RiderShiftStarted]
+    with pytest.raises(InvalidEvent, match="capacities"):
+        codec.encode(dataclasses.replace(shift, capacity_weight_kg=float("nan")))
+    with pytest.raises(InvalidEvent):
+        codec.encode(dataclasses.replace(PING, lat="12"))  # type: ignore[arg-type]

@@ -15,15 +15,6 @@ from schemas import compat
 SCHEMA_DIR = compat.SCHEMA_DIR
 
 
-@pytest.fixture
-def schema_dir(tmp_path: Path) -> Path:
-    """A copy of the real schema folder (current + released) to break on purpose."""
-    target = tmp_path / "schemas"
-    target.mkdir()
-    for path in SCHEMA_DIR.glob("*.avsc"):
-        shutil.copy(path, target / path.name)
-    shutil.copytree(SCHEMA_DIR / "released", target / "released")
-    return target
 
 
 def edit(path: Path, change: Callable[[dict[str, Any]], None]) -> None:

@@ -11,7 +11,7 @@ import pytest
 from schemas import Codec
 from schemas import events as ev
 from simulator import world
-from streams.geo import haversine_m
+from solver.model import haversine_m
 
 SMALL = world.DayConfig(seed=11, orders=60, riders=7)
 
@@ -54,7 +54,7 @@ def test_orders_fall_within_the_radius_and_their_windows_within_the_day() -> Non
     first = cfg.day_start + timedelta(minutes=30)
     last_end = first + timedelta(hours=cfg.windows_until_h)
     for o in day.orders:
-        assert haversine_m(cfg.hub_lat, cfg.hub_lon, o.drop.lat, o.drop.lon) <= cfg.radius_km * 1000 * 1.01
+        assert haversine_m((cfg.hub_lat, cfg.hub_lon), (o.drop.lat, o.drop.lon)) <= cfg.radius_km * 1000 * 1.01
         assert o.window_end - o.window_start == timedelta(hours=cfg.window_hours)
         assert first <= o.window_start and o.window_end <= last_end
         assert o.units >= 1 and o.weight_kg > 0
@@ -78,7 +78,7 @@ def test_day_config_refuses_an_empty_day(orders: int, riders: int) -> None:
 
 def test_offset_point_moves_by_the_given_metres() -> None:
     lat, lon = world.offset_point(12.97, 77.59, 300.0, 400.0)
-    assert haversine_m(12.97, 77.59, lat, lon) == pytest.approx(500.0, rel=0.01)
+    assert haversine_m((12.97, 77.59), (lat, lon)) == pytest.approx(500.0, rel=0.01)
     assert math.isclose(world.offset_point(12.97, 77.59, 0, 0)[0], 12.97)
 
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from schemas import events as ev
+from solver.model import haversine_m
 from streams import tracking as tr
-from streams.geo import haversine_m
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 HUB = (12.9716, 77.5946)
@@ -102,7 +102,7 @@ def test_pass_by_at_speed_through_a_stop_is_not_an_arrival() -> None:
     stops = tr.route_stops(route())
     # 10 m/s, south to north straight over stop 1, a ping every 5 s (50 m)
     pings = [ping(i * 5, offset(-500 + 50 * i, 0, STOP_POINTS[0])) for i in range(21)]
-    inside = [p for p in pings if haversine_m(p.lat, p.lon, *STOP_POINTS[0]) <= PARAMS.radius_m + 5]
+    inside = [p for p in pings if haversine_m((p.lat, p.lon), STOP_POINTS[0]) <= PARAMS.radius_m + 5]
     assert len(inside) >= 2  # it did go through the geofence
     track, arrivals = feed(on_route(), stops, pings)
     assert arrivals == []
