@@ -7,8 +7,8 @@ import uuid
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
+from harness import isolated_settings, new_id, order_created
 
-from conftest import isolated_settings, new_id, order_created
 from infra.kafka import aiokafka_config, confluent_config, ensure_topics, producer_config
 from infra.settings import Settings
 from infra.stack import count_events
@@ -78,7 +78,7 @@ def test_assign_and_commit_without_group_join(settings: Settings) -> None:
 def test_counting_does_not_trust_end_offsets(settings: Settings) -> None:
     """Tansu reports the high watermark short after multi-record batches (base offset of the
     last batch + 1). Our audit counts by reading, so it is exact anyway."""
-    from conftest import CODEC
+    from harness import CODEC
 
     own = isolated_settings(settings, "hw")
     ensure_topics(own, (tp.INBOX,))

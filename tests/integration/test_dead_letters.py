@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import struct
 
-from conftest import CODEC, Kafka, new_id, order_created
+from harness import CODEC, Kafka, new_id, order_created
+
 from schemas import events as ev
 
 

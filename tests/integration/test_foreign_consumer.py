@@ -12,8 +12,8 @@ from pathlib import Path
 import fastavro
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from fastavro.schema import fingerprint, to_parsing_canonical_form
+from harness import Kafka, new_id, order_created
 
-from conftest import Kafka, new_id, order_created
 from infra.settings import Settings
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"

@@ -8,7 +8,8 @@ import threading
 import time
 from datetime import timedelta
 
-from conftest import Kafka, isolated_settings, new_id, order_created, shift_started
+from harness import Kafka, isolated_settings, new_id, order_created, shift_started
+
 from infra.kafka import confluent_config
 from infra.settings import Settings
 from projections.writer import ProjectionWriter

@@ -9,8 +9,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from harness import Kafka, isolated_settings, new_id, now, order_created
 
-from conftest import Kafka, isolated_settings, new_id, now, order_created
 from infra.kafka import confluent_config, ensure_topics
 from infra.settings import Settings
 from projections.writer import ProjectionWriter

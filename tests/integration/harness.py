@@ -1,0 +1,95 @@
+"""Helpers for the integration tests: producing events, waiting for what the system writes,
+and building test events. (Kept out of conftest.py: test modules import it by a unique name.)"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from infra.kafka import confluent_config, producer_config
+from infra.settings import Settings
+from schemas import Codec
+from schemas import events as ev
+
+CODEC = Codec()
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Kafka:
+    """Produce events and wait for what the system writes, reading from the start of a topic."""
+
+    def __init__(self, settings: Settings) -> None:
+        from confluent_kafka import Producer
+
+        self.settings = settings
+        self.producer = Producer(producer_config(settings))
+
+    def produce(self, topic: str, event: ev.Event | None = None, *, raw: bytes | None = None, key: str | None = None) -> None:
+        name = self.settings.topic(topic)
+        value = raw if raw is not None else CODEC.encode(event, name)  # type: ignore[arg-type]
+        self.producer.produce(name, key=(key or (event.key if event else "")).encode(), value=value)
+        self.producer.flush(10)
+
+    def wait_for(self, topic: str, predicate: Callable[[Any], bool], *, count: int = 1, timeout_s: float = 60.0,
+                 decode: bool = True) -> list[Any]:
+        """Messages on ``topic`` (decoded events, or raw confluent messages) matching ``predicate``,
+        once at least ``count`` have been seen; fails at the deadline."""
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+        name = self.settings.topic(topic)
+        consumer = Consumer(confluent_config(self.settings, **{"group.id": f"probe-{new_id()}", "enable.auto.commit": False}))
+        try:
+            parts = consumer.list_topics(name, timeout=10).topics[name].partitions
+            consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in parts])
+            found: list[Any] = []
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                for m in consumer.consume(num_messages=1000, timeout=0.3):
+                    if m.error():
+                        continue
+                    item = CODEC.decode(m.value()) if decode else m
+                    if predicate(item):
+                        found.append(item)
+                if len(found) >= count:
+                    return found
+            raise AssertionError(f"{len(found)} of {count} expected messages on {name} after {timeout_s}s: {found}")
+        finally:
+            consumer.close()
+
+
+def order_created(**overrides: Any) -> ev.OrderCreated:
+    t = now()
+    fields: dict[str, Any] = dict(
+        event_id=new_id(), occurred_at=t, order_id=f"ord-{new_id()}", tracking_id="TRK1", hub_id="hub-test",
+        mode=ev.DeliveryMode.LAST_MILE, drop=ev.Location(lat=12.975, lon=77.60, address="1 Test Road"),
+        window_start=t, window_end=t.replace(hour=23, minute=59), service_time_s=60, weight_kg=1.0, volume_l=2.0, units=1)
+    fields.update(overrides)
+    return ev.OrderCreated(**fields)
+
+
+def shift_started(hub_id: str, **overrides: Any) -> ev.RiderShiftStarted:
+    t = now()
+    fields: dict[str, Any] = dict(
+        event_id=new_id(), occurred_at=t, rider_id=f"rider-{new_id()[:8]}", hub_id=hub_id,
+        vehicle_type=ev.VehicleType.SCOOTER, capacity_weight_kg=30, capacity_volume_l=90, capacity_units=25,
+        shift_start=t, shift_end=t.replace(hour=23, minute=59), start=ev.GeoPoint(lat=12.9716, lon=77.5946))
+    fields.update(overrides)
+    return ev.RiderShiftStarted(**fields)
+
+
+def isolated_settings(settings: Settings, tag: str) -> Settings:
+    """The session's broker with topics, groups and a database of this test's own."""
+    run = uuid.uuid4().hex[:6]
+    return dataclasses.replace(settings, topic_prefix=f"{tag}{run}.", app_id=f"{tag}{run}",
+                               clickhouse_database=f"{tag}_{run}")
