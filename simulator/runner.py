@@ -166,7 +166,9 @@ class DayRunner:
         # The rider app shows the route once every stop is confirmed assigned in the ledger.
         for stop in route.stops:
             await self._assigned.setdefault(stop.order_id, asyncio.Event()).wait()
-        start_at = max(self.clock.now(), route.planned_start)
+        # The plan's start, not "now": what the rider reports depends on the seed and the plan
+        # only. If the sim clock is already past it, the first pings are sent as fast as possible.
+        start_at = route.planned_start
         for stop in route.stops:
             await self._send(tp.INBOX, ev.StatusChanged(
                 event_id=driving.new_event_id(seed, route.route_id, stop.order_id, "out"), occurred_at=start_at,
