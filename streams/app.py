@@ -100,15 +100,26 @@ def handles_each(handler: Any) -> Any:
     return agent
 
 
-def _table(name: str, use_partitioner: bool = False) -> Any:
-    """Keys are stream keys (raw bytes); values are our frozen state dataclasses, pickled.
+class PickledState:
+    """Value type of our tables: frozen state dataclasses, pickled.
 
-    Faust derives a table's serializers from model types (JSON otherwise), so they are set here.
-    Only this worker writes its changelog topics; keep them closed to other producers."""
-    table = app.Table(name, default=None, partitions=settings.kafka_partitions, use_partitioner=use_partitioner)
-    table.key_serializer = "raw"
-    table.value_serializer = "pickle"
-    return table
+    Faust takes a table's value serializer from ``value_type._options.serializer`` when it
+    registers the table, changelog and recovery included (JSON otherwise). Only this worker
+    writes its changelog topics; keep them closed to other producers."""
+
+    class _options:  # noqa: N801 - the attribute Faust reads
+        serializer = "pickle"
+
+    @classmethod
+    def from_data(cls, data: Any, *, preferred_type: Any = None) -> Any:
+        """Faust hands decoded values to the value type; ours are complete already."""
+        return data
+
+
+def _table(name: str, use_partitioner: bool = False) -> Any:
+    """Keys are stream keys (raw bytes)."""
+    return app.Table(name, default=None, partitions=settings.kafka_partitions, use_partitioner=use_partitioner,
+                     key_type=bytes, value_type=PickledState)
 
 
 order_states = _table("order-state")

@@ -27,7 +27,7 @@ from streams.app import (
 )
 
 log = logging.getLogger(__name__)
-_last_change: dict[str, float] = {}
+_last_change: dict[bytes, float] = {}
 _executor: ProcessPoolExecutor | None = None
 
 
@@ -42,8 +42,8 @@ async def handle_hub_input(message: Any) -> None:
     item = await decode(message, tp.DISPATCH_QUEUE.events, check_key=False)  # re-keyed by hub on purpose
     if item is None:
         return
-    hub = message.key.decode()
-    hub_pools[hub] = dispatch.on_event(hub_pools.get(hub) or dispatch.HubPool(hub_id=hub), item)
+    hub = message.key  # raw bytes: the table key
+    hub_pools[hub] = dispatch.on_event(hub_pools.get(hub) or dispatch.HubPool(hub_id=hub.decode()), item)
     _last_change[hub] = time.monotonic()
 
 

@@ -26,7 +26,8 @@ async def handle_submission(message: Any) -> None:
     submission = await decode(message, tp.INBOX.events)
     if submission is None:
         return
-    state = order_states.get(submission.key)
+    key = submission.key.encode()  # table keys are the raw message keys
+    state = order_states.get(key)
     decision = lifecycle.decide(state, submission, submission.occurred_at, policy)
     if decision.duplicate:
         return
@@ -40,7 +41,7 @@ async def handle_submission(message: Any) -> None:
     # Dispatch sees new and withdrawn orders, re-keyed by hub.
     await publish(dispatch_topic, [e for e in decision.ledger if isinstance(e, ev.OrderCreated | ev.OrderCancelled)],
                   key=new_state.hub_id)
-    order_states[submission.key] = new_state
+    order_states[key] = new_state
 
 
 order_lifecycle = app.agent(inbox_topic, name="order_lifecycle")(handles_each(handle_submission))

@@ -15,15 +15,15 @@ async def handle_shift(message: Any) -> None:
         return
     if isinstance(shift, ev.RiderShiftStarted):
         await publish(dispatch_topic, [shift], key=shift.hub_id)
-        rider_hubs[shift.key] = shift.hub_id
+        rider_hubs[shift.key.encode()] = shift.hub_id
     elif isinstance(shift, ev.RiderShiftEnded):
-        hub = rider_hubs.get(shift.key)
+        hub = rider_hubs.get(shift.key.encode())
         if hub is None:
             await dead_letter(message, ev.DeadLetterKind.ILLEGAL_TRANSITION,
                               f"rider {shift.rider_id} ended a shift that never started")
             return
         await publish(dispatch_topic, [shift], key=hub)
-        rider_hubs[shift.key] = None
+        rider_hubs[shift.key.encode()] = None
 
 
 rider_shifts = app.agent(riders_topic, name="rider_shifts")(handles_each(handle_shift))

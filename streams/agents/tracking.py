@@ -30,8 +30,9 @@ async def handle_rider_input(message: Any) -> None:
     item = await decode(message, tp.GPS.events + tp.ROUTES.events)
     if item is None:
         return
-    key = item.key
-    track = rider_tracks.get(key) or tracking.RiderTrack(rider_id=key)
+    rider_id = item.key
+    key = rider_id.encode()  # table keys are the raw message keys
+    track = rider_tracks.get(key) or tracking.RiderTrack(rider_id=rider_id)
     if isinstance(item, ev.RoutePlanned):
         rider_routes[key] = tracking.route_stops(item, PARAMS)
         rider_tracks[key] = tracking.start_route(track, item.route_id)
@@ -42,7 +43,7 @@ async def handle_rider_input(message: Any) -> None:
         await publish(inbox_topic, [
             ev.StatusChanged(event_id=derived_id(f"{a.route_id}/{a.order_id}", "arrived"), occurred_at=a.at,
                              order_id=a.order_id, to_status=ev.OrderStatus.ARRIVED, reason=lifecycle.GEOFENCE,
-                             rider_id=key, location=ev.GeoPoint(lat=a.lat, lon=a.lon))
+                             rider_id=rider_id, location=ev.GeoPoint(lat=a.lat, lon=a.lon))
             for a in arrivals
         ])
     if new_track is not track:

@@ -63,7 +63,7 @@ class Kafka:
                         found.append(item)
                 if len(found) >= count:
                     return found
-            raise AssertionError(f"{len(found)} of {count} expected messages on {name} after {timeout_s}s: {found}")
+            raise AssertionError(f"{len(found)} of {count} expected messages on {name} after {timeout_s}s: {found[:3]}")
         finally:
             consumer.close()
 
