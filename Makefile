@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test unit lint clean
+.PHONY: install run test unit lint bench clean
 
 install: $(STAMP)
 
@@ -21,6 +21,10 @@ test: install  ## unit + integration tests (real Tansu broker, Faust worker, chd
 
 unit: install
 	$(PY) -m pytest tests/unit
+
+bench: install  ## solver vs best-known solutions, PyVRP and VROOM side by side (minutes; not a test)
+	$(PY) -m pip install -q -e '.[bench]'
+	$(VENV)/bin/milestream bench solver --time-limit 10
 
 lint: install
 	$(VENV)/bin/ruff check .

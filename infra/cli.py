@@ -184,6 +184,145 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- solve / bench -------------------------------------------------------------------------------
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BENCH_DATA = REPO_ROOT.parent / "shared" / "benchmarks" / "vrptw"  # ../shared/benchmarks/vrptw from the repo
+
+
+def _read_text(path: str, what: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ValueError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise ValueError(f"{what} {path} is a directory, not a file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{what} {path} cannot be read ({exc})") from None
+
+
+def _check_time_limit(seconds: float) -> None:
+    if not (0 < seconds < float("inf")):
+        raise ValueError(f"--time-limit {seconds:g} must be a positive number of seconds")
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    from solver import SolveParams, solomon, solve
+    from solver.problem_json import problem_from_json
+    from solver.verify import verify
+
+    _check_time_limit(args.time_limit)
+    params = SolveParams(time_limit_s=args.time_limit)
+    text = _read_text(args.file, "problem file")
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{args.file} is not valid JSON ({exc})") from None
+        problem = problem_from_json(data)
+        solution = solve(problem, params)
+        out = {"vehicles": sum(1 for r in solution.routes if r.visits), "distance": round(solution.distance_m(), 1),
+               "routes": [[v.job_id for v in r.visits] for r in solution.routes if r.visits],
+               "unassigned": [u.job_id for u in solution.unassigned]}
+        problems = solution.violations(problem)
+        title = f"{args.file}: {len(problem.jobs)} jobs, {len(problem.vehicles)} vehicles"
+        reasons = {u.job_id: u.reason for u in solution.unassigned}
+    else:
+        try:
+            instance = solomon.parse(text)
+        except ValueError as exc:
+            raise ValueError(f"{args.file} is neither a JSON problem nor a Solomon instance ({exc})") from None
+        problem, numbers = solomon.to_problem(instance)
+        routes, unassigned = solomon.plan(solve(problem, params), numbers)
+        verdict = verify(instance, routes)
+        out = {"vehicles": verdict.vehicles, "distance": verdict.distance, "routes": routes, "unassigned": unassigned}
+        problems = verdict.problems
+        title = (f"{instance.name}: {len(instance.customers)} customers, fleet {instance.fleet} x capacity "
+                 f"{instance.capacity:g}; distances: Euclidean truncated to one decimal (DIMACS)")
+        reasons = {}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(title)
+        print(f"{out['vehicles']} vehicles, distance {out['distance']}")
+        for k, route in enumerate(out["routes"], start=1):
+            print(f"  route {k}: {' '.join(map(str, route))}")
+        for u in out["unassigned"]:
+            print(f"  unassigned {u}" + (f": {reasons[u]}" if u in reasons else ""))
+    for problem_text in problems:
+        _err(f"milestream solve: infeasible plan: {problem_text}")
+    return 1 if problems or out["unassigned"] else 0
+
+
+def _fmt(x: float | None, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from solver import bench, solomon
+
+    _check_time_limit(args.time_limit)
+    data = Path(args.data_dir) if args.data_dir else BENCH_DATA
+    if not (data / "solomon").is_dir() or not (data / "solomon_bks.csv").is_file():
+        raise ValueError(f"no benchmark data in {data} (expected solomon/*.txt and solomon_bks.csv; see --data-dir)")
+    names = args.instances.split(",") if args.instances else None
+    paths = solomon.instance_files(data / "solomon", names)
+    missing = [p.stem for p in paths if not p.is_file()]
+    if missing or not paths:
+        raise ValueError(f"no instance files for {', '.join(missing) or 'any instance'} in {data / 'solomon'}")
+    solvers = [bench.OURS]
+    for peer in (p.strip() for p in args.peers.split(",") if p.strip()):
+        why = bench.missing_peer(peer)
+        if why and peer not in bench.PEERS:
+            raise ValueError(why)
+        if why:
+            _err(f"milestream bench: {why}")
+        else:
+            solvers.append(peer)
+    bks = solomon.read_bks(data / "solomon_bks.csv")
+    _err(f"milestream bench solver: {len(paths)} instances x {', '.join(solvers)}, {args.time_limit:g}s each, "
+         f"DIMACS distances against {solomon.CONVENTION} best-known solutions")
+    runs = bench.bench(paths, bks, args.time_limit, solvers, seed=args.seed, progress=_err)
+    summary = bench.summarize(runs, solvers)
+    by = {(r.instance, r.solver): r for r in runs}
+    instances = list(dict.fromkeys(r.instance for r in runs))
+    if args.json:
+        print(json.dumps({
+            "time_limit": args.time_limit, "convention": solomon.CONVENTION, "solvers": solvers,
+            "instances": [{"instance": name,
+                           "bks": {"vehicles": bks[name].vehicles, "distance": bks[name].distance} if name in bks else None,
+                           "results": {s: {"vehicles": by[name, s].vehicles, "distance": by[name, s].distance,
+                                           "gap_pct": by[name, s].gap, "seconds": round(by[name, s].seconds, 3),
+                                           "feasible": by[name, s].ok, "problems": by[name, s].problems}
+                                       for s in solvers}} for name in instances],
+            "summary": [{"solver": x.solver, "instances": x.instances, "feasible": x.feasible,
+                         "mean_gap_pct": x.mean_gap, "median_gap_pct": x.median_gap,
+                         "total_seconds": round(x.total_seconds, 3), "time_ratio_to_ours": x.time_ratio}
+                        for x in summary]}))
+    else:
+        columns = ["instance", "bks veh", "bks dist"]
+        for s in solvers:
+            columns += [f"{s} veh", "dist", "gap%", "s"]
+        rows = []
+        for name in instances:
+            b = bks.get(name)
+            row: list[Any] = [name, b.vehicles if b else "-", _fmt(b.distance if b else None, ".1f")]
+            for s in solvers:
+                r = by[name, s]
+                row += [r.vehicles, f"{r.distance:.1f}" if r.ok else "INFEASIBLE", _fmt(r.gap, "+.2f"),
+                        f"{r.seconds:.1f}"]
+            rows.append(row)
+        print(_table(rows, columns))
+        print()
+        print(_table([[x.solver, f"{x.feasible}/{x.instances}", _fmt(x.mean_gap, "+.2f"), _fmt(x.median_gap, "+.2f"),
+                       f"{x.total_seconds:.1f}", _fmt(x.time_ratio, ".2f")] for x in summary],
+                     ["solver", "feasible", "mean gap%", "median gap%", "total s", "time / ours"]))
+        for r in runs:
+            for problem_text in r.problems:
+                _err(f"milestream bench: {r.solver} {r.instance}: {problem_text}")
+    return 0 if all(r.ok for r in runs) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="milestream",
@@ -218,6 +357,36 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_sql)
     c = sub.add_parser("config", help="print every setting, its value and default (secrets masked)")
     c.set_defaults(func=cmd_config)
+    so = sub.add_parser("solve", help="plan routes for a Solomon instance or a JSON problem file and print them",
+                        description="Reads a Solomon VRPTW instance (classic text format; DIMACS convention: arcs "
+                                    "truncated to one decimal) or a JSON problem (fields of solver.model.Problem, see "
+                                    "solver/problem_json.py), solves it and prints the routes (Solomon customer "
+                                    "numbers or job ids). Exit code 1 if the plan leaves jobs out or fails the check.")
+    so.add_argument("file", help="a Solomon .txt instance or a JSON problem file")
+    so.add_argument("--time-limit", type=float, default=5.0, help="search time in seconds (default 5)")
+    so.add_argument("--json", action="store_true",
+                    help='print one JSON object {"vehicles", "distance", "routes", "unassigned"}')
+    so.set_defaults(func=cmd_solve)
+    be = sub.add_parser("bench", help="benchmark the route solver on the Solomon VRPTW instances (not a test)",
+                        description="Benchmarks; `bench solver` runs our solver (and optional peers) on Solomon "
+                                    "instances, checks every plan independently and prints vehicles, distance, gap "
+                                    "to the best-known DIMACS distance and wall time.")
+    bsub = be.add_subparsers(dest="target", required=True)
+    bs = bsub.add_parser("solver", help="Solomon VRPTW: ours vs best-known solutions and peer solvers",
+                         description="Per instance: vehicles, distance (arcs truncated to one decimal), gap % to "
+                                     "the dist_trunc1 best-known distance and wall time, for our solver and each "
+                                     "peer (PyVRP, VROOM; optional, pip install 'milestream[bench]'), every plan "
+                                     "verified by solver.verify; then mean/median gap and time ratio per solver. "
+                                     "Progress goes to stderr. Exit code 1 if any plan is infeasible.")
+    bs.add_argument("--time-limit", type=float, default=10.0, help="seconds per instance and solver (default 10)")
+    bs.add_argument("--instances", help="comma-separated names, e.g. C101,R101 (default: all in the data dir)")
+    bs.add_argument("--peers", default="pyvrp,vroom", help="comma-separated peers to run too, '' for none "
+                                                          "(default pyvrp,vroom; skipped if not installed)")
+    bs.add_argument("--seed", type=int, default=0, help="random seed for the solvers that take one (default 0)")
+    bs.add_argument("--data-dir", help=f"benchmark data with solomon/*.txt and solomon_bks.csv "
+                                       f"(default ../shared/benchmarks/vrptw from the repo: {BENCH_DATA})")
+    bs.add_argument("--json", action="store_true", help="print one JSON object with every run and the summary")
+    bs.set_defaults(func=cmd_bench)
     return p
 
 

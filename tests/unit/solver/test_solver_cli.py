@@ -1,0 +1,121 @@
+"""`milestream solve` and `milestream bench solver` on tiny inputs (in-process, short time limits)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import solomon_tiny as tiny
+
+from infra.cli import main
+from solver import bench, solomon
+from solver.verify import verify
+
+KEYS = ["vehicles", "distance", "routes", "unassigned"]
+
+
+@pytest.fixture
+def tiny_file(tmp_path: Path) -> Path:
+    path = tmp_path / "TINY8.txt"
+    path.write_bytes(tiny.text().encode())
+    return path
+
+
+def test_solve_json_prints_a_plan_that_verifies(tiny_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["solve", str(tiny_file), "--time-limit", "0.3", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert list(out) == KEYS
+    assert out["unassigned"] == []
+    verdict = verify(solomon.parse(tiny.text()), out["routes"])
+    assert verdict.problems == []
+    assert (out["vehicles"], out["distance"]) == (verdict.vehicles, verdict.distance)
+    assert sorted(n for r in out["routes"] for n in r) == list(range(1, 9))  # Solomon customer numbers
+
+
+def test_solve_prints_routes_with_customer_numbers(tiny_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["solve", str(tiny_file), "--time-limit", "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("TINY8: 8 customers, fleet 3 x capacity 30")
+    assert "route 1: " in out
+
+
+def test_solve_a_json_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({
+        "locations": [[52.52, 13.40], [52.53, 13.41], [52.51, 13.42]],
+        "matrix": [[0, 1000, 2000], [1000, 0, 1500], [2000, 1500, 0]],
+        "vehicles": [{"id": "van", "start": 0, "end": 0, "capacity": [10], "shift_start_s": 0,
+                      "shift_end_s": 3600, "speed_mps": 10}],
+        "jobs": [{"id": "a", "location": 1, "demand": [4], "window_start_s": 0, "window_end_s": 3600, "service_s": 60},
+                 {"id": "b", "location": 2, "demand": [9], "window_start_s": 0, "window_end_s": 3600, "service_s": 60}],
+    }))
+    assert main(["solve", str(path), "--time-limit", "0.2", "--json"]) == 1  # b does not fit alongside a
+    out = json.loads(capsys.readouterr().out)
+    assert list(out) == KEYS and out["vehicles"] == 1 and len(out["unassigned"]) == 1
+    assert out["distance"] == {"a": 2000, "b": 4000}[out["routes"][0][0]]
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "does not exist"),
+    ("just some text\n", "neither a JSON problem nor a Solomon instance"),
+    ("{not json", "is not valid JSON"),
+    ('{"locations": [], "trucks": []}', "unknown fields ['trucks']"),
+    ('{"jobs": []}', "missing the field 'locations'"),
+    ('{"locations": [[0, 0]], "vehicles": [{"id": "v"}]}', "missing"),
+])
+def test_solve_bad_file_is_one_sentence_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                   content: str | None, message: str) -> None:
+    path = tmp_path / "input"
+    if content is not None:
+        path.write_text(content)
+    code = main(["solve", str(path), "--time-limit", "0.1"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    (tmp_path / "solomon").mkdir()
+    (tmp_path / "solomon" / "TINY8.txt").write_bytes(tiny.text().encode())
+    (tmp_path / "solomon_bks.csv").write_text("instance,vehicles,distance,source,convention\n"
+                                              "TINY8,3,130.0,test,dist_double_lit\nTINY8,3,125.0,test,dist_trunc1\n")
+    return tmp_path
+
+
+def test_bench_json(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["bench", "solver", "--data-dir", str(data_dir), "--time-limit", "0.2", "--peers", "", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0
+    out = json.loads(captured.out)
+    [row] = out["instances"]
+    assert row["bks"] == {"vehicles": 3, "distance": 125.0}
+    ours = row["results"]["milestream"]
+    assert ours["feasible"] and ours["gap_pct"] == pytest.approx(100 * (ours["distance"] - 125) / 125)
+    assert out["summary"][0]["solver"] == "milestream" and out["summary"][0]["time_ratio_to_ours"] == 1.0
+    assert "[1/1] TINY8: milestream" in captured.err
+
+
+def test_bench_table_and_a_missing_peer_is_skipped(data_dir: Path, capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(bench.PEERS, "ghost", "no_such_module_for_milestream_tests")
+    code = main(["bench", "solver", "--data-dir", str(data_dir), "--time-limit", "0.2", "--peers", "ghost"])
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "peer ghost skipped: its package is not installed" in captured.err
+    assert "TINY8" in captured.out and "median gap%" in captured.out and "ghost" not in captured.out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--peers", "nosuch"], "unknown peer 'nosuch'"),
+    (["--instances", "C999"], "no instance files for C999"),
+    (["--time-limit", "0"], "--time-limit 0 must be a positive number of seconds"),
+])
+def test_bench_bad_arguments(data_dir: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    assert main(["bench", "solver", "--data-dir", str(data_dir), *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bench_without_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "solver", "--data-dir", str(tmp_path)]) == 2
+    assert "no benchmark data in" in capsys.readouterr().err
