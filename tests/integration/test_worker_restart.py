@@ -47,7 +47,57 @@ def test_killed_worker_recovers_order_state_and_duplicates_nothing(settings: Set
         for a in assigned[30:]:
             kafka.produce("inbox", a)
         worker = _start(own, log)
-        ledger = kafka.wait_for("orders", lambda e: isinstance(e, ev.OrderAssigned), count=len(assigned), timeout_s=120)
+        try:
+            ledger = kafka.wait_for("orders", lambda e: isinstance(e, ev.OrderAssigned), count=len(assigned), timeout_s=40)
+        except AssertionError:
+            from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+            from infra.kafka import confluent_config
+            got = {e.event_id for e in kafka.wait_for("orders", lambda e: isinstance(e, ev.OrderAssigned), count=1)}
+            missing = {a.event_id for a in assigned} - got
+            idx = {a.event_id: i for i, a in enumerate(assigned)}
+            c = Consumer(confluent_config(own, **{"group.id": new_id()}))
+            topic = own.topic("inbox")
+            c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(3)])
+            where = []
+            while True:
+                ms = c.consume(1000, timeout=1)
+                if not ms: break
+                for m in ms:
+                    try:
+                        e = __import__("harness").CODEC.decode(m.value())
+                    except Exception:
+                        continue
+                    if e.event_id in missing:
+                        where.append((m.partition(), m.offset(), idx[e.event_id]))
+            g = Consumer(confluent_config(own, **{"group.id": own.app_id}))
+            comm = g.committed([TopicPartition(topic, p) for p in range(3)], timeout=10)
+            print("MISSING (partition, offset, index):", sorted(where))
+            print("COMMITTED:", [(t.partition, t.offset) for t in comm])
+            import asyncio
+
+            from aiokafka import AIOKafkaConsumer
+            from aiokafka import TopicPartition as ATP
+
+            from infra.kafka import aiokafka_config
+            async def probe():
+                out = {}
+                for t in comm:
+                    c2 = AIOKafkaConsumer(**aiokafka_config(own), enable_auto_commit=False)
+                    await c2.start()
+                    tp = ATP(topic, t.partition)
+                    c2.assign([tp]); c2.seek(tp, t.offset)
+                    got = await c2.getmany(tp, timeout_ms=3000)
+                    out[t.partition] = [r.offset for r in got.get(tp, [])][:5]
+                    await c2.stop()
+                return out
+            print("AIOKAFKA FROM COMMITTED:", asyncio.run(probe()))
+            for t in comm:
+                c3 = Consumer(confluent_config(own, **{"group.id": new_id()}))
+                c3.assign([TopicPartition(topic, t.partition, t.offset)])
+                print("LIBRDKAFKA FROM COMMITTED", t.partition, [m.offset() for m in c3.consume(5, timeout=3)])
+                c3.close()
+            raise
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
