@@ -57,8 +57,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     stack.start(with_sql_endpoint=False)
     s = stack.settings
     db = s.clickhouse_database
-    _err(f"  broker {s.kafka_bootstrap}, worker pid {stack.worker.pid if stack.worker else '-'}, ClickHouse "
-         f"{s.resolved_clickhouse_dsn}") if not args.json else None
+    if not args.json:
+        _err(f"  broker {s.kafka_bootstrap}, worker pid {stack.worker.pid if stack.worker else '-'}, ClickHouse "
+             f"{s.resolved_clickhouse_dsn}")
     try:
         day = make_day(DayConfig(seed=args.seed, orders=args.orders, riders=args.riders))
         runner = DayRunner(day=day, kafka=aiokafka_config(s), topic=s.topic, otp_key=s.otp_key, speedup=args.speedup)

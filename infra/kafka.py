@@ -113,16 +113,23 @@ def producer_config(settings: Settings, **extra: Any) -> dict[str, Any]:
                                          "enable.idempotence": False, **extra})
 
 
+def ssl_context(settings: Settings) -> Any:
+    """The TLS context for SSL and SASL_SSL listeners (system trust store); None for plaintext."""
+    if not settings.kafka_security_protocol.endswith("SSL"):
+        return None
+    from aiokafka.helpers import create_ssl_context
+
+    return create_ssl_context()
+
+
 def aiokafka_config(settings: Settings) -> dict[str, Any]:
     conf: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap,
                             "security_protocol": settings.kafka_security_protocol}
     if settings.kafka_security_protocol.startswith("SASL"):
         conf.update({"sasl_mechanism": settings.kafka_sasl_mechanism, "sasl_plain_username": settings.kafka_sasl_username,
                      "sasl_plain_password": settings.kafka_sasl_password})
-        if settings.kafka_security_protocol == "SASL_SSL":
-            from aiokafka.helpers import create_ssl_context
-
-            conf["ssl_context"] = create_ssl_context()
+    if (context := ssl_context(settings)) is not None:
+        conf["ssl_context"] = context
     return conf
 
 

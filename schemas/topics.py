@@ -20,13 +20,11 @@ class TopicSpec:
     key: str
     events: tuple[type[ev.Event], ...]
     doc: str
-    compacted: bool = False
     retention_ms: int = 7 * DAY_MS
-    internal: bool = False
 
     def config(self) -> dict[str, str]:
-        if self.compacted:
-            return {"cleanup.policy": "compact"}
+        """Our topics are streams, time-retained. (State lives in Faust's table changelogs,
+        which Faust creates compacted.)"""
         return {"cleanup.policy": "delete", "retention.ms": str(self.retention_ms)}
 
 
@@ -60,7 +58,7 @@ DEAD_LETTER = TopicSpec(name="dead-letter", key="source_key", events=(ev.DeadLet
                         retention_ms=30 * DAY_MS)
 DISPATCH_QUEUE = TopicSpec(
     name="dispatch-queue", key="hub_id", events=(ev.OrderCreated, ev.OrderCancelled, ev.StatusChanged, ev.RiderShiftStarted, ev.RiderShiftEnded),
-    doc="Internal: order and shift events re-keyed by hub for the dispatcher.", internal=True,
+    doc="Internal: order and shift events re-keyed by hub for the dispatcher.",
 )
 
 ALL: tuple[TopicSpec, ...] = (INBOX, ORDERS, RIDERS, GPS, ROUTES, ETAS, ALERTS, NOTIFICATIONS, DEAD_LETTER, DISPATCH_QUEUE)

@@ -14,6 +14,7 @@ from typing import Any
 
 import faust
 
+from infra.kafka import ssl_context
 from infra.settings import Settings
 from schemas import Codec, DecodeError, InvalidEvent, UnknownSchema
 from schemas import events as ev
@@ -34,8 +35,9 @@ def create_app(settings: Settings) -> faust.App:
     credentials: Any = None
     if settings.kafka_security_protocol.startswith("SASL"):
         credentials = faust.SASLCredentials(username=settings.kafka_sasl_username, password=settings.kafka_sasl_password,
-                                            mechanism=settings.kafka_sasl_mechanism,
-                                            ssl_context=None)
+                                            mechanism=settings.kafka_sasl_mechanism, ssl_context=ssl_context(settings))
+    elif settings.kafka_security_protocol == "SSL":
+        credentials = faust.SSLCredentials(ssl_context(settings))
     datadir = Path(settings.data_dir) / "faust"
     return faust.App(
         settings.app_id,

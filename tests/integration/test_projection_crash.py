@@ -13,9 +13,11 @@ from harness import Kafka, isolated_settings, new_id, now, order_created
 
 from infra.kafka import confluent_config, ensure_topics
 from infra.settings import Settings
+from projections import kpi
 from projections.writer import ProjectionWriter
 from schemas import events as ev
 from schemas import topics as tp
+from solver.model import haversine_m
 
 
 class Killed(BaseException):
@@ -99,3 +101,13 @@ def test_kill_between_insert_and_commit_then_restart_counts_exact(settings: Sett
     states = chdb_client.query(f"SELECT status, attempts, count() FROM {db}.order_state FINAL GROUP BY status, attempts"
                                ).result_rows
     assert states == [("delivered", 1, len(orders))]
+
+    # The KPI queries, run on real ClickHouse over data whose answers are known.
+    kpis = kpi.query_dicts(chdb_client, kpi.order_kpis_sql(db))[0]
+    assert (kpis["orders_created"], kpis["delivered"], kpis["failed"], kpis["first_attempt_success_pct"]) == (20, 20, 0, 100.0)
+    assert kpis["on_time_pct"] == 100.0  # delivered at t, window ends at 23:59 of that day
+    step_m = haversine_m((12.97, 77.59), (12.97 + 1e-4, 77.59))  # 11.1 m a second: beyond the 10 m default jitter
+    [rider] = kpi.query_dicts(chdb_client, kpi.distance_per_rider_sql(db))
+    # geoDistance approximates the WGS-84 ellipsoid (a degree of latitude here is ~110.6 km, the
+    # tracker's sphere says 111.2 km): the two agree within 1%.
+    assert rider["rider_id"] == "r1" and rider["km"] == pytest.approx(299 * step_m / 1000, rel=0.01)
