@@ -1,12 +1,13 @@
-"""Route planning: capacitated vehicle routing with time windows, shifts, skills and priorities.
+"""Route planning: the problem and its rules are in :mod:`solver.model`.
 
 ``solve`` is a top-level function over plain dataclasses so it can run in a worker process
-(``ProcessPoolExecutor``). OR-Tools is imported only when there is something to solve, so
-importing this package or :mod:`solver.model` stays cheap.
+(``ProcessPoolExecutor``). An engine (OR-Tools or PyVRP, see :mod:`solver.engines`) is imported
+only when there is something to solve, so importing this package or :mod:`solver.model` stays cheap.
 """
 
 from __future__ import annotations
 
+from solver import engines
 from solver.eligibility import screen
 from solver.model import Job, Problem, Route, Solution, Unassigned, Vehicle, Visit
 from solver.params import SolveParams
@@ -20,6 +21,10 @@ def solve(problem: Problem, params: SolveParams = SolveParams()) -> Solution:
     eligible = screen(problem)
     if not eligible.allowed:  # nothing routable (no jobs, no vehicles, or none can serve any job)
         return Solution(routes=(), unassigned=eligible.unassigned)
+    if engines.choose(problem, params.engine) == "pyvrp":
+        from solver import _pyvrp
+
+        return _pyvrp.solve(problem, eligible, params)
     from solver import _ortools
 
     return _ortools.solve(problem, eligible, params)

@@ -1,15 +1,31 @@
-"""The routing problem and its solution, pure: no I/O and no OR-Tools, so the dispatcher can build
-problems and read solutions without loading the solver (which runs in a worker process).
+"""The routing problem and its solution, pure: no I/O and no solver library, so the dispatcher can
+build problems and read solutions without loading a solver (which runs in a worker process).
 
-Times are integer seconds since the problem's epoch (non-negative); distances are metres.
-Travel times are rounded *up* to whole seconds, by the same function here and in the solver,
-so a plan the solver accepts is exactly a plan :meth:`Solution.violations` accepts.
+Times are integer seconds since the problem's epoch (non-negative); distances are metres; costs
+are in one money unit of the caller's choice (by default one unit per km driven, so an
+unconfigured problem minimises distance). Travel times come from :meth:`Problem.travel_s` (a
+per-profile duration matrix from :mod:`solver.travel`, or distance / speed rounded up), the one
+function every engine and :meth:`Solution.violations` use, so a plan an engine accepts is exactly
+a plan the checker accepts.
+
+What a plan must respect, each checked by :meth:`Solution.violations`:
+
+- capacity in every dimension (weight, volume, units...) at every point of every trip: hub
+  deliveries are loaded at the start of their trip, a pickup adds its load, its drop removes it;
+- hard time windows (service starts inside them) and soft ones (late service costs
+  ``late_cost_per_hour``); service times; shifts (leave and be back inside them);
+- skills (fragile, cold chain, heavy, age check...) and jobs pinned to a vehicle (already on board);
+- pickup-and-delivery pairs: same vehicle, pickup first;
+- breaks (taken inside their window, parked on the way or at a stop, never during service);
+- multiple trips: back to the start hub to reload, at most ``max_trips`` trips;
+- re-optimisation: ``locked`` stops first and in order; at most ``max_new_stops`` stops that were
+  not in the vehicle's ``planned`` route.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG)
@@ -38,16 +54,43 @@ def _finite_non_negative(values: Iterable[float]) -> bool:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Break:
+    """A rest the rider must take: ``duration_s`` long, starting within [earliest, latest]."""
+
+    id: str
+    earliest_start_s: int
+    latest_start_s: int
+    duration_s: int
+
+    def __post_init__(self) -> None:
+        where = f"Break {self.id!r}"
+        _check(0 <= self.earliest_start_s <= self.latest_start_s,
+               f"{where}: needs 0 <= earliest_start_s ({self.earliest_start_s}) <= latest_start_s ({self.latest_start_s})")
+        _check(self.duration_s > 0, f"{where}: duration_s={self.duration_s} must be > 0")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Vehicle:
     id: str
-    start: int  # index into Problem.locations
+    start: int  # index into Problem.locations: the rider's hub, or current position when re-planning
     end: int  # index into Problem.locations
     capacity: tuple[float, ...]  # same dimensions as Job.demand (e.g. weight_kg, volume_l, units)
     shift_start_s: int  # seconds since the problem's epoch
     shift_end_s: int
-    speed_mps: float  # average road speed of this vehicle
+    speed_mps: float  # average road speed, used when the problem has no duration matrix for `profile`
     skills: frozenset[str] = frozenset()
-    fixed_cost: float = 0.0  # in metres of driving: what using this vehicle at all is worth avoiding
+    profile: str = ""  # travel-time profile ("bike", "scooter", "car", "van"): a key of Problem.durations
+    fixed_cost: float = 0.0  # cost of using this vehicle at all
+    cost_per_km: float = 1.0
+    cost_per_hour: float = 0.0  # per hour from leaving the start to arriving at the end
+    breaks: tuple[Break, ...] = ()
+    max_trips: int = 1  # > 1: may return to `reload_at` between trips to load again
+    reload_at: int | None = None  # location index of the hub it reloads at (default: its start)
+    reload_s: int = 0  # time to reload at the hub between trips
+    # Re-optimisation (see solver.reoptimise): the rider's current plan.
+    locked: tuple[str, ...] = ()  # job ids that must come first, in this order (started and next stops)
+    planned: tuple[str, ...] = ()  # the current route's job ids in order: warm start and stability
+    max_new_stops: int | None = None  # at most this many routed jobs that are not in `planned`
 
     def __post_init__(self) -> None:
         where = f"Vehicle {self.id!r}"
@@ -56,20 +99,36 @@ class Vehicle:
         _check(self.shift_start_s <= self.shift_end_s,
                f"{where}: shift_end_s={self.shift_end_s} is before shift_start_s={self.shift_start_s}")
         _check(math.isfinite(self.speed_mps) and self.speed_mps > 0, f"{where}: speed_mps={self.speed_mps} must be > 0")
-        _check(math.isfinite(self.fixed_cost) and self.fixed_cost >= 0,
-               f"{where}: fixed_cost={self.fixed_cost} must be finite and >= 0")
+        for name in ("fixed_cost", "cost_per_km", "cost_per_hour"):
+            value = getattr(self, name)
+            _check(math.isfinite(value) and value >= 0, f"{where}: {name}={value} must be finite and >= 0")
+        _check(self.max_trips >= 1, f"{where}: max_trips={self.max_trips} must be >= 1")
+        _check(self.reload_s >= 0, f"{where}: reload_s={self.reload_s} must be >= 0")
+        _check(self.max_new_stops is None or self.max_new_stops >= 0,
+               f"{where}: max_new_stops={self.max_new_stops} must be >= 0")
+        _check(len(set(self.locked)) == len(self.locked), f"{where}: locked={self.locked} repeats a job")
+        _check(len(set(self.planned)) == len(self.planned), f"{where}: planned={self.planned} repeats a job")
+        _check(len({b.id for b in self.breaks}) == len(self.breaks), f"{where}: break ids are not unique")
+
+    @property
+    def hub(self) -> int:
+        """Where this vehicle reloads between trips."""
+        return self.start if self.reload_at is None else self.reload_at
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Job:
     id: str
     location: int  # index into Problem.locations
-    demand: tuple[float, ...]
+    demand: tuple[float, ...]  # loaded at the hub (or at the pickup, for the drop of a pair)
     window_start_s: int
-    window_end_s: int  # arrival must be within [window_start_s, window_end_s]; waiting allowed
+    window_end_s: int  # service must start within [window_start_s, window_end_s]; waiting allowed
     service_s: int
     skills: frozenset[str] = frozenset()
     priority: int = 0  # higher = more costly to leave unassigned
+    late_cost_per_hour: float | None = None  # None: hard window; else service may start late at this cost
+    pickup_id: str | None = None  # this job drops what job `pickup_id` picks up: same vehicle, after it
+    vehicle_id: str | None = None  # only this vehicle may serve it (the parcel is already on board)
 
     def __post_init__(self) -> None:
         where = f"Job {self.id!r}"
@@ -78,6 +137,16 @@ class Job:
         _check(self.window_start_s <= self.window_end_s,
                f"{where}: window_end_s={self.window_end_s} is before window_start_s={self.window_start_s}")
         _check(self.service_s >= 0, f"{where}: service_s={self.service_s} must be >= 0")
+        _check(self.late_cost_per_hour is None or (math.isfinite(self.late_cost_per_hour) and self.late_cost_per_hour >= 0),
+               f"{where}: late_cost_per_hour={self.late_cost_per_hour} must be finite and >= 0")
+        _check(self.pickup_id != self.id, f"{where}: cannot be its own pickup")
+
+    @property
+    def hard_window(self) -> bool:
+        return self.late_cost_per_hour is None
+
+
+Matrix = tuple[tuple[int, ...], ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,6 +155,10 @@ class Problem:
     jobs: tuple[Job, ...]
     vehicles: tuple[Vehicle, ...]
     circuity: float = 1.3  # road distance = haversine * circuity
+    # Whole-second travel times per vehicle profile (see solver.travel); a vehicle whose profile is
+    # not here drives distance / speed_mps. Not hashed: a problem is a value, not a dict key.
+    durations: Mapping[str, Matrix] = field(default_factory=dict, hash=False)
+    even_workload: bool = False  # spread stops evenly over the vehicles used, at some cost in distance
     # Lazily computed road distances; not part of the value (eq/hash/repr), travels with pickles.
     _distances: tuple[tuple[float, ...], ...] | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -96,22 +169,59 @@ class Problem:
                    f"locations[{i}]={loc} is not a (lat, lon) pair in degrees")
         _check(math.isfinite(self.circuity) and self.circuity >= 1.0,
                f"circuity={self.circuity} must be >= 1 (roads are never shorter than the great circle)")
+        for profile, matrix in self.durations.items():
+            _check(len(matrix) == n and all(len(row) == n for row in matrix),
+                   f"durations[{profile!r}] must be {n}x{n} (one row and column per location)")
+            _check(all(isinstance(x, int) and x >= 0 for row in matrix for x in row),
+                   f"durations[{profile!r}] must hold whole seconds >= 0")
         dims = len(self.vehicles[0].capacity) if self.vehicles else len(self.jobs[0].demand) if self.jobs else 0
-        for v in self.vehicles:
-            for name in ("start", "end"):
-                index = getattr(v, name)
-                _check(0 <= index < n, f"Vehicle {v.id!r}: {name}={index} is out of range for {n} locations")
-            _check(len(v.capacity) == dims,
-                   f"Vehicle {v.id!r}: capacity={v.capacity} has {len(v.capacity)} dimensions, expected {dims}")
-        for j in self.jobs:
-            _check(0 <= j.location < n, f"Job {j.id!r}: location={j.location} is out of range for {n} locations")
-            _check(len(j.demand) == dims,
-                   f"Job {j.id!r}: demand={j.demand} has {len(j.demand)} dimensions, expected {dims}")
         for kind, ids in (("Vehicle", [v.id for v in self.vehicles]), ("Job", [j.id for j in self.jobs])):
             seen: set[str] = set()
             for id_ in ids:
                 _check(id_ not in seen, f"{kind} id={id_!r} is not unique")
                 seen.add(id_)
+        jobs = {j.id: j for j in self.jobs}
+        vehicle_ids = {v.id for v in self.vehicles}
+        for v in self.vehicles:
+            for name in ("start", "end", "reload_at"):
+                index = getattr(v, name)
+                _check(index is None or 0 <= index < n, f"Vehicle {v.id!r}: {name}={index} is out of range for {n} locations")
+            _check(len(v.capacity) == dims,
+                   f"Vehicle {v.id!r}: capacity={v.capacity} has {len(v.capacity)} dimensions, expected {dims}")
+            for job_id in v.locked:
+                _check(job_id in jobs, f"Vehicle {v.id!r}: locked job {job_id!r} is not in the problem")
+                pinned = jobs.get(job_id)
+                _check(pinned is None or pinned.vehicle_id in (None, v.id),
+                       f"Vehicle {v.id!r}: locked job {job_id!r} is pinned to vehicle {pinned and pinned.vehicle_id!r}")
+        locked_by: dict[str, str] = {}
+        for v in self.vehicles:
+            for job_id in v.locked:
+                _check(job_id not in locked_by, f"job {job_id!r} is locked by both {locked_by.get(job_id)!r} and {v.id!r}")
+                locked_by[job_id] = v.id
+        dropped_by: dict[str, str] = {}
+        for j in self.jobs:
+            _check(0 <= j.location < n, f"Job {j.id!r}: location={j.location} is out of range for {n} locations")
+            _check(len(j.demand) == dims,
+                   f"Job {j.id!r}: demand={j.demand} has {len(j.demand)} dimensions, expected {dims}")
+            _check(j.vehicle_id is None or j.vehicle_id in vehicle_ids,
+                   f"Job {j.id!r}: vehicle_id={j.vehicle_id!r} is not a vehicle of the problem")
+            if j.pickup_id is not None:
+                pickup = jobs.get(j.pickup_id)
+                _check(pickup is not None, f"Job {j.id!r}: pickup_id={j.pickup_id!r} is not a job of the problem")
+                assert pickup is not None
+                _check(pickup.pickup_id is None, f"Job {j.id!r}: its pickup {pickup.id!r} is itself a drop")
+                _check(j.pickup_id not in dropped_by,
+                       f"Job {j.id!r}: pickup {j.pickup_id!r} is already dropped by {dropped_by.get(j.pickup_id)!r}")
+                _check(pickup.demand == j.demand,
+                       f"Job {j.id!r}: demand={j.demand} differs from its pickup's {pickup.demand}")
+                _check(pickup.vehicle_id == j.vehicle_id,
+                       f"Job {j.id!r}: pinned to {j.vehicle_id!r}, its pickup to {pickup.vehicle_id!r}")
+                dropped_by[j.pickup_id] = j.id
+
+    @property
+    def pickups(self) -> frozenset[str]:
+        """Ids of jobs that pick something up (their drop names them in ``pickup_id``)."""
+        return frozenset(j.pickup_id for j in self.jobs if j.pickup_id is not None)
 
     def distance_matrix(self) -> tuple[tuple[float, ...], ...]:
         """Road distances in metres between all locations, computed once (symmetric)."""
@@ -130,15 +240,25 @@ class Problem:
         return self.distance_matrix()[a][b]
 
     def travel_s(self, vehicle: Vehicle, a: int, b: int) -> int:
+        durations = self.durations.get(vehicle.profile) if vehicle.profile else None
+        if durations is not None:
+            return durations[a][b]
         return travel_seconds(self.distance_m(a, b), vehicle.speed_mps)
+
+
+JOB, BREAK, RELOAD = "job", "break", "reload"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Visit:
+    """One step of a route: a job, a break (``job_id`` is the break's id; taken parked wherever the
+    rider is) or a reload at the hub between trips (``job_id`` is empty)."""
+
     job_id: str
     arrival_s: int  # arrival time (may be before window start: then it waits)
-    start_s: int  # service start = max(arrival, window_start)
+    start_s: int  # service (or break, or reload) start = max(arrival, window_start)
     departure_s: int
+    kind: str = JOB
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -149,6 +269,11 @@ class Route:
     end_s: int
     distance_m: float
 
+    @property
+    def stops(self) -> tuple[Visit, ...]:
+        """The job visits only (no breaks or reloads)."""
+        return tuple(v for v in self.visits if v.kind == JOB)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Unassigned:
@@ -156,24 +281,46 @@ class Unassigned:
     reason: str
 
 
-def schedule_route(problem: Problem, vehicle: Vehicle, jobs: Sequence[Job]) -> Route:
-    """Times for visiting ``jobs`` in this order: each stop as early as its window allows, and the
-    vehicle leaves just late enough not to wait at the first stop (waiting is better done at the
-    depot than at a customer's door). Does not check feasibility: see :meth:`Solution.violations`."""
+@dataclass(frozen=True, slots=True)
+class Reload:
+    """Marker in a visit order given to :func:`schedule_route`: go back to the hub and reload."""
+
+
+Step = Job | Break | Reload
+
+
+def schedule_route(problem: Problem, vehicle: Vehicle, steps: Sequence[Step]) -> Route:
+    """Times for doing ``steps`` in this order, each as early as its window allows; the vehicle
+    leaves just late enough not to wait at the first stop (waiting is better done at the hub than
+    at a customer's door). A break starts as soon as both the rider is free and its window is
+    open; the drive to the next stop takes the break's duration longer (the rider parks on the
+    way). Does not check feasibility: see :meth:`Solution.violations`."""
     loc = vehicle.start
     t = vehicle.shift_start_s
-    if jobs:
-        t = max(t, jobs[0].window_start_s - problem.travel_s(vehicle, loc, jobs[0].location))
+    first = steps[0] if steps else None
+    if isinstance(first, Job):
+        t = max(t, first.window_start_s - problem.travel_s(vehicle, loc, first.location))
     start_s, distance, visits = t, 0.0, []
-    for job in jobs:
-        arrival = t + problem.travel_s(vehicle, loc, job.location)
-        begin = max(arrival, job.window_start_s)
-        t = begin + job.service_s
-        distance += problem.distance_m(loc, job.location)
-        visits.append(Visit(job_id=job.id, arrival_s=arrival, start_s=begin, departure_s=t))
-        loc = job.location
+    rest_until, resting = t, 0  # end of the last break; break time not yet added to a drive
+    for step in steps:
+        if isinstance(step, Break):
+            begin = max(t, step.earliest_start_s)
+            visits.append(Visit(job_id=step.id, arrival_s=begin, start_s=begin, departure_s=begin + step.duration_s,
+                                kind=BREAK))
+            rest_until, resting = begin + step.duration_s, resting + step.duration_s
+            continue
+        if isinstance(step, Reload):
+            where, window_start, service, job_id, kind = vehicle.hub, 0, vehicle.reload_s, "", RELOAD
+        else:
+            where, window_start, service, job_id, kind = step.location, step.window_start_s, step.service_s, step.id, JOB
+        arrival = t + problem.travel_s(vehicle, loc, where) + resting
+        begin = max(arrival, window_start, rest_until)
+        t = begin + service
+        distance += problem.distance_m(loc, where)
+        visits.append(Visit(job_id=job_id, arrival_s=arrival, start_s=begin, departure_s=t, kind=kind))
+        loc, resting = where, 0
     distance += problem.distance_m(loc, vehicle.end)
-    end_s = t + problem.travel_s(vehicle, loc, vehicle.end)
+    end_s = max(t + problem.travel_s(vehicle, loc, vehicle.end) + resting, rest_until)
     return Route(vehicle_id=vehicle.id, visits=tuple(visits), start_s=start_s, end_s=end_s, distance_m=distance)
 
 
@@ -185,17 +332,43 @@ class Solution:
     def distance_m(self) -> float:
         return sum(r.distance_m for r in self.routes)
 
+    def lateness_s(self, problem: Problem) -> int:
+        """Total seconds of service started after soft windows closed."""
+        jobs = {j.id: j for j in problem.jobs}
+        return sum(max(0, v.start_s - jobs[v.job_id].window_end_s) for r in self.routes for v in r.stops
+                   if v.job_id in jobs)
+
+    def cost(self, problem: Problem) -> float:
+        """What the plan costs: per vehicle used, its fixed cost, distance and duration costs, and
+        the lateness cost of soft windows. Unassigned jobs are not priced here."""
+        vehicles = {v.id: v for v in problem.vehicles}
+        jobs = {j.id: j for j in problem.jobs}
+        total = 0.0
+        for r in self.routes:
+            v = vehicles[r.vehicle_id]
+            if not r.visits:
+                continue
+            total += v.fixed_cost + v.cost_per_km * r.distance_m / 1000 + v.cost_per_hour * (r.end_s - r.start_s) / 3600
+            for visit in r.stops:
+                job = jobs[visit.job_id]
+                if job.late_cost_per_hour:
+                    total += job.late_cost_per_hour * max(0, visit.start_s - job.window_end_s) / 3600
+        return total
+
     def violations(self, problem: Problem) -> list[str]:
-        """Independent feasibility check: recompute times along each route from the problem,
-        check capacity per dimension, time windows, shift windows, skills, each job at most once,
-        every job either routed or in unassigned. Empty list = feasible.
+        """Independent feasibility check of every rule in this module's docstring: recompute times
+        along each route from the problem, the load at every point, windows, shifts, skills,
+        pairs, breaks, trips, locks and stability; each job at most once, every job either routed
+        or in unassigned. Empty list = feasible.
 
         Reported times may be later than the earliest possible (a rider may leave later or wait),
         never earlier: a visit's arrival must be reachable from the previous departure."""
         out: list[str] = []
         jobs = {j.id: j for j in problem.jobs}
         vehicles = {v.id: v for v in problem.vehicles}
+        pickups = problem.pickups
         routed: dict[str, str] = {}
+        position: dict[str, int] = {}
         used_vehicles: set[str] = set()
         for route in self.routes:
             where = f"route {route.vehicle_id!r}"
@@ -206,47 +379,26 @@ class Solution:
             if route.vehicle_id in used_vehicles:
                 out.append(f"{where}: vehicle has more than one route")
             used_vehicles.add(route.vehicle_id)
-            if route.start_s < vehicle.shift_start_s:
-                out.append(f"{where}: starts at {route.start_s}s, before its shift starts at {vehicle.shift_start_s}s")
-            load = [0.0] * len(vehicle.capacity)
-            loc, t, distance = vehicle.start, route.start_s, 0.0
-            for visit in route.visits:
+            out.extend(_route_violations(problem, vehicle, route, jobs, pickups))
+            for k, visit in enumerate(route.stops):
                 job = jobs.get(visit.job_id)
                 if job is None:
-                    out.append(f"{where}: unknown job {visit.job_id!r}")
                     continue
-                at = f"{where}: job {job.id!r}"
                 if job.id in routed:
-                    out.append(f"{at} is already served by route {routed[job.id]!r}")
-                routed[job.id] = route.vehicle_id
-                if not job.skills <= vehicle.skills:
-                    out.append(f"{at} needs skills {sorted(job.skills - vehicle.skills)} the vehicle lacks")
-                earliest = t + problem.travel_s(vehicle, loc, job.location)
-                if visit.arrival_s < earliest:
-                    out.append(f"{at} arrives at {visit.arrival_s}s, but cannot get there before {earliest}s")
-                if visit.start_s < max(visit.arrival_s, job.window_start_s):
-                    out.append(f"{at} starts service at {visit.start_s}s, before arrival or its window opens "
-                               f"at {job.window_start_s}s")
-                if visit.arrival_s > job.window_end_s:
-                    out.append(f"{at} arrives late: at {visit.arrival_s}s, its window ends at {job.window_end_s}s")
-                elif visit.start_s > job.window_end_s:
-                    out.append(f"{at} starts service at {visit.start_s}s, after its window ends at {job.window_end_s}s")
-                if visit.departure_s < visit.start_s + job.service_s:
-                    out.append(f"{at} departs at {visit.departure_s}s, before its {job.service_s}s service is done")
-                load = [x + d for x, d in zip(load, job.demand, strict=True)]
-                distance += problem.distance_m(loc, job.location)
-                loc, t = job.location, max(visit.departure_s, visit.start_s + job.service_s)
-            distance += problem.distance_m(loc, vehicle.end)
-            back = t + problem.travel_s(vehicle, loc, vehicle.end)
-            if route.end_s < back:
-                out.append(f"{where}: ends at {route.end_s}s, but cannot be back before {back}s")
-            if max(route.end_s, back) > vehicle.shift_end_s:
-                out.append(f"{where}: ends at {max(route.end_s, back)}s, after its shift ends at {vehicle.shift_end_s}s")
-            for dim, (x, cap) in enumerate(zip(load, vehicle.capacity, strict=True)):
-                if x > cap + _CAPACITY_TOLERANCE * max(1.0, cap):
-                    out.append(f"{where}: load {x:g} exceeds capacity {cap:g} in dimension {dim}")
-            if not math.isclose(route.distance_m, distance, rel_tol=1e-6, abs_tol=1e-3):
-                out.append(f"{where}: distance_m={route.distance_m:.1f}, but the stops are {distance:.1f} m apart")
+                    out.append(f"{where}: job {job.id!r} is already served by route {routed[job.id]!r}")
+                routed[job.id], position[job.id] = route.vehicle_id, k
+        for job in problem.jobs:
+            if job.pickup_id is None:
+                continue
+            drop_on, pick_on = routed.get(job.id), routed.get(job.pickup_id)
+            if drop_on != pick_on:
+                out.append(f"pair {job.pickup_id!r} -> {job.id!r}: pickup on {pick_on!r}, drop on {drop_on!r}")
+            elif drop_on is not None and position[job.pickup_id] > position[job.id]:
+                out.append(f"pair {job.pickup_id!r} -> {job.id!r}: dropped before it is picked up")
+        for v in problem.vehicles:
+            missing = [j for j in v.locked if routed.get(j) != v.id]
+            if missing:
+                out.append(f"route {v.id!r}: locked jobs {missing} are not on it")
         unassigned: set[str] = set()
         for u in self.unassigned:
             if u.job_id not in jobs:
@@ -259,3 +411,119 @@ class Solution:
         accounted = routed.keys() | unassigned
         out.extend(f"job {j!r} is neither routed nor unassigned" for j in jobs if j not in accounted)
         return out
+
+
+def _route_violations(problem: Problem, vehicle: Vehicle, route: Route, jobs: Mapping[str, Job],
+                      pickups: frozenset[str]) -> list[str]:
+    out: list[str] = []
+    where = f"route {route.vehicle_id!r}"
+    breaks = {b.id: b for b in vehicle.breaks}
+    if route.start_s < vehicle.shift_start_s:
+        out.append(f"{where}: starts at {route.start_s}s, before its shift starts at {vehicle.shift_start_s}s")
+    stops = [v.job_id for v in route.stops]
+    if tuple(stops[:len(vehicle.locked)]) != vehicle.locked:
+        out.append(f"{where}: must start with its locked stops {list(vehicle.locked)}, starts with "
+                   f"{stops[:len(vehicle.locked)]}")
+    if vehicle.max_new_stops is not None:
+        new = [j for j in stops if j not in vehicle.planned]
+        if len(new) > vehicle.max_new_stops:
+            out.append(f"{where}: {len(new)} stops not in its planned route, at most {vehicle.max_new_stops} allowed")
+    loc, t, distance = vehicle.start, route.start_s, 0.0
+    rest_until, resting = t, 0
+    taken: set[str] = set()
+    trips: list[list[Job]] = [[]]
+    for visit in route.visits:
+        if visit.kind == BREAK:
+            rest = breaks.get(visit.job_id)
+            at = f"{where}: break {visit.job_id!r}"
+            if rest is None:
+                out.append(f"{at} is not one of the vehicle's breaks")
+                continue
+            if visit.job_id in taken:
+                out.append(f"{at} is taken twice")
+            taken.add(visit.job_id)
+            if visit.start_s < t:
+                out.append(f"{at} starts at {visit.start_s}s, before the rider is free at {t}s")
+            if not rest.earliest_start_s <= visit.start_s <= rest.latest_start_s:
+                out.append(f"{at} starts at {visit.start_s}s, outside [{rest.earliest_start_s}s, {rest.latest_start_s}s]")
+            if visit.departure_s < visit.start_s + rest.duration_s:
+                out.append(f"{at} ends at {visit.departure_s}s, before its {rest.duration_s}s are over")
+            rest_until, resting = max(rest_until, visit.start_s + rest.duration_s), resting + rest.duration_s
+            continue
+        if visit.kind == RELOAD:
+            target, window, service, at, job = vehicle.hub, (0, None), vehicle.reload_s, f"{where}: reload", None
+            trips.append([])
+        elif visit.kind == JOB:
+            job = jobs.get(visit.job_id)
+            if job is None:
+                out.append(f"{where}: unknown job {visit.job_id!r}")
+                continue
+            at = f"{where}: job {job.id!r}"
+            if not job.skills <= vehicle.skills:
+                out.append(f"{at} needs skills {sorted(job.skills - vehicle.skills)} the vehicle lacks")
+            if job.vehicle_id is not None and job.vehicle_id != vehicle.id:
+                out.append(f"{at} is pinned to vehicle {job.vehicle_id!r}")
+            target, service = job.location, job.service_s
+            window = (job.window_start_s, job.window_end_s if job.hard_window else None)
+            trips[-1].append(job)
+        else:
+            out.append(f"{where}: visit of unknown kind {visit.kind!r}")
+            continue
+        earliest = t + problem.travel_s(vehicle, loc, target) + resting
+        if visit.arrival_s < earliest:
+            out.append(f"{at} arrives at {visit.arrival_s}s, but cannot get there before {earliest}s")
+        if visit.start_s < max(visit.arrival_s, window[0], rest_until):
+            out.append(f"{at} starts at {visit.start_s}s, before arrival, its window opens ({window[0]}s) "
+                       f"or the break ends ({rest_until}s)")
+        if window[1] is not None and visit.start_s > window[1]:
+            out.append(f"{at} starts service late: at {visit.start_s}s, its window ends at {window[1]}s")
+        if visit.departure_s < visit.start_s + service:
+            out.append(f"{at} departs at {visit.departure_s}s, before its {service}s service is done")
+        distance += problem.distance_m(loc, target)
+        loc, t, resting = target, max(visit.departure_s, visit.start_s + service), 0
+    distance += problem.distance_m(loc, vehicle.end)
+    back = max(t + problem.travel_s(vehicle, loc, vehicle.end) + resting, rest_until)
+    if route.end_s < back:
+        out.append(f"{where}: ends at {route.end_s}s, but cannot be back before {back}s")
+    if max(route.end_s, back) > vehicle.shift_end_s:
+        out.append(f"{where}: ends at {max(route.end_s, back)}s, after its shift ends at {vehicle.shift_end_s}s")
+    missed = [b.id for b in vehicle.breaks if b.id not in taken and route.visits]
+    if missed:
+        out.append(f"{where}: breaks {missed} are not taken")
+    if len(trips) > vehicle.max_trips:
+        out.append(f"{where}: {len(trips)} trips, at most {vehicle.max_trips} allowed")
+    out.extend(_load_violations(where, vehicle, trips, pickups))
+    if not math.isclose(route.distance_m, distance, rel_tol=1e-6, abs_tol=1e-3):
+        out.append(f"{where}: distance_m={route.distance_m:.1f}, but the stops are {distance:.1f} m apart")
+    return out
+
+
+def _load_violations(where: str, vehicle: Vehicle, trips: list[list[Job]], pickups: frozenset[str]) -> list[str]:
+    """Walk the load trip by trip: hub deliveries are on board from the trip's start, pickups add,
+    drops of pairs remove; items picked up stay on board across a reload until dropped."""
+    out: list[str] = []
+    dims = len(vehicle.capacity)
+    carried = [0.0] * dims  # picked up, not yet dropped
+    for k, trip in enumerate(trips, start=1):
+        hub_goods = [0.0] * dims
+        for job in trip:
+            if job.pickup_id is None and job.id not in pickups:
+                hub_goods = [x + d for x, d in zip(hub_goods, job.demand, strict=True)]
+        load = [c + h for c, h in zip(carried, hub_goods, strict=True)]
+        out.extend(_over(where, f"trip {k} leaves the hub with", load, vehicle.capacity))
+        for job in trip:
+            if job.id in pickups:
+                load = [x + d for x, d in zip(load, job.demand, strict=True)]
+                carried = [x + d for x, d in zip(carried, job.demand, strict=True)]
+                out.extend(_over(where, f"after picking up {job.id!r} it carries", load, vehicle.capacity))
+            else:
+                load = [x - d for x, d in zip(load, job.demand, strict=True)]
+                if job.pickup_id is not None:
+                    carried = [x - d for x, d in zip(carried, job.demand, strict=True)]
+    return out
+
+
+def _over(where: str, what: str, load: Sequence[float], capacity: Sequence[float]) -> list[str]:
+    return [f"{where}: {what} {x:g}, over its capacity {cap:g} in dimension {dim}"
+            for dim, (x, cap) in enumerate(zip(load, capacity, strict=True))
+            if x > cap + _CAPACITY_TOLERANCE * max(1.0, cap)]

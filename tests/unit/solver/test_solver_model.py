@@ -115,13 +115,13 @@ def test_consistent_plan_has_no_violations() -> None:
 def test_violations_detects_over_capacity() -> None:
     problem = sc.four_units_two_vans_of_two()
     found = _plan(problem, {"v1": ["j1", "j2", "j3"], "v2": ["j4"]}).violations(problem)
-    assert found == ["route 'v1': load 3 exceeds capacity 2 in dimension 0"]
+    assert found == ["route 'v1': trip 1 leaves the hub with 3, over its capacity 2 in dimension 0"]
 
 
 def test_violations_detects_late_arrival() -> None:
     problem = sc.line_with_windows(far_first=True)  # far closes at 600 s, near opens at 1800 s
     found = _plan(problem, {"v1": ["near", "far"]}).violations(problem)
-    assert len(found) == 1 and "'far' arrives late" in found[0]
+    assert len(found) == 1 and "'far' starts service late" in found[0]
 
 
 def test_violations_detects_arrival_faster_than_driving() -> None:
