@@ -222,8 +222,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.file} is not valid JSON ({exc})") from None
         problem = problem_from_json(data)
         solution = solve(problem, params)
-        out = {"vehicles": sum(1 for r in solution.routes if r.visits), "distance": round(solution.distance_m(), 1),
-               "routes": [[v.job_id for v in r.visits] for r in solution.routes if r.visits],
+        out = {"vehicles": sum(1 for r in solution.routes if r.stops), "distance": round(solution.distance_m(), 1),
+               "routes": [[v.job_id for v in r.stops] for r in solution.routes if r.stops],
                "unassigned": [u.job_id for u in solution.unassigned]}
         problems = solution.violations(problem)
         title = f"{args.file}: {len(problem.jobs)} jobs, {len(problem.vehicles)} vehicles"

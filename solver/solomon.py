@@ -138,7 +138,7 @@ def to_problem(instance: Instance) -> tuple[MatrixProblem, dict[str, int]]:
 
 def plan(solution: Solution, numbers: Mapping[str, int]) -> tuple[list[list[int]], list[int]]:
     """(routes as customer numbers in visit order, unassigned customer numbers) of a solution."""
-    routes = [[numbers[v.job_id] for v in r.visits] for r in solution.routes if r.visits]
+    routes = [[numbers[v.job_id] for v in r.stops] for r in solution.routes if r.stops]
     return routes, [numbers[u.job_id] for u in solution.unassigned]
 
 

@@ -148,7 +148,7 @@ def apply_plan(pool: HubPool, plan: PlanInput, solution: Solution) -> PlanOutcom
     for route in solution.routes:
         # Orders cancelled and riders gone while the solver ran are not planned; they drop out of
         # the route (the rest of it stays valid: removing a stop only makes it earlier).
-        visits = [v for v in route.visits if v.job_id in pool.pending]
+        visits = [v for v in route.stops if v.job_id in pool.pending]
         if not visits or route.vehicle_id not in pool.free:
             continue
         rider = riders[route.vehicle_id]
