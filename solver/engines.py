@@ -4,6 +4,11 @@ OR-Tools supports every constraint of :mod:`solver.model`. PyVRP (hybrid genetic
 clearly better plans on the classes it supports (Solomon: about +0.1% from the best-known in
 seconds, where OR-Tools' guided local search sits at several per cent), so ``auto`` sends a
 problem to PyVRP when PyVRP supports all of its constraints, and to OR-Tools otherwise.
+
+PyVRP has no breaks, soft windows, caps on route changes or workload balancing. Locked stops
+(a rider's started and next stops) go to OR-Tools too: PyVRP could only take them as a route
+that starts after its locked prefix, with a partly loaded first trip it cannot express, and a
+re-plan with locks is small and short anyway.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ def pyvrp_unsupported(problem: Problem) -> list[str]:
         out.append("a cap on route changes")
     if problem.even_workload:
         out.append("even workload")
+    if any(v.locked for v in problem.vehicles):
+        out.append("locked stops")
     return out
 
 

@@ -1,0 +1,255 @@
+"""The PyVRP backend: the only module that imports pyvrp. It serves the classes
+:func:`solver.engines.pyvrp_unsupported` accepts (no breaks, soft windows, caps on route changes,
+even workload or locks).
+
+Model: one PyVRP location per depot (each distinct start, end and reload hub; a reload hub is its
+own depot so its reload time is not charged at the start or end of a route) and one per job node,
+even when jobs share an address, so arcs into one job can be priced apart from arcs into another.
+Identical vehicles share a vehicle type. Each vehicle type gets a profile: its travel times
+(:meth:`Problem.travel_s`, the same numbers the checker uses) with every arc into a job it may
+not serve (skills, capacity, reach, a pin to another vehicle) made longer than the whole horizon,
+so any plan using one is time-infeasible. Pickup-and-delivery pairs are PyVRP shipments (PyVRP
+keeps a shipment inside one trip, stricter than our model). Every job is optional with a prize
+above any detour, growing with priority as in the OR-Tools model, so a job is dropped only when
+it cannot be fitted.
+
+Costs are integers: per metre, per second and fixed, in a unit chosen so that the cheapest
+non-zero rate is 1000 units (or, when every vehicle only pays the same per-km rate, one unit per
+whole metre: an unconfigured problem minimises distance exactly, Solomon tenths included).
+
+Times in the returned routes come from :func:`solver.model.schedule_route`. A plan PyVRP reports
+infeasible, or one the checker rejects, is never returned: the problem goes to OR-Tools instead.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+from pyvrp import Client, Depot, Location, ProblemData, Shipment, VehicleType
+from pyvrp import solve as pyvrp_solve
+from pyvrp.stop import MaxRuntime
+
+from solver.eligibility import Eligibility, scaled_capacity, scaled_demand
+from solver.model import Job, Problem, Reload, Route, Solution, Step, Unassigned, Vehicle, schedule_route
+from solver.params import SolveParams
+
+DROPPED = "not served within capacity/time limits: no room left on the vehicles that could serve it"
+_MIN_SEARCH_S = 0.05  # search time left when building the model ate the whole limit
+
+
+def _allowed(problem: Problem, eligible: Eligibility) -> tuple[dict[str, frozenset[int]], dict[str, str]]:
+    """Per job, the vehicles that may serve it: eligible, the pinned one only, and for a pair the
+    vehicles both ends may use. Jobs left with none get a reason."""
+    index = {v.id: i for i, v in enumerate(problem.vehicles)}
+    allowed: dict[str, frozenset[int]] = {}
+    reasons: dict[str, str] = {}
+    for job in problem.jobs:
+        if job.id not in eligible.allowed:
+            continue
+        ok = frozenset(eligible.allowed[job.id])
+        if job.vehicle_id is not None:
+            ok &= {index[job.vehicle_id]}
+            if not ok:
+                reasons[job.id] = f"pinned to vehicle {job.vehicle_id!r}, which cannot serve it"
+                continue
+        allowed[job.id] = ok
+    for drop in problem.jobs:
+        if drop.pickup_id is None:
+            continue
+        pickup = drop.pickup_id
+        if drop.id in allowed and pickup in allowed:
+            both = allowed[drop.id] & allowed[pickup]
+            if both:
+                allowed[drop.id] = allowed[pickup] = both
+                continue
+            reasons[drop.id] = reasons[pickup] = f"no vehicle can serve both {pickup!r} and {drop.id!r} of the pair"
+        elif drop.id in allowed or pickup in allowed:
+            served, other = (drop.id, pickup) if drop.id in allowed else (pickup, drop.id)
+            reasons[served] = f"the other end of its pair, {other!r}, cannot be served"
+        allowed.pop(drop.id, None)
+        allowed.pop(pickup, None)
+    return allowed, reasons
+
+
+def _type_key(v: Vehicle) -> Vehicle:
+    """What makes two vehicles interchangeable for PyVRP: everything but their names and plans."""
+    return replace(v, id="", planned=())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Rates:
+    """Integer cost per metre and per second, fixed cost, in one common money unit."""
+
+    per_m: int
+    per_s: int
+    fixed: int
+
+
+def _rates(vehicles: Sequence[Vehicle]) -> list[_Rates]:
+    per_m = [v.cost_per_km / 1000 for v in vehicles]
+    per_s = [v.cost_per_hour / 3600 for v in vehicles]
+    if not any(per_s) and len(set(per_m)) == 1 and per_m[0] > 0:
+        unit = per_m[0]  # distance only: one unit per metre, exactly
+    else:
+        nonzero = [r for r in per_m + per_s if r > 0]
+        unit = min(nonzero) / 1000 if nonzero else 1e-3
+    return [_Rates(per_m=round(m / unit), per_s=round(s / unit), fixed=round(v.fixed_cost / unit))
+            for m, s, v in zip(per_m, per_s, vehicles, strict=True)]
+
+
+def solve(problem: Problem, eligible: Eligibility, params: SolveParams) -> Solution:
+    started = time.perf_counter()
+    allowed, reasons = _allowed(problem, eligible)
+    unassigned = {u.job_id: u for u in eligible.unassigned}
+    unassigned |= {job_id: Unassigned(job_id=job_id, reason=why) for job_id, why in reasons.items()}
+    routes: tuple[Route, ...] = ()
+    if allowed:
+        model = _Model(problem, allowed)
+        left = params.time_limit_s - (time.perf_counter() - started)
+        result = pyvrp_solve(model.data, MaxRuntime(max(_MIN_SEARCH_S, left)), seed=params.seed,
+                             collect_stats=False, display=False)
+        if not result.best.is_feasible():
+            return _fallback(problem, eligible, params)
+        routes = model.routes(result.best)
+        served = {v.job_id for r in routes for v in r.stops}
+        unassigned |= {j: Unassigned(job_id=j, reason=DROPPED) for j in allowed if j not in served}
+    solution = Solution(routes=routes,
+                        unassigned=tuple(unassigned[j.id] for j in problem.jobs if j.id in unassigned))
+    if solution.violations(problem):  # a mismatch between the two models: never hand out such a plan
+        return _fallback(problem, eligible, params)
+    return solution
+
+
+def _fallback(problem: Problem, eligible: Eligibility, params: SolveParams) -> Solution:
+    from solver import _ortools
+
+    return _ortools.solve(problem, eligible, params)
+
+
+class _Model:
+    """The PyVRP data for a problem, and the way back from PyVRP routes to ours."""
+
+    def __init__(self, problem: Problem, allowed: dict[str, frozenset[int]]) -> None:
+        self.problem = problem
+        jobs = [j for j in problem.jobs if j.id in allowed]
+        by_id = {j.id: j for j in jobs}
+        pickups = problem.pickups
+        self.clients = [j for j in jobs if j.pickup_id is None and j.id not in pickups]
+        self.shipments = [(by_id[j.pickup_id], j) for j in jobs if j.pickup_id is not None]
+        fleet = sorted({i for ok in allowed.values() for i in ok})
+        pinned_to = {j.vehicle_id for j in jobs if j.vehicle_id is not None}
+
+        # Vehicle types: identical vehicles share one, unless a job is pinned to one of them.
+        groups: dict[object, list[int]] = {}
+        for i in fleet:
+            v = problem.vehicles[i]
+            groups.setdefault(v.id if v.id in pinned_to else _type_key(v), []).append(i)
+        self.types = list(groups.values())
+        leads = [problem.vehicles[g[0]] for g in self.types]
+
+        # Depots: each distinct start/end location, then each reload hub (with its reload time).
+        ends = sorted({loc for v in leads for loc in (v.start, v.end)})
+        reloads = sorted({(v.hub, v.reload_s) for v in leads if v.max_trips > 1})
+        depot_at = {loc: k for k, loc in enumerate(ends)}
+        reload_at = {key: len(ends) + k for k, key in enumerate(reloads)}
+        where = ends + [hub for hub, _ in reloads]  # problem location of each PyVRP location
+        depots = [Depot(location=k) for k in range(len(ends))]
+        depots += [Depot(location=len(ends) + k, service_duration=s) for k, (_, s) in enumerate(reloads)]
+
+        node_of: dict[str, int] = {}  # job id -> PyVRP location index
+        for j in self.clients:
+            node_of[j.id] = len(where)
+            where.append(j.location)
+        for p, d in self.shipments:
+            node_of[p.id], node_of[d.id] = len(where), len(where) + 1
+            where += [p.location, d.location]
+        locations = [Location(x=0, y=0) for _ in where]  # coordinates unused: every arc is given
+
+        rates = _rates(leads)
+        ix = np.ix_(where, where)
+        metres = np.asarray(problem.distance_matrix(), dtype=np.float64)[ix]
+        distance = np.rint(metres).astype(np.int64)
+        np.fill_diagonal(distance, 0)
+        horizon = max(max(v.shift_end_s for v in leads), max(j.window_end_s for j in jobs))
+        never = horizon + 1  # longer than any shift: an arc that makes a plan time-infeasible
+
+        travel: dict[object, np.ndarray] = {}  # per travel-time behaviour
+        profiles: dict[tuple[object, frozenset[int]], int] = {}
+        durations: list[np.ndarray] = []
+        vehicle_types: list[VehicleType] = []
+        slot = {}  # problem vehicle index -> its type index
+        for t, (group, v, r) in enumerate(zip(self.types, leads, rates, strict=True)):
+            for i in group:
+                slot[i] = t
+            behaviour = v.profile if v.profile in problem.durations else v.speed_mps
+            if behaviour not in travel:
+                if isinstance(behaviour, str):
+                    seconds = np.asarray(problem.durations[behaviour], dtype=np.int64)[ix]
+                else:
+                    seconds = np.ceil(metres / behaviour).astype(np.int64)
+                np.fill_diagonal(seconds, 0)
+                travel[behaviour] = seconds
+            barred = frozenset(node_of[j] for j in node_of if group[0] not in allowed[j])
+            key = (behaviour, barred)
+            if key not in profiles:
+                seconds = travel[behaviour].copy()
+                if barred:
+                    seconds[:, sorted(barred)] = never
+                    np.fill_diagonal(seconds, 0)
+                profiles[key] = len(durations)
+                durations.append(seconds)
+            reload_depots = [reload_at[v.hub, v.reload_s]] if v.max_trips > 1 else []
+            vehicle_types.append(VehicleType(
+                num_available=len(group), capacity=[scaled_capacity(c) for c in v.capacity],
+                start_depot=depot_at[v.start], end_depot=depot_at[v.end], fixed_cost=r.fixed,
+                tw_early=v.shift_start_s, tw_late=v.shift_end_s, unit_distance_cost=r.per_m,
+                unit_duration_cost=r.per_s, profile=profiles[key], reload_depots=reload_depots,
+                max_reloads=v.max_trips - 1 if reload_depots else 0, name=v.id))
+
+        # A prize above any insertion cost (two arcs, the whole horizon of waiting, opening a vehicle).
+        longest = int(distance.max())
+        unit = max(2 * longest * r.per_m + horizon * r.per_s + r.fixed for r in rates) + 1
+        lowest = min(j.priority for j in jobs)
+
+        def prize(job: Job) -> int:
+            return unit * (1 + job.priority - lowest)
+
+        clients = [Client(location=node_of[j.id], delivery=[scaled_demand(d) for d in j.demand],
+                          service_duration=j.service_s, tw_early=j.window_start_s, tw_late=j.window_end_s,
+                          prize=prize(j), required=False, name=j.id) for j in self.clients]
+        shipments = [Shipment(pickup_location=node_of[p.id], delivery_location=node_of[d.id],
+                              pickup_tw_early=p.window_start_s, pickup_tw_late=p.window_end_s,
+                              pickup_service_duration=p.service_s, delivery_tw_early=d.window_start_s,
+                              delivery_tw_late=d.window_end_s, delivery_service_duration=d.service_s,
+                              amount=[scaled_demand(x) for x in d.demand], prize=prize(p) + prize(d),
+                              required=False, name=d.id) for p, d in self.shipments]
+        self.data = ProblemData(locations, clients, depots, vehicle_types, [distance] * len(durations), durations,
+                                [], shipments)
+
+    def routes(self, best: object) -> tuple[Route, ...]:
+        """Our routes for PyVRP's solution: each PyVRP route goes to the next unused vehicle of its type."""
+        taken = [0] * len(self.types)
+        out = []
+        for pv in best.routes():  # type: ignore[attr-defined]
+            t = pv.vehicle_type()
+            vehicle = self.problem.vehicles[self.types[t][taken[t]]]
+            taken[t] += 1
+            steps: list[Step] = []
+            activities = list(pv)
+            for a in activities[1:-1]:  # the start and end depots are implied
+                if a.is_depot():
+                    if steps and not isinstance(steps[-1], Reload):  # no empty trips
+                        steps.append(Reload())
+                elif a.is_client():
+                    steps.append(self.clients[a.idx])
+                else:
+                    pickup, drop = self.shipments[a.idx]
+                    steps.append(pickup if a.is_pickup() else drop)
+            if steps and isinstance(steps[-1], Reload):
+                steps.pop()
+            if steps:
+                out.append(schedule_route(self.problem, vehicle, steps))
+        return tuple(out)
