@@ -284,23 +284,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
     bks = solomon.read_bks(data / "solomon_bks.csv")
     _err(f"milestream bench solver: {len(paths)} instances x {', '.join(solvers)}, {args.time_limit:g}s each, "
          f"DIMACS distances against {solomon.CONVENTION} best-known solutions")
-    runs = bench.bench(paths, bks, args.time_limit, solvers, seed=args.seed, progress=_err)
+    if args.jobs < 1:
+        raise ValueError(f"--jobs {args.jobs} must be at least 1")
+    if args.match_vroom and "vroom" not in solvers:
+        raise ValueError("--match-vroom needs the vroom peer (--peers must include vroom, and pyvroom be installed)")
+    runs = bench.bench(paths, bks, args.time_limit, solvers, seed=args.seed, progress=_err, jobs=args.jobs,
+                       match_vroom=args.match_vroom, engine=args.engine)
     summary = bench.summarize(runs, solvers)
     by = {(r.instance, r.solver): r for r in runs}
     instances = list(dict.fromkeys(r.instance for r in runs))
     if args.json:
         print(json.dumps({
-            "time_limit": args.time_limit, "convention": solomon.CONVENTION, "solvers": solvers,
+            "time_limit": args.time_limit, "match_vroom": args.match_vroom, "engine": args.engine,
+            "convention": solomon.CONVENTION, "solvers": solvers,
             "instances": [{"instance": name,
                            "bks": {"vehicles": bks[name].vehicles, "distance": bks[name].distance} if name in bks else None,
                            "results": {s: {"vehicles": by[name, s].vehicles, "distance": by[name, s].distance,
                                            "gap_pct": by[name, s].gap, "seconds": round(by[name, s].seconds, 3),
+                                           "time_limit": by[name, s].time_limit,
                                            "feasible": by[name, s].ok, "problems": by[name, s].problems}
                                        for s in solvers}} for name in instances],
-            "summary": [{"solver": x.solver, "instances": x.instances, "feasible": x.feasible,
-                         "mean_gap_pct": x.mean_gap, "median_gap_pct": x.median_gap,
-                         "total_seconds": round(x.total_seconds, 3), "time_ratio_to_ours": x.time_ratio}
-                        for x in summary]}))
+            **bench.summary_dict(runs, solvers)}))
     else:
         columns = ["instance", "bks veh", "bks dist"]
         for s in solvers:
@@ -317,8 +321,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(_table(rows, columns))
         print()
         print(_table([[x.solver, f"{x.feasible}/{x.instances}", _fmt(x.mean_gap, "+.2f"), _fmt(x.median_gap, "+.2f"),
-                       f"{x.total_seconds:.1f}", _fmt(x.time_ratio, ".2f")] for x in summary],
-                     ["solver", "feasible", "mean gap%", "median gap%", "total s", "time / ours"]))
+                       _fmt(x.max_gap, "+.2f"), x.vehicles, f"{x.total_seconds:.1f}", _fmt(x.time_ratio, ".2f")]
+                      for x in summary],
+                     ["solver", "feasible", "mean gap%", "median gap%", "max gap%", "vehicles", "total s",
+                      "time / ours"]))
         for r in runs:
             for problem_text in r.problems:
                 _err(f"milestream bench: {r.solver} {r.instance}: {problem_text}")
@@ -339,6 +345,21 @@ def cmd_bench_reopt(args: argparse.Namespace) -> int:
                                progress=_err, **extra)
     print(json.dumps(result) if args.json else "\n".join(bench_reopt.summary_lines(result)))
     return 1 if result["locked_moved"] or result["violations"] else 0
+
+
+def cmd_bench_scale(args: argparse.Namespace) -> int:
+    from solver import bench_scale
+
+    for flag, value in (("--orders", args.orders), ("--riders", args.riders), ("--processes", args.processes),
+                        ("--part-jobs", args.part_jobs), *(("--hubs", h) for h in args.hubs)):
+        if value < 1:
+            raise ValueError(f"{flag} {value} must be at least 1")
+    _check_time_limit(args.budget)
+    result = bench_scale.run(orders=args.orders, riders=args.riders, hubs=tuple(args.hubs), seed=args.seed,
+                             budget_s=args.budget, processes=args.processes, engine=args.engine,
+                             part_jobs=args.part_jobs, progress=_err)
+    print(json.dumps(result) if args.json else "\n".join(bench_scale.report(result)))
+    return 0 if all(case["feasible"] for case in result["cases"]) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -406,6 +427,12 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--seed", type=int, default=0, help="random seed for the solvers that take one (default 0)")
     bs.add_argument("--data-dir", help=f"benchmark data with solomon/*.txt and solomon_bks.csv "
                                        f"(default ../shared/benchmarks/vrptw from the repo: {BENCH_DATA})")
+    bs.add_argument("--jobs", type=int, default=1,
+                    help="runs at once, each in its own single-threaded process: one core each (default 1)")
+    bs.add_argument("--match-vroom", action="store_true",
+                    help="run VROOM first on each instance; ours and the other peers get VROOM's wall time as "
+                         "their limit (capped at --time-limit)")
+    bs.add_argument("--engine", choices=ENGINES, default="auto", help="our solver's engine (default auto)")
     bs.add_argument("--json", action="store_true", help="print one JSON object with every run and the summary")
     bs.set_defaults(func=cmd_bench)
     br = bsub.add_parser("reopt", help="re-optimise 40-stop routes after a cancellation, an urgent order and a delay",
@@ -424,6 +451,24 @@ def build_parser() -> argparse.ArgumentParser:
     br.add_argument("--seed", type=int, default=0, help="first scenario's seed (default 0)")
     br.add_argument("--json", action="store_true", help="print one JSON object with the figures")
     br.set_defaults(func=cmd_bench_reopt)
+    bc = bsub.add_parser("scale", help="plan a 2,000-order, 80-rider city day with 1 and with 5 hubs",
+                         description="Builds a seeded city day (mixed bikes, scooters, cars and vans based at the "
+                                     "hubs, 2-hour slots, skills, multiple trips), splits it into parts solved in "
+                                     "parallel processes, merges and checks the plan against the whole problem. "
+                                     "Prints routed and unassigned orders (with causes), vehicles and trips used, "
+                                     "distance, cost and wall time per hub count. Exit code 1 if a plan fails the "
+                                     "check.")
+    bc.add_argument("--orders", type=int, default=2000, help="orders in the day (default 2000)")
+    bc.add_argument("--riders", type=int, default=80, help="riders (default 80)")
+    bc.add_argument("--hubs", type=int, nargs="+", default=[1, 5], help="hub counts, one case each (default 1 5)")
+    bc.add_argument("--seed", type=int, default=1, help="random seed of the city day (default 1)")
+    bc.add_argument("--budget", type=float, default=55.0,
+                    help="wall-clock budget per case in seconds, building and checking included (default 55)")
+    bc.add_argument("--processes", type=int, default=2, help="parts solved at once (default 2)")
+    bc.add_argument("--engine", choices=ENGINES, default="auto", help="engine for the parts (default auto)")
+    bc.add_argument("--part-jobs", type=int, default=250, help="target orders per part (default 250)")
+    bc.add_argument("--json", action="store_true", help="print one JSON object with the figures")
+    bc.set_defaults(func=cmd_bench_scale)
     return p
 
 

@@ -23,8 +23,12 @@ Matrices are built with numpy and registered once per distinct value (no Python 
   +pickup, -drop, vehicle capacity) whose start and reload top-ups are tied to it.
 - Pairs: same vehicle, pickup before drop. Pinned and locked jobs: only their vehicle may serve
   them; locked jobs are chained from the start in order and cannot be dropped. Stability: a
-  per-vehicle count of stops not in its ``planned`` route, capped. Warm start from the planned
-  routes when they are feasible.
+  count of stops not in the ``planned`` route, capped per vehicle (one transit for all vehicles
+  of a count: OR-Tools 9.15 fails outright on per-vehicle unary transits when jobs must be
+  dropped). Warm start from what the planned routes can still do (a late rider keeps the stops it
+  still makes, in order; the search inserts the rest); a small re-plan also searches from
+  scratch for half the time and the better plan wins. When no search finds anything, the locked
+  stops alone are the start, so a feasible locked prefix always gives a plan.
 - Every other job sits in its own disjunction with a penalty larger than any insertion cost,
   growing with priority, so the solver drops a job only when it cannot be fitted, never to save
   cost, and a drop never makes the model infeasible.
@@ -37,6 +41,7 @@ times are never later), so they stay feasible.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -50,6 +55,11 @@ from solver.params import SolveParams
 DROPPED = "not served within capacity/time limits: no room left on the vehicles that could serve it"
 COST_SCALE = 36_000  # solver cost units per money unit
 PER_SECOND = COST_SCALE / 3600  # a cost per hour, in solver units per second
+# A re-plan with at most this many jobs per second of search time also searches from scratch for
+# half the time (both searches converge; the fresh one reorders a late route more freely); a
+# larger one spends it all from the warm start (tuned on solver.bench_reopt: 30 and 60 jobs
+# gain at 0.15 s, 120 lose).
+SPLIT_JOBS_PER_S = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +101,11 @@ def solve(problem: Problem, eligible: Eligibility, params: SolveParams) -> Solut
     metres = _node_distances(problem, nodes)
     arc_cost = _costs(routing, metres, vehicles)
     horizon = max(max(v.shift_end_s for v in vehicles), max(j.window_end_s for j in jobs))
-    clock = _time(problem, routing, nodes, metres, vehicles, job_index, horizon)
+    clock, transits = _time(problem, routing, nodes, metres, vehicles, job_index, horizon)
     breaks = _breaks(routing, manager, nodes, vehicles, clock)
     _loads(problem, routing, nodes, vehicles, job_index, reload_index)
     _pairs(routing, clock, jobs, job_index)
-    _stability(routing, nodes, vehicles)
+    _stability(routing, nodes, vehicles, allowed)
     even_cost = _even_workload(problem, routing, nodes, vehicles, arc_cost)
 
     locked = {job_id for v in vehicles for job_id in v.locked}
@@ -127,17 +137,38 @@ def solve(problem: Problem, eligible: Eligibility, params: SolveParams) -> Solut
     search.time_limit.FromMilliseconds(max(1, round(params.time_limit_s * 1000)))
     routing.CloseModelWithParameters(search)
     routing.solver().ReSeed(params.seed)
-    start = _planned_routes(routing, vehicles, jobs, job_index, allowed)
-    assignment = routing.SolveFromAssignmentWithParameters(start, search) if start is not None else None
-    if assignment is None:
-        assignment = routing.SolveWithParameters(search)
+    began = time.monotonic()
+
+    def search_from(start: pywrapcp.Assignment | None, share: float) -> tuple[int, list[list[Step]]] | None:
+        """Search from ``start`` (None: the first-solution heuristic) for ``share`` of the time
+        limit, or what is left of it: (objective, each vehicle's steps), None if nothing found."""
+        left_s = params.time_limit_s - (time.monotonic() - began)
+        search.time_limit.FromMilliseconds(max(1, round(min(left_s, share * params.time_limit_s) * 1000)))
+        found = (routing.SolveWithParameters(search) if start is None
+                 else routing.SolveFromAssignmentWithParameters(start, search) or start)
+        if found is None:
+            return None
+        return found.ObjectiveValue(), [_steps(routing, manager, found, nodes, clock, m, breaks[m])
+                                        for m in range(len(vehicles))]
+
+    start = None
+    if any(v.planned for v in vehicles):
+        start = _read_routes(routing, job_index,
+                             _planned_routes(problem, nodes, vehicles, allowed, transits, depot_node, horizon))
+    plans = []
+    if start is not None and len(jobs) <= SPLIT_JOBS_PER_S * params.time_limit_s:
+        plans.append(search_from(None, 0.5))  # small: a fresh plan too, it may reorder a late route better
+    plans.append(search_from(start, 1.0))
+    if not any(plans):  # never "no solution" while the locked stops alone make one: search on from them
+        start = _read_routes(routing, job_index, [[position[j] for j in v.locked if j in position] for v in vehicles])
+        plans.append(search_from(start, 1.0) if start is not None else None)
+    best = min((p for p in plans if p is not None), default=None, key=lambda p: p[0])
 
     routes: list[Route] = []
     dropped = f"solver found no solution (routing status {routing.status()})"
-    if assignment is not None:
+    if best is not None:
         dropped = DROPPED
-        for m, v in enumerate(vehicles):
-            steps = _steps(routing, manager, assignment, nodes, clock, m, breaks[m])
+        for v, steps in zip(vehicles, best[1], strict=True):
             if any(isinstance(s, Job) for s in steps):
                 routes.append(schedule_route(problem, v, steps))
     served = {visit.job_id for r in routes for visit in r.stops}
@@ -175,10 +206,13 @@ def _travel_key(problem: Problem, vehicle: Vehicle) -> tuple[str, object]:
 
 
 def _time(problem: Problem, routing: pywrapcp.RoutingModel, nodes: _Nodes, metres: np.ndarray,
-          vehicles: Sequence[Vehicle], job_index: Sequence[int], horizon: int) -> pywrapcp.RoutingDimension:
+          vehicles: Sequence[Vehicle], job_index: Sequence[int],
+          horizon: int) -> tuple[pywrapcp.RoutingDimension, list[list[list[int]]]]:
+    """The time dimension, and per model vehicle its node-to-node transit (service at the origin
+    + travel), for checking a warm start."""
     at = np.asarray(nodes.locations)
     service = np.asarray(nodes.service, dtype=np.int64)[:, None]
-    by_key: dict[tuple[str, object], int] = {}
+    by_key: dict[tuple[str, object], tuple[int, list[list[int]]]] = {}
     for v in vehicles:
         key = _travel_key(problem, v)
         if key in by_key:
@@ -187,9 +221,10 @@ def _time(problem: Problem, routing: pywrapcp.RoutingModel, nodes: _Nodes, metre
             travel = np.asarray(problem.durations[v.profile], dtype=np.int64)[np.ix_(at, at)]
         else:
             travel = np.ceil(metres / v.speed_mps).astype(np.int64)  # = travel_seconds, element-wise
-        by_key[key] = routing.RegisterTransitMatrix((service + travel).tolist())
-    routing.AddDimensionWithVehicleTransits([by_key[_travel_key(problem, v)] for v in vehicles], horizon, horizon,
-                                            False, "time")
+        transit = (service + travel).tolist()
+        by_key[key] = (routing.RegisterTransitMatrix(transit), transit)
+    keys = [_travel_key(problem, v) for v in vehicles]
+    routing.AddDimensionWithVehicleTransits([by_key[k][0] for k in keys], horizon, horizon, False, "time")
     clock = routing.GetDimensionOrDie("time")
     for index, job in zip(job_index, nodes.jobs, strict=True):
         cumul = clock.CumulVar(index)
@@ -202,7 +237,7 @@ def _time(problem: Problem, routing: pywrapcp.RoutingModel, nodes: _Nodes, metre
         clock.CumulVar(routing.Start(m)).SetRange(v.shift_start_s, v.shift_end_s)
         clock.CumulVar(routing.End(m)).SetRange(v.shift_start_s, v.shift_end_s)
         clock.SetSpanCostCoefficientForVehicle(round(v.cost_per_hour * PER_SECOND), m)
-    return clock
+    return clock, [by_key[k][1] for k in keys]
 
 
 def _breaks(routing: pywrapcp.RoutingModel, manager: pywrapcp.RoutingIndexManager, nodes: _Nodes,
@@ -281,20 +316,42 @@ def _pairs(routing: pywrapcp.RoutingModel, clock: pywrapcp.RoutingDimension, job
         solver.Add(clock.CumulVar(pickup) <= clock.CumulVar(delivery))
 
 
-def _stability(routing: pywrapcp.RoutingModel, nodes: _Nodes, vehicles: Sequence[Vehicle]) -> None:
-    """At most ``max_new_stops`` routed jobs not in the vehicle's planned route."""
-    if all(v.max_new_stops is None for v in vehicles):
+def _stability(routing: pywrapcp.RoutingModel, nodes: _Nodes, vehicles: Sequence[Vehicle],
+               allowed: dict[str, list[int]]) -> None:
+    """At most ``max_new_stops`` routed jobs not in the vehicle's planned route: a count of new
+    stops per vehicle, capped.
+
+    Every count dimension has one transit for all vehicles: OR-Tools 9.15 finds no first solution
+    at all (routing status 3) when a dimension has per-vehicle unary transits and some job must be
+    dropped (google/or-tools#5283). Capped vehicles share a count whenever they agree on every job
+    they may serve (new or planned), so a re-plan whose jobs are on board of their riders needs one."""
+    capped = [m for m, v in enumerate(vehicles) if v.max_new_stops is not None]
+    if not capped:
         return
+    serves: list[list[int]] = [[] for _ in vehicles]  # per model vehicle, the job nodes it may serve
+    for n, j in enumerate(nodes.jobs):
+        for m in allowed[j.id]:
+            serves[m].append(n)
+    counts: list[tuple[set[int], set[int], list[int]]] = []  # (nodes counted 1, nodes counted 0, vehicles)
+    for m in capped:
+        planned = set(vehicles[m].planned)
+        new = {n for n in serves[m] if nodes.jobs[n].id not in planned}
+        kept = set(serves[m]) - new
+        shared = next((c for c in counts if not (new & c[1] or kept & c[0])), None)
+        if shared is None:
+            counts.append((new, kept, [m]))
+        else:
+            shared[0].update(new)
+            shared[1].update(kept)
+            shared[2].append(m)
     others = [0] * (len(nodes.locations) - len(nodes.jobs))
-    by_plan: dict[frozenset[str] | None, int] = {}
-    for v in vehicles:
-        key = None if v.max_new_stops is None else frozenset(v.planned)
-        if key not in by_plan:
-            new = [0] * len(nodes.jobs) if key is None else [int(j.id not in key) for j in nodes.jobs]
-            by_plan[key] = routing.RegisterUnaryTransitVector(new + others)
-    evaluators = [by_plan[None if v.max_new_stops is None else frozenset(v.planned)] for v in vehicles]
-    caps = [len(nodes.jobs) if v.max_new_stops is None else v.max_new_stops for v in vehicles]
-    routing.AddDimensionWithVehicleTransitAndCapacity(evaluators, 0, caps, True, "new_stops")
+    for k, (new, _, members) in enumerate(counts):
+        transit = [int(n in new) for n in range(len(nodes.jobs))] + others
+        caps = [len(nodes.jobs)] * len(vehicles)
+        for m in members:
+            caps[m] = vehicles[m].max_new_stops or 0
+        routing.AddDimensionWithVehicleCapacity(routing.RegisterUnaryTransitVector(transit), 0, caps, True,
+                                                f"new_stops_{k}")
 
 
 def _even_workload(problem: Problem, routing: pywrapcp.RoutingModel, nodes: _Nodes, vehicles: Sequence[Vehicle],
@@ -314,20 +371,74 @@ def _even_workload(problem: Problem, routing: pywrapcp.RoutingModel, nodes: _Nod
     return coefficient
 
 
-def _planned_routes(routing: pywrapcp.RoutingModel, vehicles: Sequence[Vehicle], jobs: Sequence[Job],
-                    job_index: Sequence[int], allowed: dict[str, list[int]]) -> pywrapcp.Assignment | None:
-    """The vehicles' planned routes as a first solution (jobs no longer routable left out), or
-    None when there are none or they break a rule."""
-    if not any(v.planned for v in vehicles):
-        return None
-    index = {j.id: job_index[n] for n, j in enumerate(jobs)}
-    seen: set[str] = set()
+def _planned_routes(problem: Problem, nodes: _Nodes, vehicles: Sequence[Vehicle], allowed: dict[str, list[int]],
+                    transits: Sequence[Sequence[Sequence[int]]], depot_node: dict[int, int],
+                    horizon: int) -> list[list[int]]:
+    """Per model vehicle, the job nodes of its planned route it can still do in that order, as a
+    warm start: its locked stops, then each planned stop kept if the route so far still meets
+    every hard window, the shift and the capacity of one trip with it (a pair only whole). A
+    rider running late keeps the stops it still makes and the search re-inserts the others,
+    instead of the whole plan being thrown away. Breaks are left to OR-Tools to check."""
+    position = {j.id: n for n, j in enumerate(nodes.jobs)}
+    pickups = problem.pickups
+    drop_of = {j.pickup_id: position[j.id] for j in nodes.jobs if j.pickup_id is not None}
+    paired = [j.pickup_id is not None or j.id in pickups for j in nodes.jobs]
+    dims = range(len(vehicles[0].capacity))
+    hub = [[0 if paired[n] else scaled_demand(j.demand[d]) for d in dims] for n, j in enumerate(nodes.jobs)]
+    change = [[(1 if j.id in pickups else -1) * scaled_demand(j.demand[d]) for d in dims] for j in nodes.jobs]
+
+    def doable(m: int, route: Sequence[int]) -> bool:
+        v, transit = vehicles[m], transits[m]
+        at, t = depot_node[v.start], v.shift_start_s
+        for n in route:
+            job = nodes.jobs[n]
+            t = max(t + transit[at][n], job.window_start_s)
+            if t > (job.window_end_s if job.hard_window else horizon):
+                return False
+            at = n
+        if t + transit[at][depot_node[v.end]] > v.shift_end_s:
+            return False
+        for d in dims:
+            cap = scaled_capacity(v.capacity[d])
+            load = sum(hub[n][d] for n in route)
+            if load > cap:
+                return False
+            for n in route:
+                load += change[n][d]
+                if load > cap:
+                    return False
+        return True
+
+    taken: set[int] = set()
     routes = []
     for m, v in enumerate(vehicles):
-        route = [j for j in v.planned if j in index and m in allowed[j] and j not in seen]
-        seen.update(route)
-        routes.append([index[j] for j in route])
-    return routing.ReadAssignmentFromRoutes(routes, True)
+        locked = [position[j] for j in v.locked if j in position]
+        candidates = [position[j] for j in v.planned
+                      if j in position and j not in v.locked and m in allowed[j] and position[j] not in taken]
+        left_out: set[int] = set()
+        while True:
+            route = list(locked)
+            for n in candidates:
+                job = nodes.jobs[n]
+                if n in left_out or (job.pickup_id is not None and position[job.pickup_id] not in route):
+                    continue
+                if job.id in pickups and drop_of[job.id] not in candidates:
+                    continue
+                if doable(m, [*route, n]):
+                    route.append(n)
+            orphans = {n for n in route if nodes.jobs[n].id in pickups and drop_of[nodes.jobs[n].id] not in route}
+            if not orphans - set(locked):  # a pickup whose drop did not fit goes, and the rest is redone
+                break
+            left_out |= orphans - set(locked)
+        taken.update(route)
+        routes.append(route)
+    return routes
+
+
+def _read_routes(routing: pywrapcp.RoutingModel, job_index: Sequence[int],
+                 routes: Sequence[Sequence[int]]) -> pywrapcp.Assignment | None:
+    """Routes of job nodes as a first solution, or None when they break a rule."""
+    return routing.ReadAssignmentFromRoutes([[job_index[n] for n in route] for route in routes], True)
 
 
 def _steps(routing: pywrapcp.RoutingModel, manager: pywrapcp.RoutingIndexManager, assignment: pywrapcp.Assignment,

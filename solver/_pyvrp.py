@@ -17,20 +17,41 @@ Costs are integers: per metre, per second and fixed, in a unit chosen so that th
 non-zero rate is 1000 units (or, when every vehicle only pays the same per-km rate, one unit per
 whole metre: an unconfigured problem minimises distance exactly, Solomon tenths included).
 
+The search is :func:`pyvrp.solve` with one change: its penalties for excess load and lateness
+are in the scale of this problem's costs (see :func:`pyvrp_solve`).
+
 Times in the returned routes come from :func:`solver.model.schedule_route`. A plan PyVRP reports
 infeasible, or one the checker rejects, is never returned: the problem goes to OR-Tools instead.
 """
 
 from __future__ import annotations
 
+import math
+import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-from pyvrp import Client, Depot, Location, ProblemData, Shipment, VehicleType
-from pyvrp import solve as pyvrp_solve
-from pyvrp.stop import MaxRuntime
+from pyvrp import (
+    Client,
+    Depot,
+    IteratedLocalSearch,
+    Location,
+    PenaltyManager,
+    PenaltyParams,
+    ProblemData,
+    RandomNumberGenerator,
+    Result,
+    Shipment,
+    VehicleType,
+)
+from pyvrp import Solution as PyvrpSolution
+from pyvrp import (
+    SolveParams as PyvrpParams,
+)
+from pyvrp.search import LocalSearch, PerturbationManager, compute_neighbours
+from pyvrp.stop import MaxRuntime, StoppingCriterion
 
 from solver.eligibility import Eligibility, scaled_capacity, scaled_demand
 from solver.model import Job, Problem, Reload, Route, Solution, Step, Unassigned, Vehicle, schedule_route
@@ -100,6 +121,13 @@ def _rates(vehicles: Sequence[Vehicle]) -> list[_Rates]:
             for m, s, v in zip(per_m, per_s, vehicles, strict=True)]
 
 
+def _load_units(jobs: Sequence[Job], dims: int) -> list[int]:
+    """Per dimension, the largest unit every scaled demand is a whole multiple of: loads in parcels
+    rather than thousandths keep PyVRP's numbers small, and the model exact (a sum of demands fits
+    a capacity exactly when it fits the capacity rounded down to the unit)."""
+    return [math.gcd(*(scaled_demand(j.demand[d]) for j in jobs)) or 1 for d in range(dims)]
+
+
 def solve(problem: Problem, eligible: Eligibility, params: SolveParams) -> Solution:
     started = time.perf_counter()
     allowed, reasons = _allowed(problem, eligible)
@@ -109,8 +137,8 @@ def solve(problem: Problem, eligible: Eligibility, params: SolveParams) -> Solut
     if allowed:
         model = _Model(problem, allowed)
         left = params.time_limit_s - (time.perf_counter() - started)
-        result = pyvrp_solve(model.data, MaxRuntime(max(_MIN_SEARCH_S, left)), seed=params.seed,
-                             collect_stats=False, display=False)
+        result = pyvrp_solve(model.data, model.penalties, model.penalty_params,
+                             MaxRuntime(max(_MIN_SEARCH_S, left)), params.seed)
         if not result.best.is_feasible():
             return _fallback(problem, eligible, params)
         routes = model.routes(result.best)
@@ -121,6 +149,26 @@ def solve(problem: Problem, eligible: Eligibility, params: SolveParams) -> Solut
     if solution.violations(problem):  # a mismatch between the two models: never hand out such a plan
         return _fallback(problem, eligible, params)
     return solution
+
+
+def pyvrp_solve(data: ProblemData, penalties: tuple[list[float], float, float], bounds: PenaltyParams,
+                stop: StoppingCriterion, seed: int) -> Result:
+    """:func:`pyvrp.solve`, but with penalties in the scale of this problem's costs. PyVRP starts
+    every penalty at 50 000 per unit and adapts it by a few per cent per 500 candidate plans,
+    capped at 100 000: right for costs in kilometres and loads in parcels, but with costs in
+    metres a short search never comes down far enough to cross overloaded plans (it misses
+    moves such as opening a second trip), and with costs in thousandths a penalty never grows
+    past a job's prize, so the search settles on an overloaded plan."""
+    params = PyvrpParams(penalty=bounds)
+    rng = RandomNumberGenerator(seed=seed)
+    search = LocalSearch(data, rng, compute_neighbours(data, params.neighbourhood),
+                         PerturbationManager(params.perturbation))
+    for op in params.operators:
+        if op.supports(data):
+            search.add_operator(op(data))
+    manager = PenaltyManager(penalties, bounds)
+    start = search(PyvrpSolution.make_random(data, rng), manager.max_cost_evaluator(), exhaustive=True)
+    return IteratedLocalSearch(data, manager, search, start, params.ils).run(stop, collect_stats=False)
 
 
 def _fallback(problem: Problem, eligible: Eligibility, params: SolveParams) -> Solution:
@@ -169,6 +217,7 @@ class _Model:
         locations = [Location(x=0, y=0) for _ in where]  # coordinates unused: every arc is given
 
         rates = _rates(leads)
+        units = _load_units(jobs, len(leads[0].capacity))
         ix = np.ix_(where, where)
         metres = np.asarray(problem.distance_matrix(), dtype=np.float64)[ix]
         distance = np.rint(metres).astype(np.int64)
@@ -203,29 +252,47 @@ class _Model:
                 durations.append(seconds)
             reload_depots = [reload_at[v.hub, v.reload_s]] if v.max_trips > 1 else []
             vehicle_types.append(VehicleType(
-                num_available=len(group), capacity=[scaled_capacity(c) for c in v.capacity],
+                num_available=len(group), capacity=[scaled_capacity(c) // u for c, u in zip(v.capacity, units, strict=True)],
                 start_depot=depot_at[v.start], end_depot=depot_at[v.end], fixed_cost=r.fixed,
                 tw_early=v.shift_start_s, tw_late=v.shift_end_s, unit_distance_cost=r.per_m,
                 unit_duration_cost=r.per_s, profile=profiles[key], reload_depots=reload_depots,
                 max_reloads=v.max_trips - 1 if reload_depots else 0, name=v.id))
 
-        # A prize above any insertion cost (two arcs, the whole horizon of waiting, opening a vehicle).
+        # A prize above any insertion cost (three arcs when a reload comes with it, the whole
+        # horizon of waiting, opening a vehicle).
         longest = int(distance.max())
-        unit = max(2 * longest * r.per_m + horizon * r.per_s + r.fixed for r in rates) + 1
+        unit = max(3 * longest * r.per_m + horizon * r.per_s + r.fixed for r in rates) + 1
         lowest = min(j.priority for j in jobs)
 
         def prize(job: Job) -> int:
             return unit * (1 + job.priority - lowest)
 
-        clients = [Client(location=node_of[j.id], delivery=[scaled_demand(d) for d in j.demand],
+        def load(demand: tuple[float, ...]) -> list[int]:
+            return [scaled_demand(x) // u for x, u in zip(demand, units, strict=True)]
+
+        clients = [Client(location=node_of[j.id], delivery=load(j.demand),
                           service_duration=j.service_s, tw_early=j.window_start_s, tw_late=j.window_end_s,
                           prize=prize(j), required=False, name=j.id) for j in self.clients]
         shipments = [Shipment(pickup_location=node_of[p.id], delivery_location=node_of[d.id],
                               pickup_tw_early=p.window_start_s, pickup_tw_late=p.window_end_s,
                               pickup_service_duration=p.service_s, delivery_tw_early=d.window_start_s,
                               delivery_tw_late=d.window_end_s, delivery_service_duration=d.service_s,
-                              amount=[scaled_demand(x) for x in d.demand], prize=prize(p) + prize(d),
+                              amount=load(d.demand), prize=prize(p) + prize(d),
                               required=False, name=d.id) for p, d in self.shipments]
+        # Penalties in the scale of this problem's costs: PyVRP's defaults (a unit of excess load or
+        # a second late starts at 50 000, never above 100 000) assume costs in small units. A unit of
+        # excess load starts at about an average arc per average parcel; a second late at PyVRP's
+        # start times the cost of a metre (lower ones, tried, sent the search too far into late
+        # plans); and any penalty may grow past the largest prize, so no job is worth a violation.
+        per_metre = max(1.0, statistics.fmean(r.per_m + r.per_s for r in rates))
+        arc = float(distance.mean()) * per_metre or 1.0
+        loads = [c.delivery for c in clients] + [s.amount for s in shipments]
+        per_load = [arc / max(1.0, statistics.fmean(x[d] for x in loads)) for d in range(len(units))]
+        bounds = PenaltyParams()
+        late = (bounds.min_penalty + bounds.max_penalty) / 2 * per_metre
+        self.penalties = (per_load, late, late)
+        self.penalty_params = replace(bounds, max_penalty=max(bounds.max_penalty * per_metre,
+                                                              10.0 * max(unit * (1 + j.priority - lowest) for j in jobs)))
         self.data = ProblemData(locations, clients, depots, vehicle_types, [distance] * len(durations), durations,
                                 [], shipments)
 

@@ -1,9 +1,10 @@
 """Which engine solves a problem, pure.
 
-OR-Tools supports every constraint of :mod:`solver.model`. PyVRP (hybrid genetic search) finds
-clearly better plans on the classes it supports (Solomon: about +0.1% from the best-known in
-seconds, where OR-Tools' guided local search sits at several per cent), so ``auto`` sends a
-problem to PyVRP when PyVRP supports all of its constraints, and to OR-Tools otherwise.
+OR-Tools supports every constraint of :mod:`solver.model`. PyVRP (iterated local search since
+0.14, formerly hybrid genetic search) finds clearly better plans on the classes it supports
+(Solomon: about +0.1% from the best-known in seconds, where OR-Tools' guided local search sits
+at several per cent), so ``auto`` sends a problem to PyVRP when PyVRP supports all of its
+constraints, and to OR-Tools otherwise.
 
 PyVRP has no breaks, soft windows, caps on route changes or workload balancing. Locked stops
 (a rider's started and next stops) go to OR-Tools too: PyVRP could only take them as a route

@@ -191,6 +191,22 @@ def warm_start_from_plan(*, planned: tuple[str, ...], j4_closes_s: int = sc.DAY_
                    vehicles=(van("v1", planned=planned),))
 
 
+def delayed_rider_replan(*, capped: bool = True) -> Problem:
+    """A re-plan of two riders, each with a locked next stop, its parcels on board and at most one
+    stop not on its plan (``capped``). ``v1`` (at the hub) is 10 minutes late: its planned a1, a2,
+    a3 now reaches a3 after its window closes (1050 s), a1, a3, a2 still makes it. Three new
+    orders sit between them, more than the two riders may take, so one must be left out."""
+    cap = 1 if capped else None
+    locations = (HUB, north(3), north(0.5), north(1.0), north(1.5), north(2.0), north(3.3), north(3.6), north(4.0),
+                 north(1.5, 0.3), north(1.6, 0.3), north(1.7, 0.3))
+    jobs = (job("a1", 2, vehicle_id="v1"), job("a2", 3, vehicle_id="v1"), job("a3", 4, vehicle_id="v1", window_end_s=1050),
+            job("a4", 5, vehicle_id="v1"), job("b1", 6, vehicle_id="v2"), job("b2", 7, vehicle_id="v2"),
+            job("b3", 8, vehicle_id="v2"), *(job(f"new{k}", 9 + k, priority=3) for k in range(3)))
+    return Problem(locations=locations, jobs=jobs, vehicles=(
+        van("v1", shift_start_s=600, planned=("a1", "a2", "a3", "a4"), locked=("a1",), max_new_stops=cap),
+        van("v2", start=1, planned=("b1", "b2", "b3"), locked=("b1",), max_new_stops=cap)))
+
+
 # --- even workload ---------------------------------------------------------------------------
 
 

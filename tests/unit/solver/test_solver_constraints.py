@@ -169,6 +169,20 @@ def test_warm_start_ignores_stale_ids_and_survives_an_infeasible_plan() -> None:
     assert broken.unassigned == () and _routes(broken)["v1"] != ["j1", "j2", "j3", "j4"]  # j4 would be late
 
 
+def test_a_late_rider_with_locks_and_a_cap_still_gets_a_plan() -> None:
+    """Regression: OR-Tools found no solution at all (every stop unassigned) when the planned
+    routes were late somewhere and the capped count of new stops forced an order out."""
+    problem = cs.delayed_rider_replan()
+    solution = _solve(problem)
+    routes = _routes(solution)
+    assert routes["v1"][0] == "a1" and routes["v2"][0] == "b1"
+    assert {"a2", "a3", "a4"} <= set(routes["v1"]) and {"b2", "b3"} <= set(routes["v2"])
+    assert [len([j for j in routes[v] if j.startswith("new")]) for v in ("v1", "v2")] == [1, 1]
+    assert [u.job_id.startswith("new") for u in solution.unassigned] == [True]
+    uncapped = _solve(cs.delayed_rider_replan(capped=False))
+    assert uncapped.unassigned == ()
+
+
 # --- even workload ---------------------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import constraint_scenarios as cs
 import pytest
 import solver_scenarios as sc
 
@@ -149,9 +150,10 @@ def test_vans_start_and_end_at_their_own_hubs() -> None:
     assert routes == {"a": ["near_a"], "b": ["near_b"]}
 
 
-def test_the_cheaper_vehicle_per_km_takes_the_work() -> None:
+@pytest.mark.parametrize("rate", ["cost_per_km", "cost_per_hour"])
+def test_the_cheaper_vehicle_takes_the_work(rate: str) -> None:
     problem = sc.three_stops_one_van()
-    vans = (replace(sc.van("dear"), cost_per_km=10.0), replace(sc.van("cheap"), cost_per_km=1.0))
+    vans = (replace(sc.van("dear"), **{rate: 10.0}), replace(sc.van("cheap"), **{rate: 1.0}))
     assert _routes(_solve(replace(problem, vehicles=vans))).keys() == {"cheap"}
 
 
@@ -237,3 +239,79 @@ def test_auto_picks_pyvrp_for_the_basic_class() -> None:
 def test_solve_refuses_pyvrp_on_breaks() -> None:
     with pytest.raises(ValueError, match="breaks"):
         solve(_with("breaks"), PYVRP)
+
+
+# --- the constraint scenarios PyVRP serves (the OR-Tools engine's are in test_solver_constraints) ---
+
+
+def test_cs_a_dearer_cost_per_km_sends_the_work_to_the_far_cheap_van() -> None:
+    assert set(_routes(_solve(cs.pricey_van_near_cheap_van_far(priced=False)))) == {"near"}
+    assert set(_routes(_solve(cs.pricey_van_near_cheap_van_far(priced=True)))) == {"far"}
+
+
+def test_cs_a_fixed_cost_keeps_the_second_van_parked() -> None:
+    assert len(_solve(cs.two_hubs_two_clusters(fixed_cost=0.0)).routes) == 2
+    (route,) = _solve(cs.two_hubs_two_clusters(fixed_cost=100.0)).routes
+    assert len(route.stops) == 4
+
+
+def test_cs_cost_per_hour_prefers_the_faster_vehicle() -> None:
+    assert set(_routes(_solve(cs.slow_bike_fast_van(hourly=0.0)))) == {"bike"}
+    assert set(_routes(_solve(cs.slow_bike_fast_van(hourly=60.0)))) == {"van"}
+
+
+def test_cs_travel_times_come_from_the_vehicle_profile() -> None:
+    assert set(_reasons(_solve(cs.scooter_profile_reaches_in_time(with_profile=False)))) == {"rush"}
+    assert _solve(cs.scooter_profile_reaches_in_time(with_profile=True)).routes[0].stops[0].arrival_s == 240
+
+
+def test_cs_a_pair_is_picked_up_before_it_is_dropped() -> None:
+    assert _routes(_solve(cs.pair_pickup_before_drop(paired=False)))["v1"] == ["drop", "pickup"]
+    assert _routes(_solve(cs.pair_pickup_before_drop(paired=True)))["v1"] == ["pickup", "drop"]
+
+
+def test_cs_a_pickup_waits_until_hub_parcels_made_room() -> None:
+    solution = _solve(cs.pair_picked_up_late_in_a_full_trip())
+    order = _routes(solution)["v1"]
+    assert solution.unassigned == ()
+    assert min(order.index(h) for h in ("h1", "h2", "h3")) < order.index("pickup") < order.index("drop")
+
+
+def test_cs_a_pair_whose_drop_cannot_be_served_is_left_out_whole() -> None:
+    reasons = _reasons(_solve(cs.pair_drop_unreachable()))
+    assert set(reasons) == {"pickup", "drop"}
+    assert "pair" in reasons["pickup"] and "cannot be reached" in reasons["drop"]
+
+
+def test_cs_a_second_trip_serves_what_one_cannot() -> None:
+    assert len(_solve(cs.two_trips_small_van(trips=1)).unassigned) == 2
+    solution = _solve(cs.two_trips_small_van(trips=2))
+    assert solution.unassigned == ()
+    (route,) = solution.routes
+    reloads = [v for v in route.visits if v.kind == RELOAD]
+    assert len(reloads) == 1 and reloads[0].departure_s - reloads[0].start_s == 300
+
+
+def test_cs_a_pair_and_hub_parcels_share_two_trips() -> None:
+    solution = _solve(cs.pair_carried_over_a_reload())
+    assert solution.unassigned == ()
+    assert RELOAD in [v.kind for v in solution.routes[0].visits]
+
+
+def test_cs_a_pinned_parcel_rides_with_its_vehicle_even_when_another_is_closer() -> None:
+    assert set(_routes(_solve(cs.pinned_parcel_far_van(pinned=False)))) == {"near"}
+    assert set(_routes(_solve(cs.pinned_parcel_far_van(pinned=True)))) == {"far"}
+
+
+def test_cs_a_planned_route_with_stale_or_late_stops_does_not_get_in_the_way() -> None:
+    stale = _solve(cs.warm_start_from_plan(planned=("j2", "gone", "j1")))
+    assert stale.unassigned == () and len(stale.routes[0].stops) == 4
+    broken = _solve(cs.warm_start_from_plan(planned=("j1", "j2", "j3", "j4"), j4_closes_s=900))
+    assert broken.unassigned == () and _routes(broken)["v1"] != ["j1", "j2", "j3", "j4"]
+
+
+@pytest.mark.parametrize("build", [lambda: cs.lunch_break(with_break=True), lambda: cs.late_but_served(soft=True),
+                                   lambda: cs.stability_cap(max_new_stops=1), lambda: cs.eight_stops_two_vans(even=True),
+                                   lambda: cs.locked_stops_first(locked=("c", "a"))])
+def test_cs_scenarios_pyvrp_cannot_express_go_to_ortools(build) -> None:
+    assert engines.choose(build(), "auto") == "ortools"
