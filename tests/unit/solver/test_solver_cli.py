@@ -92,7 +92,10 @@ def test_bench_json(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert row["bks"] == {"vehicles": 3, "distance": 125.0}
     ours = row["results"]["milestream"]
     assert ours["feasible"] and ours["gap_pct"] == pytest.approx(100 * (ours["distance"] - 125) / 125)
-    assert out["summary"][0]["solver"] == "milestream" and out["summary"][0]["time_ratio_to_ours"] == 1.0
+    [summary] = out["solvers"]
+    assert summary["solver"] == "milestream" and summary["time_ratio"] == 1.0 and summary["feasible"] == 1
+    assert summary["mean_gap"] == pytest.approx(ours["gap_pct"]) and out["ours_versus"] == {}
+    assert ours["time_limit"] == 0.2 and out["match_vroom"] is False
     assert "[1/1] TINY8: milestream" in captured.err
 
 
@@ -119,3 +122,22 @@ def test_bench_bad_arguments(data_dir: Path, capsys: pytest.CaptureFixture[str],
 def test_bench_without_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", "solver", "--data-dir", str(tmp_path)]) == 2
     assert "no benchmark data in" in capsys.readouterr().err
+
+
+def test_match_vroom_needs_the_vroom_peer(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "solver", "--data-dir", str(data_dir), "--peers", "", "--match-vroom"]) == 2
+    assert "--match-vroom needs the vroom peer" in capsys.readouterr().err
+
+
+def test_bench_reopt_json_reports_locks_kept(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "reopt", "--runs", "1", "--stops", "12", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["locked_moved"] == 0 and out["violations"] == 0
+
+
+def test_bench_scale_json_on_a_small_city(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["bench", "scale", "--orders", "40", "--riders", "4", "--hubs", "2", "--budget", "3",
+                 "--processes", "1", "--engine", "ortools", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    [case] = out["cases"]
+    assert code == 0 and case["feasible"] and out["orders"] == 40
