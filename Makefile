@@ -22,9 +22,11 @@ test: install  ## unit + integration tests (real Tansu broker, Faust worker, chd
 unit: install
 	$(PY) -m pytest tests/unit
 
-bench: install  ## solver vs best-known solutions, PyVRP and VROOM side by side (minutes; not a test)
+bench: install  ## solver vs best-known, PyVRP and VROOM; scale; re-planning (about 15 minutes; not a test)
 	$(PY) -m pip install -q -e '.[bench]'
-	$(VENV)/bin/milestream bench solver --time-limit 10
+	$(VENV)/bin/milestream bench solver --time-limit 10 --jobs 2
+	$(VENV)/bin/milestream bench scale
+	$(VENV)/bin/milestream bench reopt
 
 lint: install
 	$(VENV)/bin/ruff check .

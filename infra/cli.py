@@ -203,6 +203,12 @@ def _read_text(path: str, what: str) -> str:
         raise ValueError(f"{what} {path} cannot be read ({exc})") from None
 
 
+def _at_least_one(*flags: tuple[str, int]) -> None:
+    for flag, value in flags:
+        if value < 1:
+            raise ValueError(f"{flag} {value} must be at least 1")
+
+
 def _check_time_limit(seconds: float) -> None:
     if not (0 < seconds < float("inf")):
         raise ValueError(f"--time-limit {seconds:g} must be a positive number of seconds")
@@ -284,8 +290,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     bks = solomon.read_bks(data / "solomon_bks.csv")
     _err(f"milestream bench solver: {len(paths)} instances x {', '.join(solvers)}, {args.time_limit:g}s each, "
          f"DIMACS distances against {solomon.CONVENTION} best-known solutions")
-    if args.jobs < 1:
-        raise ValueError(f"--jobs {args.jobs} must be at least 1")
+    _at_least_one(("--jobs", args.jobs))
     if args.match_vroom and "vroom" not in solvers:
         raise ValueError("--match-vroom needs the vroom peer (--peers must include vroom, and pyvroom be installed)")
     runs = bench.bench(paths, bks, args.time_limit, solvers, seed=args.seed, progress=_err, jobs=args.jobs,
@@ -334,9 +339,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_bench_reopt(args: argparse.Namespace) -> int:
     from solver import bench_reopt
 
-    for flag, value in (("--runs", args.runs), ("--stops", args.stops), ("--riders", args.riders)):
-        if value < 1:
-            raise ValueError(f"{flag} {value} must be at least 1")
+    _at_least_one(("--runs", args.runs), ("--stops", args.stops), ("--riders", args.riders))
     extra = {}
     if args.time_limit is not None:
         _check_time_limit(args.time_limit)
@@ -350,10 +353,8 @@ def cmd_bench_reopt(args: argparse.Namespace) -> int:
 def cmd_bench_scale(args: argparse.Namespace) -> int:
     from solver import bench_scale
 
-    for flag, value in (("--orders", args.orders), ("--riders", args.riders), ("--processes", args.processes),
-                        ("--part-jobs", args.part_jobs), *(("--hubs", h) for h in args.hubs)):
-        if value < 1:
-            raise ValueError(f"{flag} {value} must be at least 1")
+    _at_least_one(("--orders", args.orders), ("--riders", args.riders), ("--processes", args.processes),
+                  ("--part-jobs", args.part_jobs), *(("--hubs", h) for h in args.hubs))
     _check_time_limit(args.budget)
     result = bench_scale.run(orders=args.orders, riders=args.riders, hubs=tuple(args.hubs), seed=args.seed,
                              budget_s=args.budget, processes=args.processes, engine=args.engine,

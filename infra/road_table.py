@@ -83,8 +83,30 @@ def full_table(locations: Sequence[Location], block_size: int, block: Block, ser
     return tuple(map(tuple, seconds)), tuple(map(tuple, metres))
 
 
+class _RoadTable:
+    """What both services share: the TravelModel methods on top of ``table``, and checked limits."""
+
+    __slots__ = ()
+    block_size: int
+    timeout_s: float
+    distance_profile: str
+
+    def __post_init__(self) -> None:
+        if self.block_size < 1 or self.timeout_s <= 0:
+            raise ValueError(f"block_size={self.block_size} and timeout_s={self.timeout_s} must be > 0")
+
+    def table(self, locations: Sequence[Location], profile: str) -> tuple[Matrix, Metres]:
+        raise NotImplementedError
+
+    def durations(self, locations: Sequence[Location], profile: Profile, depart_s_of_day: float) -> Matrix:
+        return self.table(locations, profile.name)[0]
+
+    def distances(self, locations: Sequence[Location]) -> Metres:
+        return self.table(locations, self.distance_profile)[1]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
-class OsrmTable:
+class OsrmTable(_RoadTable):
     """OSRM's ``/table/v1`` service. osrm-routed serves one dataset, built with one Lua profile
     (car.lua, bicycle.lua...), so each vehicle profile has its own server."""
 
@@ -92,16 +114,6 @@ class OsrmTable:
     distance_profile: str = "car"  # whose road distances distances() gives
     timeout_s: float = 30.0
     block_size: int = 100  # osrm-routed --max-table-size: sources x destinations <= its square
-
-    def __post_init__(self) -> None:
-        if self.block_size < 1 or self.timeout_s <= 0:
-            raise ValueError(f"block_size={self.block_size} and timeout_s={self.timeout_s} must be > 0")
-
-    def durations(self, locations: Sequence[Location], profile: Profile, depart_s_of_day: float) -> Matrix:
-        return self.table(locations, profile.name)[0]
-
-    def distances(self, locations: Sequence[Location]) -> Metres:
-        return self.table(locations, self.distance_profile)[1]
 
     def table(self, locations: Sequence[Location], profile: str) -> tuple[Matrix, Metres]:
         """Whole seconds and metres between all locations, for one profile's server."""
@@ -133,7 +145,7 @@ VALHALLA_COSTING: Mapping[str, str] = {"bike": "bicycle", "scooter": "motor_scoo
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ValhallaMatrix:
+class ValhallaMatrix(_RoadTable):
     """Valhalla's ``/sources_to_targets`` service: one server, a costing model per profile."""
 
     base_url: str  # e.g. "http://valhalla:8002"
@@ -141,16 +153,6 @@ class ValhallaMatrix:
     distance_profile: str = "car"
     timeout_s: float = 30.0
     block_size: int = 50  # sources x targets <= Valhalla's max_matrix_location_pairs (2,500 by default)
-
-    def __post_init__(self) -> None:
-        if self.block_size < 1 or self.timeout_s <= 0:
-            raise ValueError(f"block_size={self.block_size} and timeout_s={self.timeout_s} must be > 0")
-
-    def durations(self, locations: Sequence[Location], profile: Profile, depart_s_of_day: float) -> Matrix:
-        return self.table(locations, profile.name)[0]
-
-    def distances(self, locations: Sequence[Location]) -> Metres:
-        return self.table(locations, self.distance_profile)[1]
 
     def table(self, locations: Sequence[Location], profile: str) -> tuple[Matrix, Metres]:
         """Whole seconds and metres between all locations, with this profile's costing."""

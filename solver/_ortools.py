@@ -48,11 +48,10 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 
-from solver.eligibility import Eligibility, scaled_capacity, scaled_demand
+from solver.eligibility import NO_ROOM, Eligibility, scaled_capacity, scaled_demand
 from solver.model import Break, Job, Problem, Reload, Route, Solution, Step, Unassigned, Vehicle, schedule_route
 from solver.params import SolveParams
 
-DROPPED = "not served within capacity/time limits: no room left on the vehicles that could serve it"
 COST_SCALE = 36_000  # solver cost units per money unit
 PER_SECOND = COST_SCALE / 3600  # a cost per hour, in solver units per second
 # A re-plan with at most this many jobs per second of search time also searches from scratch for
@@ -167,7 +166,7 @@ def solve(problem: Problem, eligible: Eligibility, params: SolveParams) -> Solut
     routes: list[Route] = []
     dropped = f"solver found no solution (routing status {routing.status()})"
     if best is not None:
-        dropped = DROPPED
+        dropped = NO_ROOM
         for v, steps in zip(vehicles, best[1], strict=True):
             if any(isinstance(s, Job) for s in steps):
                 routes.append(schedule_route(problem, v, steps))

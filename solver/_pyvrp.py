@@ -53,11 +53,10 @@ from pyvrp import (
 from pyvrp.search import LocalSearch, PerturbationManager, compute_neighbours
 from pyvrp.stop import MaxRuntime, StoppingCriterion
 
-from solver.eligibility import Eligibility, scaled_capacity, scaled_demand
+from solver.eligibility import NO_ROOM, Eligibility, scaled_capacity, scaled_demand
 from solver.model import Job, Problem, Reload, Route, Solution, Step, Unassigned, Vehicle, schedule_route
 from solver.params import SolveParams
 
-DROPPED = "not served within capacity/time limits: no room left on the vehicles that could serve it"
 _MIN_SEARCH_S = 0.05  # search time left when building the model ate the whole limit
 
 
@@ -143,7 +142,7 @@ def solve(problem: Problem, eligible: Eligibility, params: SolveParams) -> Solut
             return _fallback(problem, eligible, params)
         routes = model.routes(result.best)
         served = {v.job_id for r in routes for v in r.stops}
-        unassigned |= {j: Unassigned(job_id=j, reason=DROPPED) for j in allowed if j not in served}
+        unassigned |= {j: Unassigned(job_id=j, reason=NO_ROOM) for j in allowed if j not in served}
     solution = Solution(routes=routes,
                         unassigned=tuple(unassigned[j.id] for j in problem.jobs if j.id in unassigned))
     if solution.violations(problem):  # a mismatch between the two models: never hand out such a plan

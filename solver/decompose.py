@@ -32,7 +32,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass, replace
 
 from solver import solve
-from solver.eligibility import fits, screen
+from solver.eligibility import NO_ROOM, fits, screen
 from solver.matrix import MatrixProblem
 from solver.model import RELOAD, Job, Problem, Route, Solution, Unassigned, Vehicle, Visit, haversine_m
 from solver.params import SolveParams
@@ -44,7 +44,6 @@ _MIN_CONTINUATION_S = 1800  # a used vehicle goes out again only with at least t
 _OVERHEAD_S = 3.0  # worker start-up, model building and merging, within a wall budget
 _MIN_PART_S = 0.2  # the least search time a part or the second chance gets
 # The engines' cause for a job that fits some vehicle alone but found no room (same words).
-NO_ROOM = "not served within capacity/time limits: no room left on the vehicles that could serve it"
 
 Unit = tuple[Job, ...]  # jobs that go to the same part: one job, or a pickup and its drop
 

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 from solver.model import Job, Problem, Unassigned, Vehicle
 
+# Why a job that some vehicle could serve on its own is left out of a plan (every engine says it).
+NO_ROOM = "not served within capacity/time limits: no room left on the vehicles that could serve it"
 SCALE = 1000  # capacity units are kept to 1/1000 (grams for kg, millilitres for litres)
 
 

@@ -1,4 +1,4 @@
-"""The Solomon, verify, JSON and bench modules load no OR-Tools, no peer solver and no infra."""
+"""The solver's pure and bench modules load no engine (OR-Tools, PyVRP), no peer solver and no infra."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import json
 import subprocess
 import sys
 
-MODULES = ["solver.matrix", "solver.solomon", "solver.verify", "solver.problem_json", "solver.bench"]
+MODULES = ["solver.matrix", "solver.solomon", "solver.verify", "solver.problem_json", "solver.bench", "solver.engines",
+           "solver.reoptimise", "solver.bench_reopt", "solver.city", "solver.decompose", "solver.bench_scale",
+           "solver.travel"]
 FORBIDDEN = ("ortools", "pyvrp", "vroom", "infra")
 
 
