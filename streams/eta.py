@@ -1,0 +1,611 @@
+"""ETAs for the remaining stops of a route, pure: p50 and p90 arrival times that learn from the
+fleet's own tracks and arrivals.
+
+What an estimate is made of (each layer corrects the one before, all in log space so they
+multiply):
+
+1. **Prior**: great circle x the vehicle's circuity at its :class:`solver.travel.Profile` speed for
+   the hour (per vehicle type, hourly factors).
+2. **Speeds learned per H3 cell (res 8) and hour** (:class:`SpeedModel`, :func:`learn_speeds`):
+   observed segment speeds (two accepted consecutive fixes) as log ratios to the prior, fitted
+   as ``vehicle-hour + cell + cell-hour`` terms, each shrunk toward zero (the prior) by a weight in
+   seconds of driving and forgotten with a half-life, so a cell without new data drifts back
+   to its prior. A leg is timed as the harmonic mean of the speeds at a few points along it.
+3. **Fleet factors** (:func:`learn_legs`, :func:`learn_services`): what segment speeds cannot see
+   (real roads longer than the assumed circuity, parking, lights, dwell at the door), learned
+   from whole legs (departure to arrival) per vehicle type and from service durations.
+4. **Rider pace** (:class:`Pace`): how much slower or faster this rider is than 1-3 on this route so
+   far, for travel and for service apart, shrunk toward 1 while there are few legs.
+5. **Calibration** (:class:`Calibration`, :func:`observe_arrival`): per horizon bucket (how far
+   ahead the estimate looked), a forgetting histogram of ``log(actual / predicted)`` over past
+   arrivals; its median re-centres the p50 and its 90th percentile gives the p90, so the band
+   follows the errors the system really makes (starts from a lognormal prior).
+
+Waiting: a rider who arrives before a window opens waits for it (as
+:func:`solver.model.schedule_route` plans it) before the service and the next leg.
+
+Times are float seconds (POSIX) and positions ``(lat, lon)``; the agent converts events at the
+edge. Cost: :func:`route_etas` for 20 remaining stops is a few tens of microseconds (one H3 lookup
+for the rider's cell; leg cells are cached per route by :func:`eta_route`), and :func:`due` keeps
+it off most pings.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import NamedTuple
+
+from h3.api import basic_int as h3_int
+
+from schemas import events as ev
+from solver.model import haversine_m
+from solver.travel import HOURS, PROFILES, Profile
+
+Position = tuple[float, float]  # (lat, lon) in degrees
+Entry = tuple[float, float, float]  # (decayed sum of weight x log ratio, decayed sum of weights, last update s)
+Coef = tuple[float, float]  # (a, m): shrunk estimate = a x parent + m, a = k / (k + w), m = s / (k + w)
+_NO_DATA: Coef = (1.0, 0.0)
+_EMPTY: Mapping = MappingProxyType({})
+
+
+# ---------------------------------------------------------------------------------------------
+# Learned speeds
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpeedParams:
+    resolution: int = 8  # H3 cells of ~0.7 km2: a district's streets, enough data per cell
+    utc_offset_s: float = 0.0  # local time of the city, for hours of the day (no DST switch)
+    half_life_s: float = 3 * 86_400.0  # old observations count half after this
+    hour_weight_s: float = 1_800.0  # prior weights, in seconds of driving observed
+    cell_weight_s: float = 600.0
+    cell_hour_weight_s: float = 1_200.0
+    leg_weight_s: float = 3_600.0
+    service_weight_s: float = 1_800.0
+    min_segment_s: float = 2.0
+    max_segment_s: float = 120.0  # longer gaps: the path between fixes is unknown
+    moving_mps: float = 1.0  # slower: stopped (dwell, queue); not a travel speed
+    max_speed_ratio: float = 4.0  # faster than 4x the prior: a GPS jump
+    leg_samples_per_km: float = 1.0  # points along a leg timed at their cell's speed (1-6 per leg)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpeedSample:
+    """One travel segment between two accepted fixes: the speed in the cell of its midpoint."""
+
+    vehicle_type: str
+    cell: int
+    at_s: float
+    speed_mps: float
+    weight_s: float  # the seconds it stands for
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LegSample:
+    """A whole leg, departure to arrival, against what the speeds alone predicted."""
+
+    vehicle_type: str
+    at_s: float
+    model_s: float
+    actual_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceSample:
+    """Time spent at a stop against its planned service time."""
+
+    at_s: float
+    planned_s: float
+    actual_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpeedModel:
+    """The fleet's travel knowledge: profile priors plus what was learned (immutable; the learn
+    functions return a new model sharing what they did not touch, so a batch costs a copy of the
+    cell table and of one hour's, not of the whole history).
+
+    Each level is a mean of observed log ratios shrunk toward the level above: vehicle-hour
+    toward the prior (0), the cell (all hours, all vehicles) toward the vehicle-hour, the
+    cell-hour toward the cell. Evidence (``hours``, ``cells``, ``cell_hours``: decayed sums) is kept
+    apart from the coefficients read on the hot path (``hour_log``, ``*_coef``), which are brought up
+    to date for the keys a batch touched, and for all keys by :func:`refresh` (run it now and
+    then, e.g. hourly: that is when unseen cells drift back to their prior)."""
+
+    params: SpeedParams = SpeedParams()
+    profiles: Mapping[str, Profile] = field(default_factory=lambda: PROFILES)
+    hours: Mapping[tuple[str, int], Entry] = field(default_factory=dict)  # (vehicle type, hour)
+    cells: Mapping[int, Entry] = field(default_factory=dict)  # cell, all hours
+    cell_hours: tuple[Mapping[int, Entry], ...] = (_EMPTY,) * HOURS  # hour -> cell
+    hour_log: Mapping[tuple[str, int], float] = field(default_factory=dict)  # shrunk mean log ratio
+    cell_coef: Mapping[int, Coef] = field(default_factory=dict)
+    cell_hour_coef: tuple[Mapping[int, Coef], ...] = (_EMPTY,) * HOURS
+    legs: Mapping[str, Entry] = field(default_factory=dict)  # vehicle type
+    service: Entry = (0.0, 0.0, 0.0)
+
+    def hour(self, at_s: float) -> int:
+        return int((at_s + self.params.utc_offset_s) // 3600) % HOURS
+
+    def prior_mps(self, vehicle_type: str, hour: int) -> float:
+        p = self.profiles[vehicle_type]
+        return p.speed_mps * p.hourly_factors[hour]
+
+    def slowdown(self, vehicle_type: str, cell: int, hour: int) -> float:
+        """Prior speed / learned speed in ``cell`` at ``hour`` (2.0: takes twice as long)."""
+        a_c, m_c = self.cell_coef.get(cell, _NO_DATA)
+        a_ch, m_ch = self.cell_hour_coef[hour].get(cell, _NO_DATA)
+        return math.exp(-(a_ch * (a_c * self.hour_log.get((vehicle_type, hour), 0.0) + m_c) + m_ch))
+
+    def speed_mps(self, vehicle_type: str, lat: float, lon: float, at_s: float) -> float:
+        """The speed this model expects at a place and time (what tests and dashboards read)."""
+        hour = self.hour(at_s)
+        cell = h3_int.latlng_to_cell(lat, lon, self.params.resolution)
+        return self.prior_mps(vehicle_type, hour) / self.slowdown(vehicle_type, cell, hour)
+
+    def leg_log_factor(self, vehicle_type: str, now_s: float) -> float:
+        return _estimate(self.legs.get(vehicle_type), self.params.leg_weight_s, now_s, self.params.half_life_s)
+
+    def service_log_factor(self, now_s: float) -> float:
+        return _estimate(self.service, self.params.service_weight_s, now_s, self.params.half_life_s)
+
+
+def _estimate(entry: Entry | None, prior_weight: float, now_s: float, half_life_s: float) -> float:
+    """Mean log ratio shrunk toward 0 (the prior), with forgotten weight flowing back to the prior."""
+    if entry is None:
+        return 0.0
+    s, w, t = entry
+    d = 0.5 ** (max(0.0, now_s - t) / half_life_s)
+    return s * d / (prior_weight + w * d)
+
+
+def _coef(entry: Entry, prior_weight: float, now_s: float, half_life_s: float) -> Coef:
+    s, w, t = entry
+    d = 0.5 ** (max(0.0, now_s - t) / half_life_s)
+    return prior_weight / (prior_weight + w * d), s * d / (prior_weight + w * d)
+
+
+def _merge(entry: Entry | None, s: float, w: float, t: float, half_life_s: float) -> Entry:
+    if entry is None:
+        return (s, w, t)
+    s0, w0, t0 = entry
+    d = 0.5 ** (max(0.0, t - t0) / half_life_s)
+    return (s0 * d + s, w0 * d + w, max(t, t0))
+
+
+def segment_sample(model: SpeedModel, vehicle_type: str, a: Position, a_s: float, b: Position, b_s: float,
+                   accuracy_m: float = 0.0) -> SpeedSample | None:
+    """The travel speed between two accepted consecutive fixes, or None when it says nothing about
+    road speed: too short or too long a gap, stopped (dwell), a GPS jump, or a move smaller than
+    the fixes' uncertainty."""
+    p = model.params
+    dt = b_s - a_s
+    if not p.min_segment_s <= dt <= p.max_segment_s:
+        return None
+    metres = haversine_m(a, b)
+    speed = metres / dt
+    mid = (a_s + b_s) / 2
+    if speed < p.moving_mps or metres < 2 * accuracy_m:
+        return None
+    if speed > p.max_speed_ratio * model.prior_mps(vehicle_type, model.hour(mid)):
+        return None
+    cell = h3_int.latlng_to_cell((a[0] + b[0]) / 2, (a[1] + b[1]) / 2, p.resolution)
+    return SpeedSample(vehicle_type=vehicle_type, cell=cell, at_s=mid, speed_mps=speed, weight_s=dt)
+
+
+def learn_speeds(model: SpeedModel, samples: Iterable[SpeedSample]) -> SpeedModel:
+    """Fold a batch of segment speeds in: each one counts, as ``log(speed / prior)`` weighted by
+    its seconds, for its vehicle-hour, its cell and its cell-hour."""
+    p = model.params
+    hours: dict[tuple[str, int], list[float]] = {}
+    cells: dict[int, list[float]] = {}
+    cell_hours: dict[tuple[int, int], list[float]] = {}
+    for x in samples:
+        hour = model.hour(x.at_s)
+        wx = x.weight_s * math.log(x.speed_mps / model.prior_mps(x.vehicle_type, hour))
+        for table, key in ((hours, (x.vehicle_type, hour)), (cells, x.cell), (cell_hours, (hour, x.cell))):
+            acc = table.get(key)
+            if acc is None:
+                table[key] = [wx, x.weight_s, x.at_s]
+            else:
+                acc[0] += wx
+                acc[1] += x.weight_s
+                acc[2] = max(acc[2], x.at_s)
+    if not hours:
+        return model
+    now_s = max(t for _, _, t in hours.values())
+    new_hours, hour_log = dict(model.hours), dict(model.hour_log)
+    for key, (s, w, t) in hours.items():
+        new_hours[key] = entry = _merge(new_hours.get(key), s, w, t, p.half_life_s)
+        hour_log[key] = _estimate(entry, p.hour_weight_s, now_s, p.half_life_s)
+    new_cells, cell_coef = dict(model.cells), dict(model.cell_coef)
+    for key, (s, w, t) in cells.items():
+        new_cells[key] = entry = _merge(new_cells.get(key), s, w, t, p.half_life_s)
+        cell_coef[key] = _coef(entry, p.cell_weight_s, now_s, p.half_life_s)
+    by_hour, coef_by_hour = list(model.cell_hours), list(model.cell_hour_coef)
+    copied: set[int] = set()
+    for (hour, cell), (s, w, t) in cell_hours.items():
+        if hour not in copied:
+            by_hour[hour], coef_by_hour[hour] = dict(by_hour[hour]), dict(coef_by_hour[hour])
+            copied.add(hour)
+        by_hour[hour][cell] = entry = _merge(by_hour[hour].get(cell), s, w, t, p.half_life_s)  # type: ignore[index]
+        coef_by_hour[hour][cell] = _coef(entry, p.cell_hour_weight_s, now_s, p.half_life_s)  # type: ignore[index]
+    return dataclasses.replace(model, hours=new_hours, cells=new_cells, cell_hours=tuple(by_hour),
+                               hour_log=hour_log, cell_coef=cell_coef, cell_hour_coef=tuple(coef_by_hour))
+
+
+def refresh(model: SpeedModel, now_s: float) -> SpeedModel:
+    """Age every learned coefficient to ``now_s``: what has not been seen for a few half-lives is
+    back at the prior. Linear in the table (milliseconds for a city): run it off the hot path."""
+    p = model.params
+    return dataclasses.replace(
+        model, hour_log={k: _estimate(e, p.hour_weight_s, now_s, p.half_life_s) for k, e in model.hours.items()},
+        cell_coef={k: _coef(e, p.cell_weight_s, now_s, p.half_life_s) for k, e in model.cells.items()},
+        cell_hour_coef=tuple({k: _coef(e, p.cell_hour_weight_s, now_s, p.half_life_s) for k, e in h.items()}
+                             for h in model.cell_hours))
+
+
+def learn_legs(model: SpeedModel, samples: Iterable[LegSample]) -> SpeedModel:
+    """Fleet travel factor per vehicle type from whole legs, weighted by their predicted length."""
+    legs = dict(model.legs)
+    for x in samples:
+        if x.model_s > 0 and x.actual_s > 0:
+            legs[x.vehicle_type] = _merge(legs.get(x.vehicle_type), x.model_s * math.log(x.actual_s / x.model_s),
+                                          x.model_s, x.at_s, model.params.half_life_s)
+    return dataclasses.replace(model, legs=legs)
+
+
+def learn_services(model: SpeedModel, samples: Iterable[ServiceSample]) -> SpeedModel:
+    """Fleet service factor: how long stops really take against their planned service time."""
+    service = model.service
+    for x in samples:
+        if x.planned_s > 0 and x.actual_s > 0:
+            service = _merge(service, x.planned_s * math.log(x.actual_s / x.planned_s), x.planned_s, x.at_s,
+                             model.params.half_life_s)
+    return dataclasses.replace(model, service=service)
+
+
+# ---------------------------------------------------------------------------------------------
+# Calibration of the band
+
+HORIZON_EDGES_S = (300.0, 900.0, 1_800.0, 3_600.0, 7_200.0)  # buckets: <5 min, <15, <30, <60, <120, more
+_BINS = 81
+_LO, _HI = -2.0, 2.0  # log(actual / predicted) range of the histograms; outside clamps to the ends
+_WIDTH = (_HI - _LO) / _BINS
+
+
+def horizon_bucket(horizon_s: float) -> int:
+    return bisect.bisect_right(HORIZON_EDGES_S, horizon_s)
+
+
+def _quantile(counts: Sequence[float], q: float) -> float:
+    target = q * sum(counts)
+    acc = 0.0
+    for i, c in enumerate(counts):
+        if acc + c >= target and c > 0:
+            return _LO + (i + (target - acc) / c) * _WIDTH
+        acc += c
+    return _HI
+
+
+def _lognormal_counts(sigma: float, weight: float) -> tuple[float, ...]:
+    cdf = [0.5 * (1 + math.erf((_LO + i * _WIDTH) / (sigma * math.sqrt(2)))) for i in range(_BINS + 1)]
+    return tuple(weight * (cdf[i + 1] - cdf[i]) for i in range(_BINS))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CalibrationParams:
+    prior_sigma: tuple[float, ...] = (0.45, 0.3, 0.25, 0.22, 0.2, 0.2)  # per horizon bucket, before data
+    prior_weight: float = 20.0  # the prior counts as this many arrivals
+    memory: float = 2_000.0  # arrivals: each new one ages the bucket's histogram by 1/memory
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Calibration:
+    """Per horizon bucket, the distribution of ``log(actual / predicted)`` seconds to arrival.
+
+    p50 = now + predicted x exp(median), p90 = now + predicted x exp(90th percentile): the
+    median removes the bias left after learning, the 90th percentile sets the band from errors
+    really observed at that horizon, so coverage tracks 90 % whatever the error model."""
+
+    params: CalibrationParams = CalibrationParams()
+    counts: tuple[tuple[float, ...], ...] = ()
+    q50: tuple[float, ...] = ()
+    q90: tuple[float, ...] = ()
+    r50: tuple[float, ...] = ()  # exp(q50), exp(q90): the multipliers the hot path applies
+    r90: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.counts:
+            p = self.params
+            counts = tuple(_lognormal_counts(s, p.prior_weight) for s in p.prior_sigma)
+            object.__setattr__(self, "counts", counts)
+            object.__setattr__(self, "q50", tuple(_quantile(c, 0.5) for c in counts))
+            object.__setattr__(self, "q90", tuple(_quantile(c, 0.9) for c in counts))
+        if not self.r50:
+            object.__setattr__(self, "r50", tuple(map(math.exp, self.q50)))
+            object.__setattr__(self, "r90", tuple(map(math.exp, self.q90)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Routes and estimates
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EtaStop:
+    order_id: str
+    lat: float
+    lon: float
+    service_s: float
+    window_start_s: float = 0.0  # the rider waits if early (0: no window)
+    window_end_s: float = math.inf  # the promised latest arrival
+    leg_m: float = 0.0  # great circle from the stop before (0 for the first: from the rider)
+    leg_cells: tuple[int, ...] = ()  # cells of points along that leg
+    cell: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EtaRoute:
+    """A planned route as the ETA needs it, built once per route (H3 lookups done here)."""
+
+    route_id: str
+    rider_id: str
+    vehicle_type: str
+    stops: tuple[EtaStop, ...]
+
+
+def eta_route(route: ev.RoutePlanned, vehicle_type: str, windows: Mapping[str, tuple[float, float]],
+              params: SpeedParams = SpeedParams()) -> EtaRoute:
+    """``windows``: order id -> (start, end) in POSIX seconds, from the orders (RoutePlanned does
+    not carry them); orders without one get no waiting and no promise."""
+    stops: list[EtaStop] = []
+    prev: Position | None = None
+    for s in route.stops:
+        here = (s.lat, s.lon)
+        start, end = windows.get(s.order_id, (0.0, math.inf))
+        leg_m, cells = 0.0, ()
+        if prev is not None:
+            leg_m = haversine_m(prev, here)
+            n = max(1, min(6, round(leg_m / 1000 * params.leg_samples_per_km)))
+            cells = tuple(h3_int.latlng_to_cell(prev[0] + (s.lat - prev[0]) * f, prev[1] + (s.lon - prev[1]) * f,
+                                                params.resolution) for f in ((k + 0.5) / n for k in range(n)))
+        stops.append(EtaStop(order_id=s.order_id, lat=s.lat, lon=s.lon, service_s=float(s.service_time_s),
+                             window_start_s=start, window_end_s=end, leg_m=leg_m, leg_cells=cells,
+                             cell=h3_int.latlng_to_cell(s.lat, s.lon, params.resolution)))
+        prev = here
+    return EtaRoute(route_id=route.route_id, rider_id=route.rider_id, vehicle_type=str(vehicle_type),
+                    stops=tuple(stops))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pace:
+    """How this rider compares with the fleet model on this route so far (log ratios, shrunk
+    toward 0 by ``weight_s`` seconds of evidence)."""
+
+    travel: tuple[float, float] = (0.0, 0.0)  # (sum of model seconds x log ratio, model seconds)
+    service: tuple[float, float] = (0.0, 0.0)
+    weight_s: float = 600.0
+
+    def travel_log(self) -> float:
+        return self.travel[0] / (self.weight_s + self.travel[1])
+
+    def service_log(self) -> float:
+        return self.service[0] / (self.weight_s + self.service[1])
+
+    def with_travel(self, model_s: float, actual_s: float) -> Pace:
+        s, w = self.travel
+        return dataclasses.replace(self, travel=(s + model_s * math.log(actual_s / model_s), w + model_s))
+
+    def with_service(self, expected_s: float, actual_s: float) -> Pace:
+        s, w = self.service
+        return dataclasses.replace(self, service=(s + expected_s * math.log(actual_s / expected_s), w + expected_s))
+
+
+class StopEta(NamedTuple):
+    """One estimate (a value made 20 at a time on the hot path: a tuple is 3x cheaper to build
+    than a frozen dataclass)."""
+
+    order_id: str
+    index: int  # in the route's stops
+    from_s: float  # when the estimate was made
+    model_s: float  # seconds to arrival the model predicted, before calibration
+    p50_s: float
+    p90_s: float
+
+
+def route_etas(route: EtaRoute, next_stop: int, position: Position, now_s: float, model: SpeedModel,
+               pace: Pace = Pace(), calibration: Calibration = Calibration(),
+               at_stop_until_s: float | None = None) -> list[StopEta]:
+    """p50 and p90 arrival at every stop from ``next_stop`` on, for a rider at ``position`` now.
+
+    Legs run at the learned speeds of the hour they start in, x the fleet leg factor x the
+    rider's travel pace; each stop before adds its service time (x fleet and rider service
+    factors) after waiting for its window to open. ``at_stop_until_s``: the rider is still
+    serving a stop and leaves at that time (the agent's estimate), not now."""
+    stops = route.stops
+    if next_stop >= len(stops):
+        return []
+    vehicle = route.vehicle_type
+    travel_factor = math.exp(model.leg_log_factor(vehicle, now_s) + pace.travel_log())
+    service_factor = math.exp(model.service_log_factor(now_s) + pace.service_log())
+    r50, r90 = calibration.r50, calibration.r90
+    profile, hour_log, by_cell, by_cell_hour = model.profiles[vehicle], model.hour_log, model.cell_coef, model.cell_hour_coef
+    offset = model.params.utc_offset_s
+    per_m: dict[int, float] = {}  # hour -> seconds per great-circle metre at the prior
+    here = h3_int.latlng_to_cell(position[0], position[1], model.params.resolution)
+    first = stops[next_stop]
+    t = now_s if at_stop_until_s is None else max(now_s, at_stop_until_s)
+    out: list[StopEta] = []
+    for i in range(next_stop, len(stops)):
+        s = stops[i]
+        if i == next_stop:
+            metres, cells = haversine_m(position, (first.lat, first.lon)), (here, first.cell)
+        else:
+            metres, cells = s.leg_m, s.leg_cells
+        hour = int((t + offset) // 3600) % HOURS
+        k = per_m.get(hour)
+        if k is None:
+            k = per_m[hour] = profile.circuity / (profile.speed_mps * profile.hourly_factors[hour]) * travel_factor
+        g, cell_hour = hour_log.get((vehicle, hour), 0.0), by_cell_hour[hour]
+        slowness = 0.0
+        for cell in cells:  # inlined SpeedModel.slowdown: this loop is the hot path
+            a_c, m_c = by_cell.get(cell, _NO_DATA)
+            a_ch, m_ch = cell_hour.get(cell, _NO_DATA)
+            slowness += math.exp(-(a_ch * (a_c * g + m_c) + m_ch))
+        t += metres * k * slowness / len(cells)
+        ahead = t - now_s
+        b = bisect.bisect_right(HORIZON_EDGES_S, ahead)
+        out.append(StopEta(s.order_id, i, now_s, ahead, now_s + ahead * r50[b], now_s + ahead * r90[b]))
+        t = max(t, s.window_start_s) + s.service_s * service_factor
+    return out
+
+
+def observe_arrival(calibration: Calibration, predicted: StopEta, actual_s: float) -> Calibration:
+    """Fold the error of one past estimate into its horizon bucket (estimates made at or after the
+    arrival say nothing and are ignored)."""
+    elapsed = actual_s - predicted.from_s
+    if predicted.model_s <= 0 or elapsed <= 0:
+        return calibration
+    b = horizon_bucket(predicted.model_s)
+    x = min(_HI - 1e-9, max(_LO, math.log(elapsed / predicted.model_s)))
+    keep = 1 - 1 / calibration.params.memory
+    counts = [c * keep for c in calibration.counts[b]]
+    counts[int((x - _LO) / _WIDTH)] += 1.0
+    new = tuple(counts)
+    q50 = calibration.q50[:b] + (_quantile(new, 0.5),) + calibration.q50[b + 1:]
+    q90 = calibration.q90[:b] + (_quantile(new, 0.9),) + calibration.q90[b + 1:]
+    return dataclasses.replace(calibration, counts=calibration.counts[:b] + (new,) + calibration.counts[b + 1:],
+                               q50=q50, q90=q90, r50=tuple(map(math.exp, q50)), r90=tuple(map(math.exp, q90)))
+
+
+# ---------------------------------------------------------------------------------------------
+# When to recompute, when to emit
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmitParams:
+    min_move_s: float = 60.0  # p50 moves by at least max(this, share x time remaining)
+    share_of_remaining: float = 0.1
+    every_s: float = 30.0  # due(): recompute at most this often...
+    moved_m: float = 250.0  # ...unless the rider moved this far since the last one
+
+
+def should_emit(previous: StopEta | None, new: StopEta, window_end_s: float = math.inf,
+                params: EmitParams = EmitParams()) -> bool:
+    """Emit the first estimate, a p50 that moved beyond max(60 s, 10 % of the time remaining), or a
+    p90 that crossed the promised window end either way (what the delay-risk alert watches)."""
+    if previous is None:
+        return True
+    remaining = max(0.0, new.p50_s - new.from_s)
+    if abs(new.p50_s - previous.p50_s) > max(params.min_move_s, params.share_of_remaining * remaining):
+        return True
+    return (previous.p90_s > window_end_s) != (new.p90_s > window_end_s)
+
+
+# ---------------------------------------------------------------------------------------------
+# One rider on one route
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiderEta:
+    """A rider's ETA state on a route: progress, pace, what was emitted, and the estimates kept
+    to be scored against the real arrivals (one per stop and horizon bucket)."""
+
+    route: EtaRoute
+    next_stop: int = 0
+    pace: Pace = Pace()
+    leg_from_s: float = 0.0  # left the previous stop (or started the route)
+    leg_model_s: float = 0.0  # the leg's speed-model seconds when it started (0: not yet known)
+    at_stop_since_s: float | None = None  # arrived at stop next_stop - 1, not yet departed
+    computed_at_s: float = -math.inf
+    computed_at: Position = (0.0, 0.0)
+    emitted: Mapping[int, StopEta] = field(default_factory=dict)  # stop index -> last emitted
+    scored: tuple[StopEta, ...] = ()  # estimates waiting for their stop's arrival
+    scored_keys: frozenset[tuple[int, int]] = frozenset()  # (stop index, horizon bucket) kept
+
+
+def start_route(route: EtaRoute, now_s: float) -> RiderEta:
+    return RiderEta(route=route, leg_from_s=now_s)
+
+
+def due(state: RiderEta, now_s: float, position: Position, params: EmitParams = EmitParams()) -> bool:
+    """Recompute only every ``every_s`` or after a real move; arrivals and departures reset the
+    clock, so a stop completed is reflected on the next ping."""
+    if state.next_stop >= len(state.route.stops):
+        return False
+    if now_s - state.computed_at_s >= params.every_s:
+        return True
+    return haversine_m(state.computed_at, position) >= params.moved_m
+
+
+def update(state: RiderEta, now_s: float, position: Position, model: SpeedModel, calibration: Calibration,
+           params: EmitParams = EmitParams()) -> tuple[RiderEta, list[StopEta]]:
+    """Recompute the remaining stops' ETAs; return the ones to emit as ``EtaUpdated``."""
+    leaves = None
+    if state.at_stop_since_s is not None and state.next_stop > 0:
+        done = state.route.stops[state.next_stop - 1]
+        expected = done.service_s * math.exp(model.service_log_factor(now_s) + state.pace.service_log())
+        leaves = max(state.at_stop_since_s, done.window_start_s) + expected
+    etas = route_etas(state.route, state.next_stop, position, now_s, model, state.pace, calibration, leaves)
+    stops = state.route.stops
+    emitted = dict(state.emitted)
+    out = [e for e in etas if should_emit(emitted.get(e.index), e, stops[e.index].window_end_s, params)]
+    for e in out:
+        emitted[e.index] = e
+    keys = set(state.scored_keys)
+    new_scored = []
+    for e in etas:
+        key = (e.index, horizon_bucket(e.model_s))
+        if key not in keys:
+            keys.add(key)
+            new_scored.append(e)
+    leg_model_s = state.leg_model_s
+    if leg_model_s == 0.0 and leaves is None and etas:  # first estimate of this leg: its model time
+        leg_model_s = (now_s - state.leg_from_s) + etas[0].model_s / math.exp(
+            model.leg_log_factor(state.route.vehicle_type, now_s) + state.pace.travel_log())
+    return dataclasses.replace(state, computed_at_s=now_s, computed_at=position, emitted=emitted,
+                               scored=state.scored + tuple(new_scored), scored_keys=frozenset(keys),
+                               leg_model_s=leg_model_s), out
+
+
+def arrived(state: RiderEta, index: int, at_s: float, model: SpeedModel
+            ) -> tuple[RiderEta, list[StopEta], LegSample | None]:
+    """The rider reached stop ``index`` (the geofence said so): returns the estimates to score with
+    :func:`observe_arrival` and the leg for :func:`learn_legs`; the rider's travel pace learns what
+    the fleet leg factor did not explain."""
+    if index < state.next_stop or index >= len(state.route.stops):
+        return state, [], None
+    to_score = [e for e in state.scored if e.index == index]
+    leg = None
+    pace = state.pace
+    actual = at_s - state.leg_from_s
+    if index == state.next_stop and state.leg_model_s > 0 and actual > 0:
+        leg = LegSample(vehicle_type=state.route.vehicle_type, at_s=at_s, model_s=state.leg_model_s, actual_s=actual)
+        fleet = state.leg_model_s * math.exp(model.leg_log_factor(state.route.vehicle_type, at_s))
+        pace = pace.with_travel(fleet, actual)
+    return dataclasses.replace(
+        state, next_stop=index + 1, pace=pace, at_stop_since_s=at_s, leg_model_s=0.0, leg_from_s=at_s,
+        computed_at_s=-math.inf, scored=tuple(e for e in state.scored if e.index > index),
+        scored_keys=frozenset(k for k in state.scored_keys if k[0] > index),
+        emitted={k: v for k, v in state.emitted.items() if k > index}), to_score, leg
+
+
+def departed(state: RiderEta, at_s: float, model: SpeedModel) -> tuple[RiderEta, ServiceSample | None]:
+    """The rider left the stop it arrived at: the service time is learned (rider pace here, fleet
+    factor via :func:`learn_services`) and the next leg starts now."""
+    if state.at_stop_since_s is None or state.next_stop == 0:
+        return state, None
+    done = state.route.stops[state.next_stop - 1]
+    started = max(state.at_stop_since_s, done.window_start_s)
+    actual = at_s - started
+    sample = None
+    pace = state.pace
+    if done.service_s > 0 and actual > 0:
+        sample = ServiceSample(at_s=at_s, planned_s=done.service_s, actual_s=actual)
+        pace = pace.with_service(done.service_s * math.exp(model.service_log_factor(at_s)), actual)
+    return dataclasses.replace(state, at_stop_since_s=None, leg_from_s=at_s, leg_model_s=0.0, pace=pace,
+                               computed_at_s=-math.inf), sample

@@ -1,0 +1,532 @@
+"""Geofences, pure: arrival at and departure from stops and hubs, and custom zones.
+
+Why not a plain "inside the radius for N seconds" rule: city GPS is off by 30-50 m, so a single
+radius fires early, late or twice (Traccar users have asked for debounced geofences since 2016).
+Here each fence has
+
+- separate **enter and exit radii** (hysteresis): arrival needs fixes inside the smaller one,
+  departure needs fixes beyond the larger one, so jitter at an edge never flips the state;
+- **accuracy gating and widening**: fixes worse than ``worst_accuracy_m`` are no evidence either
+  way; the others widen the radii by their reported accuracy (capped);
+- **dwell with evidence**: arrival needs ``min_fixes`` stopped fixes inside over ``dwell_s`` of
+  device time, most of the fixes since entry inside, and the filtered (accuracy-weighted mean)
+  position inside the enter radius plus its standard error. A fix whose device speed says the
+  rider is moving is no dwell evidence, which is what keeps drive-bys out under noise;
+- **backdating**: ``Arrival.at`` is the first fix of the entry that led to the arrival, not the
+  end of the dwell, so the reported time is not late by the dwell; departure is the last fix
+  inside the enter radius before the rider was seen beyond the exit radius;
+- **robust departure**: ``depart_fixes`` consecutive fixes beyond the exit radius spanning
+  ``depart_s``, so one multipath outlier during a long stop does not end it.
+
+Stops are watched in route order with a lookahead (a missed arrival does not stall the route);
+a stop arrives at most once; the route's hub is always watched and can be arrived at again after
+each departure (reloads, end of shift).
+
+Cost: fences are indexed by H3 cell (cells within the widest enter radius, precomputed per route),
+so a ping far from every fence costs one ``latlng_to_cell`` and one dict lookup and returns the
+same state object. Distances are a local equirectangular approximation in metres (error well
+under 0.1% within a few km, far below GPS noise; :func:`solver.model.haversine_m` is ~4x dearer
+and not needed at this scale), compared squared. Times are device times in epoch seconds.
+Caching ``latlng_to_cell`` by rounded coordinates was measured slower than the call itself.
+
+Hot per-fence state is a ``NamedTuple``: immutable like the frozen dataclasses elsewhere but
+about 5x cheaper to build, and a new one is built on every ping near a fence.
+
+Custom zones are polygons turned into H3 cells (resolution from the polygon's size); membership
+uses core cells to enter and core + one ring of buffer cells to stay (spatial hysteresis) with
+``enter_fixes`` / ``exit_fixes`` consecutive fixes (temporal hysteresis), and a dwell event after
+``dwell_s`` inside.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import NamedTuple
+
+import h3
+from h3.api import basic_int as h3_int
+
+from schemas import events as ev
+from solver.model import EARTH_RADIUS_M
+
+M_PER_DEG = EARTH_RADIUS_M * math.pi / 180.0
+
+
+class FenceKind(enum.StrEnum):
+    STOP = "stop"
+    HUB = "hub"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GeofenceParams:
+    """Defaults tuned for 30 m (1 sigma per axis) GPS noise and a fix every ~10 s."""
+
+    h3_resolution: int = 9  # index cells (~174 m edge): a few cells cover a fence
+    stop_enter_radius_m: float = 50.0
+    stop_exit_radius_m: float = 120.0
+    hub_enter_radius_m: float = 100.0  # a depot yard is bigger than a doorstep
+    hub_exit_radius_m: float = 200.0
+    accuracy_bonus_cap_m: float = 60.0  # radii widen by the fix's accuracy, up to this
+    worst_accuracy_m: float = 100.0  # worse fixes are no evidence either way
+    unknown_accuracy_m: float = 20.0  # assumed when the device does not say
+    dwell_s: float = 20.0  # device time from first entry to arrival (short failed attempts last ~25 s)
+    min_fixes: int = 2  # stopped fixes inside needed for an arrival (one more without device speed)
+    min_inside_share: float = 0.6  # of the fixes since entry, this share inside and stopped
+    reset_fixes: int = 2  # consecutive fixes outside the enter radius end an entry
+    max_gap_s: float = 180.0  # an entry with no fix for longer starts again
+    stopped_speed_mps: float = 3.0  # device speed above this = passing through, not dwelling
+    depart_fixes: int = 3  # consecutive fixes beyond the exit radius...
+    depart_s: float = 15.0  # ...spanning at least this long
+    lookahead: int = 3  # next stops watched, so a missed arrival does not stall the route
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fence:
+    fence_id: str  # order id of a stop, hub id of a hub
+    kind: FenceKind
+    lat: float
+    lon: float
+    enter_radius_m: float
+    exit_radius_m: float
+    m_per_deg_lon: float  # local scale for the equirectangular distance
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouteFences:
+    """A route's fences, built once per route: stops in route order, then the hub (if any)."""
+
+    route_id: str
+    fences: tuple[Fence, ...]
+    stop_count: int
+    resolution: int
+    by_cell: Mapping[int, tuple[int, ...]]  # H3 cell -> indexes into ``fences``
+
+
+class AtFence(NamedTuple):
+    """A rider arrived at a fence and not yet departed. Rebuilt on every ping at the fence, so
+    kept small (built positionally: ~0.6 us, where ``_replace`` on a wide tuple costs ~2 us)."""
+
+    index: int
+    last_in_at: datetime  # last fix inside the enter radius: the departure time
+    last_s: float  # last fix seen (ordering guard)
+    misses: int  # consecutive fixes beyond the exit radius
+    miss_s: float  # first fix of the current misses
+
+
+class Entering(NamedTuple):
+    """A rider inside a fence's enter radius, not yet arrived; only fences with something going
+    on have a state."""
+
+    index: int
+    entry_at: datetime  # first fix of the entry (arrival time once arrived)
+    entry_s: float
+    last_in_at: datetime  # last fix inside the enter radius
+    last_s: float  # last fix seen at this fence (ordering guard)
+    seen: int  # fixes since entry not known to be moving
+    fixes: int  # of which inside: the dwell evidence ("counted" fixes)
+    blind: int  # counted fixes without a device speed
+    misses: int  # consecutive fixes outside the enter radius
+    # accuracy-weighted sums over the counted fixes, in metres from the fence centre and seconds
+    # from entry: the filtered position, and a least-squares velocity when the device gives none
+    sw: float = 0.0
+    sx: float = 0.0
+    sy: float = 0.0
+    st: float = 0.0
+    stt: float = 0.0
+    stx: float = 0.0
+    sty: float = 0.0
+    acc_sum: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiderFences:
+    rider_id: str
+    route_id: str | None = None
+    next_stop: int = 0  # first stop not yet arrived at or skipped
+    active: tuple[Entering | AtFence, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Arrival:
+    rider_id: str
+    route_id: str
+    fence_id: str
+    kind: FenceKind
+    at: datetime  # first fix of the entry that led to the arrival
+    lat: float  # filtered position
+    lon: float
+    confidence: float  # 0..1 score from fixes, inside share, depth and accuracy (not calibrated)
+    source_ping_id: str  # the ping that confirmed it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Departure:
+    rider_id: str
+    route_id: str
+    fence_id: str
+    kind: FenceKind
+    at: datetime  # last fix inside the enter radius
+    confidence: float
+    source_ping_id: str
+
+
+FenceEvent = Arrival | Departure
+
+
+def _cells_within(lat: float, lon: float, radius_m: float, resolution: int) -> set[int]:
+    """Every cell that can contain a point within ``radius_m`` (cell centre within radius + edge)."""
+    edge = h3.average_hexagon_edge_length(resolution, "m")
+    reach = radius_m + 1.2 * edge  # hexagon circumradius = edge; 20% for distortion
+    m_lon = M_PER_DEG * math.cos(math.radians(lat))
+    centre = h3_int.latlng_to_cell(lat, lon, resolution)
+    cells = set()
+    for cell in h3_int.grid_disk(centre, int(reach / (1.5 * edge)) + 2):
+        clat, clon = h3_int.cell_to_latlng(cell)
+        if ((clat - lat) * M_PER_DEG) ** 2 + ((clon - lon) * m_lon) ** 2 <= reach * reach:
+            cells.add(cell)
+    return cells
+
+
+def _fence(fence_id: str, kind: FenceKind, lat: float, lon: float, enter: float, exit_: float) -> Fence:
+    if not 0 < enter < exit_:
+        raise ValueError(f"fence {fence_id}: need 0 < enter radius ({enter}) < exit radius ({exit_})")
+    return Fence(fence_id=fence_id, kind=kind, lat=lat, lon=lon, enter_radius_m=enter, exit_radius_m=exit_,
+                 m_per_deg_lon=M_PER_DEG * math.cos(math.radians(lat)))
+
+
+def route_fences(route: ev.RoutePlanned, params: GeofenceParams = GeofenceParams()) -> RouteFences:
+    """The fences of a route's stops and hub (the route's start), with their H3 index."""
+    fences = [_fence(s.order_id, FenceKind.STOP, s.lat, s.lon, params.stop_enter_radius_m, params.stop_exit_radius_m)
+              for s in route.stops]
+    fences.append(_fence(route.hub_id, FenceKind.HUB, route.start.lat, route.start.lon, params.hub_enter_radius_m,
+                         params.hub_exit_radius_m))
+    by_cell: dict[int, list[int]] = {}
+    for i, f in enumerate(fences):
+        for cell in _cells_within(f.lat, f.lon, f.enter_radius_m + params.accuracy_bonus_cap_m, params.h3_resolution):
+            by_cell.setdefault(cell, []).append(i)
+    return RouteFences(route_id=route.route_id, fences=tuple(fences), stop_count=len(route.stops),
+                       resolution=params.h3_resolution,
+                       by_cell=MappingProxyType({c: tuple(ix) for c, ix in by_cell.items()}))
+
+
+def start_route(rider: RiderFences, route_id: str) -> RiderFences:
+    """A new route: progress and fence states start over."""
+    return RiderFences(rider_id=rider.rider_id, route_id=route_id)
+
+
+def on_ping(rider: RiderFences, route: RouteFences, ping: ev.GpsPing,
+            params: GeofenceParams = GeofenceParams()) -> tuple[RiderFences, tuple[FenceEvent, ...]]:
+    """Fold one ping in. Returns the same state object when the ping changes nothing (far from
+    every fence, gated out, out of order, or no route)."""
+    route_id = rider.route_id
+    if route_id != route.route_id:
+        return rider, ()
+    acc = ping.accuracy_m
+    if acc is None:
+        acc = params.unknown_accuracy_m
+    elif acc > params.worst_accuracy_m:
+        return rider, ()
+    lat, lon = ping.lat, ping.lon
+    candidates = route.by_cell.get(h3_int.latlng_to_cell(lat, lon, route.resolution), ())
+    active = rider.active
+    if not candidates and not active:
+        return rider, ()
+    at = ping.device_time
+    t = at.timestamp()
+    for st in active:
+        if t <= st.last_s:
+            return rider, ()  # duplicate or out of order: upstream hygiene should have dropped it
+
+    speed = ping.speed_mps
+    stopped = speed is None or speed <= params.stopped_speed_mps
+    bonus = acc if acc < params.accuracy_bonus_cap_m else params.accuracy_bonus_cap_m
+    weight = 1.0 / (acc * acc if acc > 5.0 else 25.0)
+    fences = route.fences
+    stop_count = route.stop_count
+    next_stop = rider.next_stop
+    window_end = next_stop + params.lookahead
+    events: list[FenceEvent] = []
+    kept: list[Entering | AtFence] = []
+    tracked = set()  # fences with a state: candidates need not start one
+    arrived_stop = -1
+
+    for st in active:
+        i = st.index
+        tracked.add(i)
+        f = fences[i]
+        dx = (lon - f.lon) * f.m_per_deg_lon
+        dy = (lat - f.lat) * M_PER_DEG
+        d2 = dx * dx + dy * dy
+        enter = f.enter_radius_m + bonus
+        if type(st) is AtFence:
+            exit_ = f.exit_radius_m + bonus
+            if d2 > exit_ * exit_:
+                misses = st.misses + 1
+                miss_s = t if misses == 1 else st.miss_s
+                if misses >= params.depart_fixes and t - miss_s >= params.depart_s:
+                    events.append(Departure(rider_id=rider.rider_id, route_id=route_id, fence_id=f.fence_id,
+                                            kind=f.kind, at=st.last_in_at,
+                                            confidence=_departure_confidence(misses, params),
+                                            source_ping_id=ping.event_id))
+                    continue
+                kept.append(AtFence(i, st.last_in_at, t, misses, miss_s))
+            else:
+                kept.append(AtFence(i, at if d2 <= enter * enter else st.last_in_at, t, 0, 0.0))
+            continue
+        # entering
+        if (f.kind is FenceKind.STOP and not next_stop <= i < window_end) or t - st.last_s > params.max_gap_s:
+            tracked.discard(i)  # skipped by a later arrival, or gone quiet: may start afresh below
+            continue
+        if d2 <= enter * enter:
+            st = _counted(st, at, t, dx, dy, acc, weight, speed is None) if stopped else \
+                st._replace(last_in_at=at, last_s=t, misses=0)  # passing through: neither for nor against
+        else:
+            misses = st.misses + 1
+            if misses >= params.reset_fixes:
+                continue
+            st = st._replace(last_s=t, seen=st.seen + stopped, misses=misses)
+        arrival = _arrival(st, f, rider, route_id, ping, params)
+        if arrival is None:
+            kept.append(st)
+            continue
+        events.append(arrival)
+        kept.append(AtFence(i, at, t, 0, 0.0))
+        if f.kind is FenceKind.STOP and i > arrived_stop:
+            arrived_stop = i
+
+    for i in candidates:
+        if i in tracked or (i < stop_count and not next_stop <= i < window_end):
+            continue
+        f = fences[i]
+        dx = (lon - f.lon) * f.m_per_deg_lon
+        dy = (lat - f.lat) * M_PER_DEG
+        enter = f.enter_radius_m + bonus
+        if dx * dx + dy * dy > enter * enter:
+            continue
+        st = Entering(index=i, entry_at=at, entry_s=t, last_in_at=at, last_s=t, seen=0, fixes=0, blind=0, misses=0)
+        if stopped:
+            st = _counted(st, at, t, dx, dy, acc, weight, speed is None)
+        arrival = _arrival(st, f, rider, route_id, ping, params)
+        if arrival is not None:
+            events.append(arrival)
+            st = AtFence(i, at, t, 0, 0.0)
+            if i < stop_count and i > arrived_stop:
+                arrived_stop = i
+        kept.append(st)
+
+    if arrived_stop >= 0:
+        next_stop = arrived_stop + 1
+        kept = [s for s in kept if type(s) is AtFence or s.index >= next_stop]  # stops before an arrival are skipped
+    return RiderFences(rider_id=rider.rider_id, route_id=route_id, next_stop=next_stop, active=tuple(kept)), \
+        tuple(events)
+
+
+def _counted(st: Entering, at: datetime, t: float, dx: float, dy: float, acc: float, w: float,
+             blind: bool) -> Entering:
+    """``st`` with one more stopped fix inside the enter radius."""
+    tau = t - st.entry_s
+    return Entering(st.index, st.entry_at, st.entry_s, at, t, st.seen + 1, st.fixes + 1, st.blind + blind, 0,
+                    st.sw + w, st.sx + w * dx, st.sy + w * dy, st.st + w * tau, st.stt + w * tau * tau,
+                    st.stx + w * tau * dx, st.sty + w * tau * dy, st.acc_sum + acc)
+
+
+def _arrival(st: Entering, f: Fence, rider: RiderFences, route_id: str, ping: ev.GpsPing,
+             params: GeofenceParams) -> Arrival | None:
+    """Arrival once the entry has lasted the dwell with enough stopped fixes inside, most fixes
+    inside, and the filtered position inside the enter radius plus its standard error. Without
+    the device's speed, one more fix and a fitted velocity below ``stopped_speed_mps`` stand in
+    for it (a slow drive-through is otherwise a dwell)."""
+    n = st.fixes
+    if n < params.min_fixes or st.last_s - st.entry_s < params.dwell_s or n < params.min_inside_share * st.seen:
+        return None
+    sw = st.sw
+    if st.blind:
+        if n <= params.min_fixes:
+            return None
+        den = sw * st.stt - st.st * st.st
+        vx, vy = (sw * st.stx - st.st * st.sx) / den, (sw * st.sty - st.st * st.sy) / den
+        if vx * vx + vy * vy > params.stopped_speed_mps * params.stopped_speed_mps:
+            return None
+    mx, my = st.sx / sw, st.sy / sw
+    mean_acc = st.acc_sum / n
+    stderr = min(mean_acc, params.accuracy_bonus_cap_m) / math.sqrt(n)
+    limit = f.enter_radius_m + stderr
+    depth2 = mx * mx + my * my
+    if depth2 > limit * limit:
+        return None
+    depth = 1.0 - math.sqrt(depth2) / limit
+    confidence = (1.0 - 0.5 ** n) * (n / st.seen) * (0.5 + 0.5 * depth) * f.enter_radius_m / (f.enter_radius_m + stderr)
+    return Arrival(rider_id=rider.rider_id, route_id=route_id, fence_id=f.fence_id, kind=f.kind, at=st.entry_at,
+                   lat=f.lat + my / M_PER_DEG, lon=f.lon + mx / f.m_per_deg_lon,
+                   confidence=round(min(1.0, max(0.0, confidence)), 3), source_ping_id=ping.event_id)
+
+
+def _departure_confidence(misses: int, params: GeofenceParams) -> float:
+    """More consecutive fixes beyond the exit radius than required = surer."""
+    return round(1.0 - 0.5 ** (1 + misses - params.depart_fixes) * 0.5, 3)
+
+
+# ---- custom zones --------------------------------------------------------------------------
+
+
+class ZoneEventKind(enum.StrEnum):
+    ENTERED = "entered"
+    EXITED = "exited"
+    DWELLED = "dwelled"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ZoneParams:
+    enter_fixes: int = 2  # consecutive fixes in the zone's cells to enter
+    exit_fixes: int = 2  # consecutive fixes beyond the zone's buffer ring to exit
+    dwell_s: float = 300.0
+    worst_accuracy_m: float = 100.0
+    target_cells: int = 200  # resolution: the finest giving at most about this many cells...
+    finest_resolution: int = 10  # ...but no finer: the buffer ring (~1 cell) must outsize GPS noise
+    coarsest_resolution: int = 6
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Zone:
+    zone_id: str
+    resolution: int
+    cells: frozenset[int]  # the polygon
+    buffer: frozenset[int]  # one ring around it: still inside for staying, not for entering
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ZoneIndex:
+    zones: tuple[Zone, ...]
+    levels: tuple[tuple[int, Mapping[int, tuple[tuple[int, bool], ...]]], ...]  # finest first: res, cell -> (zone, core)
+
+
+class ZoneMembership(NamedTuple):
+    index: int
+    inside: bool
+    streak: int  # consecutive fixes against the current membership
+    streak_at: datetime  # first fix of the streak
+    entered_at: datetime | None
+    dwelled: bool
+    last_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiderZones:
+    rider_id: str
+    memberships: tuple[ZoneMembership, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ZoneEvent:
+    rider_id: str
+    zone_id: str
+    kind: ZoneEventKind
+    at: datetime  # first fix of the streak that confirmed it; for dwell, entry + dwell
+    source_ping_id: str
+
+
+def _polygon_area_m2(polygon: Sequence[tuple[float, float]]) -> float:
+    lat0 = sum(p[0] for p in polygon) / len(polygon)
+    m_lon = M_PER_DEG * math.cos(math.radians(lat0))
+    pts = [(lon * m_lon, lat * M_PER_DEG) for lat, lon in polygon]
+    return abs(sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(pts, pts[1:] + pts[:1], strict=True))) / 2
+
+
+def zone_from_polygon(zone_id: str, polygon: Sequence[tuple[float, float]], params: ZoneParams = ZoneParams()) -> Zone:
+    """A polygon of (lat, lon) vertices as H3 cells at a resolution fitting its size: the finest
+    with at most ``target_cells`` cells, within [coarsest, finest]. A polygon too small for any
+    cell centre takes the cells it overlaps."""
+    if len(polygon) < 3:
+        raise ValueError(f"zone {zone_id}: a polygon needs at least 3 vertices")
+    area = _polygon_area_m2(polygon)
+    resolution = params.coarsest_resolution
+    for res in range(params.finest_resolution, params.coarsest_resolution - 1, -1):
+        if area / h3.average_hexagon_area(res, "m^2") <= params.target_cells:
+            resolution = res
+            break
+    shape = h3.LatLngPoly(list(polygon))
+    cells = {h3.str_to_int(c) for c in h3.h3shape_to_cells(shape, resolution)}
+    if not cells:
+        cells = {h3.str_to_int(c) for c in h3.h3shape_to_cells_experimental(shape, resolution, contain="overlap")}
+    ring = {n for c in cells for n in h3_int.grid_disk(c, 1)}
+    return Zone(zone_id=zone_id, resolution=resolution, cells=frozenset(cells), buffer=frozenset(ring - cells))
+
+
+def zone_index(zones: Sequence[Zone]) -> ZoneIndex:
+    """One lookup table per resolution in use; a ping costs one cell lookup at the finest and a
+    parent lookup per coarser resolution."""
+    levels: dict[int, dict[int, list[tuple[int, bool]]]] = {}
+    for i, z in enumerate(zones):
+        table = levels.setdefault(z.resolution, {})
+        for c in z.cells:
+            table.setdefault(c, []).append((i, True))
+        for c in z.buffer:
+            table.setdefault(c, []).append((i, False))
+    return ZoneIndex(zones=tuple(zones), levels=tuple(
+        (res, MappingProxyType({c: tuple(v) for c, v in levels[res].items()})) for res in sorted(levels, reverse=True)))
+
+
+def on_ping_zones(rider: RiderZones, index: ZoneIndex, ping: ev.GpsPing,
+                  params: ZoneParams = ZoneParams()) -> tuple[RiderZones, tuple[ZoneEvent, ...]]:
+    """Fold one ping into a rider's zone memberships. Same state object when nothing changes."""
+    if not index.levels or (ping.accuracy_m is not None and ping.accuracy_m > params.worst_accuracy_m):
+        return rider, ()
+    hits: dict[int, bool] = {}  # zone -> in its core (True) or only its buffer (False)
+    cell = 0
+    for res, table in index.levels:
+        cell = h3_int.latlng_to_cell(ping.lat, ping.lon, res) if not cell else h3_int.cell_to_parent(cell, res)
+        for zone, core in table.get(cell, ()):
+            hits[zone] = hits.get(zone, False) or core
+    if not hits and not rider.memberships:
+        return rider, ()
+    at = ping.device_time
+    t = at.timestamp()
+    if any(t <= m.last_s for m in rider.memberships):
+        return rider, ()
+    events: list[ZoneEvent] = []
+    kept: list[ZoneMembership] = []
+
+    def emit(m: ZoneMembership, kind: ZoneEventKind, when: datetime) -> None:
+        events.append(ZoneEvent(rider_id=rider.rider_id, zone_id=index.zones[m.index].zone_id, kind=kind, at=when,
+                                source_ping_id=ping.event_id))
+
+    for m in rider.memberships:
+        hit = hits.pop(m.index, None)
+        if m.inside:
+            if hit is None:  # beyond the buffer
+                streak = m.streak + 1
+                m = m._replace(streak=streak, streak_at=at if streak == 1 else m.streak_at, last_s=t)
+                if streak >= params.exit_fixes:
+                    emit(m, ZoneEventKind.EXITED, m.streak_at)
+                    continue
+            else:
+                m = m._replace(streak=0, last_s=t)
+            assert m.entered_at is not None
+            if not m.dwelled and t - m.entered_at.timestamp() >= params.dwell_s:
+                m = m._replace(dwelled=True)
+                emit(m, ZoneEventKind.DWELLED, m.entered_at + timedelta(seconds=params.dwell_s))
+            kept.append(m)
+        elif hit is None:
+            continue  # pending entry ended beyond the buffer
+        else:
+            m = m._replace(streak=m.streak + hit, last_s=t)  # a buffer fix neither counts nor resets
+            kept.append(_maybe_enter(m, params, emit))
+    for zone, core in hits.items():
+        if core:
+            kept.append(_maybe_enter(ZoneMembership(index=zone, inside=False, streak=1, streak_at=at, entered_at=None,
+                                                    dwelled=False, last_s=t), params, emit))
+    return RiderZones(rider_id=rider.rider_id, memberships=tuple(kept)), tuple(events)
+
+
+def _maybe_enter(m: ZoneMembership, params: ZoneParams,
+                 emit: Callable[[ZoneMembership, ZoneEventKind, datetime], None]) -> ZoneMembership:
+    if m.streak < params.enter_fixes:
+        return m
+    m = m._replace(inside=True, streak=0, entered_at=m.streak_at)
+    emit(m, ZoneEventKind.ENTERED, m.streak_at)
+    return m
