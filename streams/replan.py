@@ -1,0 +1,618 @@
+"""Event-triggered re-planning policy, pure: which riders to re-plan, when, and why.
+
+Five events re-plan routes already being driven:
+
+- **failed delivery** (``StatusChanged`` to failed): the stop is done for this route (the
+  parcel stays on board; a re-attempt is a new assignment by dispatch), the rider's day shifted;
+- **cancellation** of a planned order: the solver drops it (``Changes.cancelled``) and may fill
+  the gap;
+- **new urgent order** (priority at least ``urgent_priority``, or a window that closes within
+  ``closing_soon_s`` of its creation): offered to the ``nearest_riders`` riders on a route, by
+  their latest position, that can carry it and have the skills (``Changes.new_jobs``);
+- **delay** (``EtaUpdated`` whose p50 is more than ``late_after_s`` past the window end): once
+  per order, so a stop that stays late does not re-plan its rider over and over;
+- **rider offline** (no accepted fix for ``offline_after_s``, or a shift ended with stops left):
+  the rider keeps only the stop being served; the stops not started go to the nearest riders.
+
+Triggers wait in :attr:`ReplanState.pending`; :func:`due` merges those that share riders into one
+request per group and holds a group back while any of its riders was re-planned less than
+``min_interval_s`` ago (``urgent_interval_s`` when an urgent order is in the group) or is being
+re-planned now. Held triggers are coalesced into the next request, never dropped: a request
+whose result comes back stale (the rider got a new route meanwhile) or that failed
+(:func:`abandon`) puts its triggers back.
+
+The solve itself (:func:`solver.reoptimise.reoptimise` on the request's situation, changes and
+policy) is the caller's business, off the event loop; :func:`apply_result` turns its solution into
+new route plans and unassignable orders (plain records the agent turns into events), with the
+request's reason. Re-planned stops have soft windows (``late_cost_per_hour``): a promised parcel on
+board is delivered late rather than dropped from the route.
+
+Times are float POSIX seconds; positions arrive in batches (:func:`on_fixes`), not per ping.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import NamedTuple
+
+from schemas import events as ev
+from solver.model import Job, Problem, Route, Solution, Vehicle, haversine_m
+from solver.reoptimise import Changes, Policy, Rider, RouteChange, Situation, build, diff
+from streams.dispatch import VEHICLE_SPEED_MPS, FreeRider, PendingOrder
+from streams.ids import derived_id
+
+S = ev.OrderStatus
+
+
+class TriggerKind(enum.StrEnum):
+    FAILED_DELIVERY = "failed_delivery"
+    CANCELLATION = "cancellation"
+    URGENT_ORDER = "urgent_order"
+    DELAY = "delay"
+    RIDER_OFFLINE = "rider_offline"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplanParams:
+    urgent_priority: int = 2  # an order at least this important is urgent...
+    closing_soon_s: float = 3600.0  # ...as is one whose window ends this soon after it is created
+    nearest_riders: int = 3  # riders offered an urgent order or an offline rider's stops
+    late_after_s: float = 600.0  # p50 ETA this far past the window end re-plans the rider
+    offline_after_s: float = 300.0  # no accepted fix for this long: the rider is offline
+    min_interval_s: float = 120.0  # at most one re-plan per rider in this time...
+    urgent_interval_s: float = 30.0  # ...or in this time when an urgent order waits
+    late_cost_per_hour: float = 60.0  # soft windows: an hour late costs as much as 60 km driven
+    policy: Policy = Policy()  # locks and stability of each re-plan
+    history: int = 100  # re-plans kept in the state
+
+
+DEFAULT_PARAMS = ReplanParams()
+
+
+class Fix(NamedTuple):
+    """A rider's latest accepted fix (see :mod:`streams.hygiene`)."""
+
+    lat: float
+    lon: float
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Trigger:
+    kind: TriggerKind
+    subject_id: str  # the order (failed, cancelled, urgent, late) or the rider (offline)
+    riders: frozenset[str]  # riders to re-plan (an offline rider is among them: it loses its stops)
+    at_s: float
+    note: str = ""  # e.g. the failure reason, the minutes late
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiderPlan:
+    """What a rider is doing: the remaining stops of their current route, in order."""
+
+    route_id: str
+    stops: tuple[str, ...]  # not yet delivered or failed; the one being served first
+    started: str | None = None  # being served (status arrived)
+    on_board: frozenset[str] = frozenset()  # out for delivery with this rider: only they can deliver
+    since_s: float = 0.0  # when the route was planned: "last heard" before the first fix
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplanRecord:
+    """One re-plan, for the record: why, when, and what it changed."""
+
+    request_id: str
+    at_s: float
+    reason: str
+    triggers: tuple[Trigger, ...]
+    changes: tuple[RouteChange, ...]  # per re-planned rider (solver.reoptimise.diff)
+    unassigned: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplanState:
+    hub_id: str
+    orders: dict[str, PendingOrder] = field(default_factory=dict)  # the hub's open orders
+    riders: dict[str, FreeRider] = field(default_factory=dict)  # riders on shift
+    plans: dict[str, RiderPlan] = field(default_factory=dict)
+    positions: dict[str, Fix] = field(default_factory=dict)
+    last_replan_s: dict[str, float] = field(default_factory=dict)
+    pending: tuple[Trigger, ...] = ()
+    in_flight: frozenset[str] = frozenset()  # riders of requests being solved
+    offline: frozenset[str] = frozenset()
+    closed: frozenset[str] = frozenset()  # delivered, failed, returned or cancelled (until re-opened)
+    delayed: frozenset[str] = frozenset()  # orders whose lateness already triggered a re-plan
+    history: tuple[ReplanRecord, ...] = ()
+    seq: int = 0  # requests issued: request ids derive from it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplanRequest:
+    """One re-plan to solve: ``reoptimise(situation, changes, policy)``."""
+
+    request_id: str
+    hub_id: str
+    riders: tuple[str, ...]  # re-planned (vehicles of the problem)
+    offline: tuple[str, ...]  # losing their stops not started
+    triggers: tuple[Trigger, ...]
+    reason: str  # recorded on the resulting route plans and alerts
+    epoch_s: int  # POSIX seconds of the problem's time 0 (= when the request was made)
+    route_ids: Mapping[str, str]  # rider -> route re-planned: a different one by apply time is stale
+    situation: Situation
+    changes: Changes
+    policy: Policy
+
+
+class PlanStop(NamedTuple):
+    order_id: str
+    lat: float
+    lon: float
+    planned_arrival_s: float
+    service_s: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoutePlan:
+    """A new route for a rider (becomes ``RoutePlanned``, plus ``OrderAssigned`` for new stops)."""
+
+    rider_id: str
+    route_id: str
+    hub_id: str
+    request_id: str
+    reason: str
+    stops: tuple[PlanStop, ...]
+    start: tuple[float, float]
+    planned_start_s: float
+    planned_end_s: float
+    distance_m: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unassignable:
+    """An order dropped from a route by the re-plan (becomes an ``AlertRaised``; back to dispatch)."""
+
+    order_id: str
+    reason: str
+    previous_rider: str  # whose route it was on
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplanOutcome:
+    plans: tuple[RoutePlan, ...] = ()
+    unassignable: tuple[Unassignable, ...] = ()
+    record: ReplanRecord | None = None
+    stale: bool = False  # plans changed while solving: nothing applied, triggers back in pending
+
+
+# ---------------------------------------------------------------------------------------------
+# Events
+
+
+def _secs(t: datetime) -> float:
+    return t.timestamp()
+
+
+def on_fixes(state: ReplanState, fixes: Mapping[str, Fix]) -> ReplanState:
+    """Fold a batch's latest accepted fix per rider (one merge per batch, not per ping). A rider
+    heard again is online again (eligible for new work; what they lost stays with the others)."""
+    if not fixes:
+        return state
+    back = state.offline & fixes.keys()
+    return dataclasses.replace(state, positions={**state.positions, **fixes},
+                               offline=state.offline - back if back else state.offline)
+
+
+def on_event(state: ReplanState, event: ev.Event, params: ReplanParams = DEFAULT_PARAMS) -> ReplanState:
+    match event:
+        case ev.OrderCreated() if event.hub_id == state.hub_id:
+            return _order_created(state, event, params)
+        case ev.OrderUpdated() if event.order_id in state.orders:
+            return _order_updated(state, event)
+        case ev.OrderCancelled():
+            return _cancelled(state, event.order_id, _secs(event.occurred_at), event.reason)
+        case ev.StatusChanged():
+            return _status(state, event)
+        case ev.RoutePlanned() if event.hub_id == state.hub_id:
+            return _route_planned(state, event)
+        case ev.RiderShiftStarted() if event.hub_id == state.hub_id:
+            rider = FreeRider(rider_id=event.rider_id, vehicle=event.vehicle_type,
+                              capacity=(event.capacity_weight_kg, event.capacity_volume_l, float(event.capacity_units)),
+                              skills=frozenset(event.skills), shift_start=event.shift_start,
+                              shift_end=event.shift_end, lat=event.start.lat, lon=event.start.lon)
+            return dataclasses.replace(state, riders={**state.riders, event.rider_id: rider})
+        case ev.RiderShiftEnded() if event.rider_id in state.riders:
+            return _shift_ended(state, event, params)
+        case ev.EtaUpdated():
+            return _eta(state, event, params)
+    return state
+
+
+def _order_created(state: ReplanState, e: ev.OrderCreated, params: ReplanParams) -> ReplanState:
+    order = PendingOrder(order_id=e.order_id, lat=e.drop.lat, lon=e.drop.lon, window_start=e.window_start,
+                         window_end=e.window_end, service_s=e.service_time_s,
+                         demand=(e.weight_kg, e.volume_l, float(e.units)), skills=frozenset(e.required_skills),
+                         priority=e.priority)
+    state = dataclasses.replace(state, orders={**state.orders, e.order_id: order})
+    now = _secs(e.occurred_at)
+    closing_in = _secs(e.window_end) - now
+    if e.priority < params.urgent_priority and closing_in > params.closing_soon_s:
+        return state
+    riders = _nearest(state, (order.lat, order.lon), [order], now, params.nearest_riders, exclude=frozenset())
+    if not riders:  # nobody on a route can take it: dispatch's free riders will
+        return state
+    note = f"priority {e.priority}, window closes in {closing_in / 60:.0f} min"
+    return _trigger(state, Trigger(kind=TriggerKind.URGENT_ORDER, subject_id=e.order_id, riders=frozenset(riders),
+                                   at_s=now, note=note))
+
+
+def _order_updated(state: ReplanState, e: ev.OrderUpdated) -> ReplanState:
+    o = state.orders[e.order_id]
+    o = dataclasses.replace(
+        o, lat=e.drop.lat if e.drop else o.lat, lon=e.drop.lon if e.drop else o.lon,
+        window_start=e.window_start or o.window_start, window_end=e.window_end or o.window_end,
+        service_s=o.service_s if e.service_time_s is None else e.service_time_s,
+        priority=o.priority if e.priority is None else e.priority)
+    return dataclasses.replace(state, orders={**state.orders, e.order_id: o})
+
+
+def _cancelled(state: ReplanState, order_id: str, at_s: float, note: str) -> ReplanState:
+    """The order stays on its route until the re-plan, which drops it (``Changes.cancelled``)."""
+    state = dataclasses.replace(state, closed=state.closed | {order_id})
+    owner = _owner(state, order_id)
+    if owner is None:
+        return state
+    return _trigger(state, Trigger(kind=TriggerKind.CANCELLATION, subject_id=order_id, riders=frozenset({owner}),
+                                   at_s=at_s, note=note))
+
+
+def _status(state: ReplanState, e: ev.StatusChanged) -> ReplanState:
+    to = e.to_status
+    if to is S.CANCELLED:
+        return _cancelled(state, e.order_id, _secs(e.occurred_at), e.reason)
+    owner = _owner(state, e.order_id, e.rider_id)
+    if to in (S.ASSIGNED, S.OUT_FOR_DELIVERY):  # a re-attempt re-opens a failed order
+        state = dataclasses.replace(state, closed=state.closed - {e.order_id})
+        if to is S.OUT_FOR_DELIVERY and owner is not None:
+            plan = state.plans[owner]
+            state = _with_plan(state, owner, dataclasses.replace(plan, on_board=plan.on_board | {e.order_id}))
+        return state
+    if owner is None:
+        if to in (S.DELIVERED, S.FAILED, S.RETURNED_TO_HUB):
+            state = dataclasses.replace(state, closed=state.closed | {e.order_id})
+        return state
+    plan = state.plans[owner]
+    if to is S.ARRIVED:  # being served: first, and locked by the next re-plan
+        stops = (e.order_id, *(s for s in plan.stops if s != e.order_id))
+        return _with_plan(state, owner, dataclasses.replace(plan, stops=stops, started=e.order_id))
+    if to not in (S.DELIVERED, S.FAILED, S.RETURNED_TO_HUB):
+        return state
+    done = dataclasses.replace(plan, stops=tuple(s for s in plan.stops if s != e.order_id),
+                               started=None if plan.started == e.order_id else plan.started,
+                               on_board=plan.on_board - {e.order_id})
+    state = dataclasses.replace(_with_plan(state, owner, done), closed=state.closed | {e.order_id})
+    if to is S.FAILED:
+        state = _trigger(state, Trigger(kind=TriggerKind.FAILED_DELIVERY, subject_id=e.order_id,
+                                        riders=frozenset({owner}), at_s=_secs(e.occurred_at), note=e.reason))
+    return state
+
+
+def _route_planned(state: ReplanState, e: ev.RoutePlanned) -> ReplanState:
+    """A new route (from dispatch, or the echo of a re-plan: same route id, nothing to do)."""
+    old = state.plans.get(e.rider_id)
+    if old is not None and old.route_id == e.route_id:
+        return state
+    orders = dict(state.orders)
+    for s in e.stops:  # an order seen only on a route (state rebuilt mid-stream): what the route says
+        if s.order_id not in orders:
+            orders[s.order_id] = PendingOrder(
+                order_id=s.order_id, lat=s.lat, lon=s.lon, window_start=e.planned_start, window_end=e.planned_end,
+                service_s=s.service_time_s, demand=(0.0, 0.0, 0.0), skills=frozenset(), priority=0)
+    stops = tuple(s.order_id for s in e.stops if s.order_id not in state.closed)
+    taken = set(stops)
+    plans = {r: (dataclasses.replace(p, stops=tuple(s for s in p.stops if s not in taken),
+                                     on_board=p.on_board - taken) if taken & set(p.stops) else p)
+             for r, p in state.plans.items() if r != e.rider_id}
+    plans[e.rider_id] = RiderPlan(route_id=e.route_id, stops=stops,
+                                  on_board=old.on_board & taken if old else frozenset(),
+                                  since_s=_secs(e.occurred_at))
+    return dataclasses.replace(state, orders=orders, plans=plans, offline=state.offline - {e.rider_id})
+
+
+def _shift_ended(state: ReplanState, e: ev.RiderShiftEnded, params: ReplanParams) -> ReplanState:
+    plan = state.plans.get(e.rider_id)
+    if plan is None or not _released(state, plan):
+        return dataclasses.replace(state, riders=_without(state.riders, e.rider_id),
+                                   plans=_without(state.plans, e.rider_id))
+    # Stops left: redistributed like an offline rider's, who keeps the stop being served.
+    return _go_offline(state, e.rider_id, _secs(e.occurred_at), params, f"shift ended ({e.reason})")
+
+
+def _eta(state: ReplanState, e: ev.EtaUpdated, params: ReplanParams) -> ReplanState:
+    order = state.orders.get(e.order_id)
+    plan = state.plans.get(e.rider_id)
+    if order is None or plan is None or e.order_id in state.delayed or e.order_id not in plan.stops:
+        return state
+    late_s = _secs(e.eta_p50) - _secs(order.window_end)
+    if late_s <= params.late_after_s:
+        return state
+    state = dataclasses.replace(state, delayed=state.delayed | {e.order_id})
+    return _trigger(state, Trigger(kind=TriggerKind.DELAY, subject_id=e.order_id, riders=frozenset({e.rider_id}),
+                                   at_s=_secs(e.occurred_at), note=f"p50 {late_s / 60:.0f} min past the window"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Due re-plans
+
+
+def due(state: ReplanState, now: float, params: ReplanParams = DEFAULT_PARAMS
+        ) -> tuple[ReplanState, list[ReplanRequest]]:
+    """The re-plans to run now, one per group of triggers sharing riders, past the rate limit.
+    The state marks their riders in flight until :func:`apply_result` or :func:`abandon`."""
+    for rider_id, plan in sorted(state.plans.items()):
+        heard = max(plan.since_s, state.positions[rider_id].at_s if rider_id in state.positions else plan.since_s)
+        if (rider_id not in state.offline and rider_id not in state.in_flight and now - heard > params.offline_after_s
+                and _released(state, plan)):
+            state = _go_offline(state, rider_id, now, params, f"no fix for {(now - heard) / 60:.0f} min")
+    pending = [t for t in state.pending if not _moot(state, t)]
+    requests: list[ReplanRequest] = []
+    held: list[Trigger] = []
+    for group in _groups(pending):
+        riders = frozenset().union(*(t.riders for t in group))
+        receivers = sorted(r for r in riders if r not in state.offline and r in state.plans and r in state.riders)
+        offline = sorted(riders & state.offline)
+        if not receivers and not offline:  # riders gone: nothing to re-plan
+            continue
+        urgent = any(t.kind is TriggerKind.URGENT_ORDER for t in group)
+        wait = params.urgent_interval_s if urgent else params.min_interval_s
+        if riders & state.in_flight or any(now - state.last_replan_s.get(r, -math.inf) < wait for r in receivers):
+            held.extend(group)  # coalesced into the next re-plan of these riders
+            continue
+        request = _request(state, group, receivers, offline, now, params)
+        requests.append(request)
+        state = dataclasses.replace(state, seq=state.seq + 1, in_flight=state.in_flight | riders,
+                                    last_replan_s={**state.last_replan_s, **dict.fromkeys(receivers, now)})
+    return dataclasses.replace(state, pending=tuple(held)), requests
+
+
+def abandon(state: ReplanState, request: ReplanRequest) -> ReplanState:
+    """The solve failed: its triggers wait again (the rate limit still counts from the request)."""
+    return dataclasses.replace(state, pending=(*request.triggers, *state.pending),
+                               in_flight=state.in_flight - {*request.riders, *request.offline})
+
+
+def _moot(state: ReplanState, t: Trigger) -> bool:
+    """Triggers overtaken by events: an urgent order planned or closed meanwhile, a late stop no
+    longer on the route, an offline rider heard again, riders no longer on a route."""
+    if t.kind is TriggerKind.URGENT_ORDER:
+        return t.subject_id in state.closed or _owner(state, t.subject_id) is not None
+    if t.kind is TriggerKind.RIDER_OFFLINE:
+        return t.subject_id not in state.offline or t.subject_id not in state.plans
+    if t.kind is TriggerKind.DELAY:
+        (rider,) = t.riders
+        return t.subject_id not in state.plans.get(rider, RiderPlan(route_id="", stops=())).stops
+    return not any(r in state.plans for r in t.riders)
+
+
+def _groups(triggers: Sequence[Trigger]) -> list[list[Trigger]]:
+    """Triggers joined when they share a rider (transitively), in order of the first trigger."""
+    groups: list[tuple[set[str], list[Trigger]]] = []
+    for t in triggers:
+        joined = [g for g in groups if g[0] & t.riders]
+        riders, members = set(t.riders), [t]
+        for g in joined:
+            riders |= g[0]
+            members = g[1] + members
+            groups.remove(g)
+        groups.append((riders, sorted(members, key=lambda m: m.at_s)))
+    return sorted((g[1] for g in groups), key=lambda m: m[0].at_s)
+
+
+def _request(state: ReplanState, triggers: list[Trigger], receivers: list[str], offline: list[str], now: float,
+             params: ReplanParams) -> ReplanRequest:
+    epoch = int(now)
+    plans = state.plans
+    released = [s for r in offline for s in _released(state, plans[r])]
+    jobs_ids = list(dict.fromkeys([*(s for r in receivers for s in plans[r].stops), *released]))
+    new_ids = [t.subject_id for t in triggers
+               if t.kind is TriggerKind.URGENT_ORDER and t.subject_id not in jobs_ids and t.subject_id in state.orders]
+    starts = [(state.riders[r].lat, state.riders[r].lon) for r in receivers]
+    locations = (*starts, *((state.orders[o].lat, state.orders[o].lon) for o in jobs_ids))
+    vehicles = tuple(_vehicle(state.riders[r], k, epoch) for k, r in enumerate(receivers))
+    jobs = tuple(_job(state.orders[o], len(starts) + k, epoch, params) for k, o in enumerate(jobs_ids))
+    riders = []
+    for r in receivers:
+        plan = plans[r]
+        fix = state.positions.get(r)
+        started = plan.started if plan.started not in state.closed else None
+        riders.append(Rider(vehicle_id=r, position=(fix.lat, fix.lon) if fix else (state.riders[r].lat, state.riders[r].lon),
+                            started=started, on_board=plan.on_board & set(plan.stops)))
+    situation = Situation(problem=Problem(locations=locations, jobs=jobs, vehicles=vehicles),
+                          plan={r: plans[r].stops for r in receivers}, now_s=0, riders=tuple(riders))
+    changes = Changes(
+        cancelled=frozenset(o for o in jobs_ids if o in state.closed),
+        new_jobs=tuple(_job(state.orders[o], len(locations) + k, epoch, params) for k, o in enumerate(new_ids)),
+        new_locations=tuple((state.orders[o].lat, state.orders[o].lon) for o in new_ids))
+    policy = params.policy
+    if released and receivers and policy.min_new_stops is not None:  # room for the orphaned stops
+        policy = dataclasses.replace(policy, min_new_stops=policy.min_new_stops + math.ceil(len(released) / len(receivers)))
+    return ReplanRequest(
+        request_id=derived_id(state.hub_id, f"replan/{state.seq}"), hub_id=state.hub_id, riders=tuple(receivers),
+        offline=tuple(offline), triggers=tuple(triggers), reason=reason_text(triggers), epoch_s=epoch,
+        route_ids={r: plans[r].route_id for r in (*receivers, *offline)}, situation=situation, changes=changes,
+        policy=policy)
+
+
+def reason_text(triggers: Iterable[Trigger]) -> str:
+    """``"failed_delivery o1 (customer not home); cancellation o7"``: what the re-plan answers."""
+    return "; ".join(f"{t.kind} {t.subject_id}" + (f" ({t.note})" if t.note else "") for t in triggers)
+
+
+def _vehicle(rider: FreeRider, location: int, epoch: int) -> Vehicle:
+    start = max(0, int(_secs(rider.shift_start)) - epoch)
+    return Vehicle(id=rider.rider_id, start=location, end=location, capacity=rider.capacity, shift_start_s=start,
+                   shift_end_s=max(start, int(_secs(rider.shift_end)) - epoch), speed_mps=VEHICLE_SPEED_MPS[rider.vehicle],
+                   skills=rider.skills, profile=str(rider.vehicle))
+
+
+def _job(order: PendingOrder, location: int, epoch: int, params: ReplanParams) -> Job:
+    return Job(id=order.order_id, location=location, demand=order.demand,
+               window_start_s=max(0, int(_secs(order.window_start)) - epoch),
+               window_end_s=max(0, int(_secs(order.window_end)) - epoch), service_s=order.service_s,
+               skills=order.skills, priority=order.priority, late_cost_per_hour=params.late_cost_per_hour)
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+
+
+def apply_result(state: ReplanState, request: ReplanRequest, solution: Solution, now: float,
+                 params: ReplanParams = DEFAULT_PARAMS) -> tuple[ReplanState, ReplanOutcome]:
+    """Take the solver's answer to ``request`` into the plans (the state as it is now: stops
+    delivered or cancelled while it ran drop out), and say what to publish."""
+    state = dataclasses.replace(state, in_flight=state.in_flight - {*request.riders, *request.offline})
+    plans = state.plans
+    routes = {r.vehicle_id: r for r in solution.routes}
+    group = {*request.riders, *request.offline}
+    new: dict[str, tuple[str, ...]] = {}
+    for r in request.riders:
+        plan = plans.get(r)
+        route = routes.get(r)
+        stops = tuple(v.job_id for v in route.stops) if route else ()
+        # Closed meanwhile, or planned for someone outside this re-plan (dispatch got there first).
+        stops = tuple(s for s in stops if s not in state.closed and _owner(state, s) in (None, *group))
+        if plan is None or plan.route_id != request.route_ids[r] or (plan.started and stops[:1] != (plan.started,)):
+            return _stale(state, request)
+        new[r] = stops
+    for r in request.offline:
+        plan = plans.get(r)
+        if plan is None or plan.route_id != request.route_ids[r]:
+            return _stale(state, request)
+        new[r] = (plan.started,) if plan.started and plan.started not in state.closed else ()
+
+    out_plans: list[RoutePlan] = []
+    next_plans = {r: p for r, p in plans.items() if r not in new}
+    for r, stops in new.items():
+        plan = plans[r]
+        if stops == plan.stops:
+            next_plans[r] = plan
+            continue
+        route_id = derived_id(request.request_id, f"route/{r}")
+        next_plans[r] = dataclasses.replace(plan, route_id=route_id, stops=stops, on_board=plan.on_board & set(stops))
+        out_plans.append(_route_plan(state, request, r, route_id, stops, routes.get(r), now))
+    placed = {s for stops in new.values() for s in stops}
+    # Dropped from a route (a new urgent order left out stays with dispatch, which reports its own).
+    unassignable = tuple(
+        Unassignable(order_id=u.job_id, reason=u.reason, previous_rider=owner, request_id=request.request_id)
+        for u in solution.unassigned
+        if u.job_id not in placed and u.job_id not in state.closed and (owner := _owner(state, u.job_id)) is not None)
+    record = ReplanRecord(request_id=request.request_id, at_s=now, reason=request.reason, triggers=request.triggers,
+                          changes=diff(build(request.situation, request.changes, request.policy), solution),
+                          unassigned=tuple(u.order_id for u in unassignable))
+    state = dataclasses.replace(state, plans=next_plans, history=(*state.history, record)[-params.history:])
+    return state, ReplanOutcome(plans=tuple(out_plans), unassignable=unassignable, record=record)
+
+
+def _stale(state: ReplanState, request: ReplanRequest) -> tuple[ReplanState, ReplanOutcome]:
+    """A rider got another route or began another stop while the solver ran: re-plan again."""
+    return dataclasses.replace(state, pending=(*request.triggers, *state.pending)), ReplanOutcome(stale=True)
+
+
+def _route_plan(state: ReplanState, request: ReplanRequest, rider_id: str, route_id: str, stops: tuple[str, ...],
+                route: Route | None, now: float) -> RoutePlan:
+    epoch = request.epoch_s
+    arrival = {v.job_id: epoch + v.arrival_s for v in route.stops} if route else {}
+    fix = state.positions.get(rider_id)
+    rider = state.riders.get(rider_id)
+    start = (fix.lat, fix.lon) if fix else (rider.lat, rider.lon) if rider else (0.0, 0.0)
+    orders = state.orders
+    return RoutePlan(
+        rider_id=rider_id, route_id=route_id, hub_id=state.hub_id, request_id=request.request_id,
+        reason=request.reason, start=start,
+        stops=tuple(PlanStop(s, orders[s].lat, orders[s].lon, float(arrival.get(s, now)), orders[s].service_s)
+                    for s in stops),
+        planned_start_s=float(epoch + route.start_s) if route else now,
+        planned_end_s=float(epoch + route.end_s) if route else now,
+        distance_m=route.distance_m if route else 0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _trigger(state: ReplanState, trigger: Trigger) -> ReplanState:
+    """Add a trigger; the same kind and subject already waiting (a redelivered event) is kept once."""
+    if any(t.kind == trigger.kind and t.subject_id == trigger.subject_id for t in state.pending):
+        return state
+    return dataclasses.replace(state, pending=(*state.pending, trigger))
+
+
+def _owner(state: ReplanState, order_id: str, hint: str | None = None) -> str | None:
+    """The rider whose route holds the order (the event's rider checked first)."""
+    if hint is not None and order_id in state.plans.get(hint, _NO_PLAN).stops:
+        return hint
+    for rider_id, plan in state.plans.items():
+        if order_id in plan.stops:
+            return rider_id
+    return None
+
+
+_NO_PLAN = RiderPlan(route_id="", stops=())
+
+
+def _with_plan(state: ReplanState, rider_id: str, plan: RiderPlan) -> ReplanState:
+    return dataclasses.replace(state, plans={**state.plans, rider_id: plan})
+
+
+def _without(d: dict, key: str) -> dict:
+    return {k: v for k, v in d.items() if k != key}
+
+
+def _released(state: ReplanState, plan: RiderPlan) -> tuple[str, ...]:
+    """What an offline rider gives up: open stops not being served."""
+    return tuple(s for s in plan.stops if s != plan.started and s not in state.closed)
+
+
+def _go_offline(state: ReplanState, rider_id: str, now: float, params: ReplanParams, note: str) -> ReplanState:
+    plan = state.plans[rider_id]
+    released = [state.orders[s] for s in _released(state, plan) if s in state.orders]
+    others: list[str] = []
+    if released:  # to the riders nearest the work it leaves
+        centre = (sum(o.lat for o in released) / len(released), sum(o.lon for o in released) / len(released))
+        others = _nearest(state, centre, released, now, params.nearest_riders, exclude=frozenset({rider_id}))
+    state = dataclasses.replace(state, offline=state.offline | {rider_id})
+    return _trigger(state, Trigger(kind=TriggerKind.RIDER_OFFLINE, subject_id=rider_id,
+                                   riders=frozenset({rider_id, *others}), at_s=now, note=note))
+
+
+def _position(state: ReplanState, rider_id: str) -> tuple[float, float]:
+    fix = state.positions.get(rider_id)
+    if fix is not None:
+        return (fix.lat, fix.lon)
+    rider = state.riders[rider_id]
+    return (rider.lat, rider.lon)
+
+
+def _nearest(state: ReplanState, point: tuple[float, float], orders: Sequence[PendingOrder], now: float, k: int,
+             exclude: frozenset[str]) -> list[str]:
+    """The ``k`` riders on a route nearest to ``point`` that are online, on shift, and have the
+    skills and spare capacity for at least one of ``orders``."""
+    found = []
+    for rider_id, plan in state.plans.items():
+        rider = state.riders.get(rider_id)
+        if rider is None or rider_id in exclude or rider_id in state.offline or _secs(rider.shift_end) <= now:
+            continue
+        load = [0.0] * len(rider.capacity)
+        for s in plan.stops:
+            o = state.orders.get(s)
+            if o is not None and s not in state.closed:
+                load = [a + b for a, b in zip(load, o.demand, strict=True)]
+        if any(o.skills <= rider.skills and all(x + d <= c for x, d, c in zip(load, o.demand, rider.capacity, strict=True))
+               for o in orders):
+            found.append((haversine_m(_position(state, rider_id), point), rider_id))
+    return [r for _, r in sorted(found)[:k]]
