@@ -21,7 +21,7 @@ PURE_MODULES = [
     "streams.lifecycle", "streams.otp", "streams.tracking", "streams.dispatch", "streams.ids",
     "streams.hygiene", "streams.eta", "streams.geofence", "streams.replan",
     "projections.rows", "projections.kpi",
-    "simulator.world", "simulator.driving",
+    "simulator.world", "simulator.driving", "simulator.truth",
 ]
 FORBIDDEN = ("faust", "aiokafka", "confluent_kafka", "clickhouse_connect", "chdb", "ortools", "infra")
 
