@@ -235,6 +235,9 @@ def cmd_solve(args: argparse.Namespace) -> int:
         problems = solution.violations(problem)
         title = f"{args.file}: {len(problem.jobs)} jobs, {len(problem.vehicles)} vehicles"
         reasons = {u.job_id: u.reason for u in solution.unassigned}
+        # The text shows breaks and reloads where they fall; --json keeps the job ids only.
+        shown = [[{"break": f"[break {v.job_id}]", "reload": "[reload]"}.get(v.kind, v.job_id) for v in r.visits]
+                 for r in solution.routes if r.stops]
     else:
         try:
             instance = solomon.parse(text)
@@ -248,12 +251,13 @@ def cmd_solve(args: argparse.Namespace) -> int:
         title = (f"{instance.name}: {len(instance.customers)} customers, fleet {instance.fleet} x capacity "
                  f"{instance.capacity:g}; distances: Euclidean truncated to one decimal (DIMACS)")
         reasons = {}
+        shown = routes
     if args.json:
         print(json.dumps(out))
     else:
         print(title)
         print(f"{out['vehicles']} vehicles, distance {out['distance']}")
-        for k, route in enumerate(out["routes"], start=1):
+        for k, route in enumerate(shown, start=1):
             print(f"  route {k}: {' '.join(map(str, route))}")
         for u in out["unassigned"]:
             print(f"  unassigned {u}" + (f": {reasons[u]}" if u in reasons else ""))

@@ -141,3 +141,15 @@ def test_bench_scale_json_on_a_small_city(capsys: pytest.CaptureFixture[str]) ->
     out = json.loads(capsys.readouterr().out)
     [case] = out["cases"]
     assert code == 0 and case["feasible"] and out["orders"] == 40
+
+
+def test_solve_text_shows_breaks_and_reloads_json_keeps_job_ids(capsys: pytest.CaptureFixture[str]) -> None:
+    # A bike carrying 2: a pickup-and-drop pair, three hub parcels (one with a soft window), a lunch break.
+    path = Path(__file__).with_name("pair_break_two_trips.json")
+    assert main(["solve", str(path), "--time-limit", "0.5"]) == 0
+    text = capsys.readouterr().out
+    assert "[reload]" in text and "[break lunch]" in text
+    assert main(["solve", str(path), "--time-limit", "0.5", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    [route] = out["routes"]
+    assert sorted(route) == ["d", "h1", "h2", "h3", "p"] and route.index("p") < route.index("d")
