@@ -139,14 +139,14 @@ def solve(problem: Problem, eligible: Eligibility, params: SolveParams) -> Solut
         result = pyvrp_solve(model.data, model.penalties, model.penalty_params,
                              MaxRuntime(max(_MIN_SEARCH_S, left)), params.seed)
         if not result.best.is_feasible():
-            return _fallback(problem, eligible, params)
+            return _fallback(problem, eligible, params, started)
         routes = model.routes(result.best)
         served = {v.job_id for r in routes for v in r.stops}
         unassigned |= {j: Unassigned(job_id=j, reason=NO_ROOM) for j in allowed if j not in served}
     solution = Solution(routes=routes,
                         unassigned=tuple(unassigned[j.id] for j in problem.jobs if j.id in unassigned))
     if solution.violations(problem):  # a mismatch between the two models: never hand out such a plan
-        return _fallback(problem, eligible, params)
+        return _fallback(problem, eligible, params, started)
     return solution
 
 
@@ -170,10 +170,17 @@ def pyvrp_solve(data: ProblemData, penalties: tuple[list[float], float, float], 
     return IteratedLocalSearch(data, manager, search, start, params.ils).run(stop, collect_stats=False)
 
 
-def _fallback(problem: Problem, eligible: Eligibility, params: SolveParams) -> Solution:
+_FALLBACK_SHARE = 0.2  # OR-Tools gets at least this share of the limit again: a rare path, slightly over budget
+
+
+def _fallback(problem: Problem, eligible: Eligibility, params: SolveParams, started: float) -> Solution:
+    """OR-Tools re-solves with the time left, so the whole call stays near the caller's limit
+    (a decomposed day gives every part a deadline)."""
     from solver import _ortools
 
-    return _ortools.solve(problem, eligible, params)
+    left = params.time_limit_s - (time.perf_counter() - started)
+    return _ortools.solve(problem, eligible, replace(params, time_limit_s=max(_FALLBACK_SHARE * params.time_limit_s,
+                                                                              left)))
 
 
 class _Model:
