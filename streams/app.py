@@ -25,6 +25,39 @@ from streams.ids import derived_id
 
 log = logging.getLogger(__name__)
 
+
+def _patch_faust_recovery() -> None:
+    """Stop the consumer's flow while recovery seeks the stream partitions (faust-streaming 0.15.3).
+
+    ``Recovery.on_recovery_completed`` (and ``_resume_streams``) resume the stream partitions,
+    await ``perform_seek`` and then ``flow_control.resume()``, which clears every agent queue. The
+    fetcher keeps running meanwhile: a batch drained during the seek is still being fed to the
+    agents' queues when the seek resets ``_read_offset`` to the committed offsets, its records
+    that reached a queue are dropped by the clear, and the rest of the batch, delivered after the
+    clear, moves ``_read_offset`` past them again, so the records re-fetched from the committed
+    offset are discarded as already read (``offset < read_offset`` in ``_drain_messages``): the
+    cleared records are never processed. Stopping the flow first ends that batch (``getmany``
+    checks ``flow_active`` per record and seeks back when it is off), so the seek, the clear and
+    ``resume_flow`` happen with nothing in flight and delivery restarts at the committed offsets."""
+    from faust.tables import recovery as _recovery
+
+    if getattr(_recovery.Recovery, "_milestream_patched", False):
+        return
+
+    def stopping_flow_first(method: Any) -> Any:
+        async def wrapper(self: Any, generation_id: int = 0) -> None:
+            self.app.consumer.stop_flow()  # resumed by `method` (or by the next rebalance if it returns early)
+            await method(self, generation_id)
+
+        return wrapper
+
+    _recovery.Recovery.on_recovery_completed = stopping_flow_first(_recovery.Recovery.on_recovery_completed)
+    _recovery.Recovery._resume_streams = stopping_flow_first(_recovery.Recovery._resume_streams)
+    _recovery.Recovery._milestream_patched = True
+
+
+_patch_faust_recovery()
+
 AGENT_MODULES = ["streams.agents.orders", "streams.agents.riders", "streams.agents.tracking", "streams.agents.dispatch"]
 
 

@@ -6,7 +6,7 @@ multiply):
 
 1. **Prior**: great circle x the vehicle's circuity at its :class:`solver.travel.Profile` speed for
    the hour (per vehicle type, hourly factors).
-2. **Speeds learned per H3 cell (res 8) and hour** (:class:`SpeedModel`, :func:`learn_speeds`):
+2. **Speeds learned per H3 cell (res 7) and hour** (:class:`SpeedModel`, :func:`learn_speeds`):
    observed segment speeds (two accepted consecutive fixes) as log ratios to the prior, fitted
    as ``vehicle-hour + cell + cell-hour`` terms, each shrunk toward zero (the prior) by a weight in
    seconds of driving and forgotten with a half-life, so a cell without new data drifts back
@@ -59,7 +59,7 @@ _EMPTY: Mapping = MappingProxyType({})
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SpeedParams:
-    resolution: int = 8  # H3 cells of ~0.7 km2: a district's streets, enough data per cell
+    resolution: int = 7  # H3 cells of ~5 km2: a neighbourhood, where congestion differs
     utc_offset_s: float = 0.0  # local time of the city, for hours of the day (no DST switch)
     half_life_s: float = 3 * 86_400.0  # old observations count half after this
     hour_weight_s: float = 1_800.0  # prior weights, in seconds of driving observed

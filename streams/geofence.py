@@ -7,11 +7,14 @@ Here each fence has
 - separate **enter and exit radii** (hysteresis): arrival needs fixes inside the smaller one,
   departure needs fixes beyond the larger one, so jitter at an edge never flips the state;
 - **accuracy gating and widening**: fixes worse than ``worst_accuracy_m`` are no evidence either
-  way; the others widen the radii by their reported accuracy (capped);
-- **dwell with evidence**: arrival needs ``min_fixes`` stopped fixes inside over ``dwell_s`` of
-  device time, most of the fixes since entry inside, and the filtered (accuracy-weighted mean)
-  position inside the enter radius plus its standard error. A fix whose device speed says the
-  rider is moving is no dwell evidence, which is what keeps drive-bys out under noise;
+  way; the others widen the radii by their reported accuracy, capped per fence below half the gap
+  to the nearest other fence of the route (stops can be 150 m apart: no fix counts for two);
+- **dwell with evidence**: arrival needs ``min_fixes`` stopped fixes inside spanning ``dwell_s``
+  (``ahead_dwell_s`` for any stop but the next in route order), most of the fixes since entry
+  inside, and the filtered (accuracy-weighted mean) position inside the enter radius, which keeps
+  out red-light waits (none within 60 m of a door) under 30-50 m noise. A fix whose device speed
+  says the rider is moving (above ``stopped_speed_mps``, 1 m/s: a standing phone reports well
+  under it, a bike crawling through traffic at 2-3 m/s well over) is no dwell evidence;
 - **backdating**: ``Arrival.at`` is the first fix of the entry that led to the arrival, not the
   end of the dwell, so the reported time is not late by the dwell; departure is the last fix
   inside the enter radius before the rider was seen beyond the exit radius;
@@ -19,7 +22,8 @@ Here each fence has
   ``depart_s``, so one multipath outlier during a long stop does not end it.
 
 Stops are watched in route order with a lookahead (a missed arrival does not stall the route);
-a stop arrives at most once; the route's hub is always watched and can be arrived at again after
+a stop arrives at most once. Stops skipped by an arrival further ahead stay watched: if that
+arrival was a false one, the rider's real visit to them still counts. The route's hub is always watched and can be arrived at again after
 each departure (reloads, end of shift).
 
 Cost: fences are indexed by H3 cell (cells within the widest enter radius, precomputed per route),
@@ -52,7 +56,7 @@ import h3
 from h3.api import basic_int as h3_int
 
 from schemas import events as ev
-from solver.model import EARTH_RADIUS_M
+from solver.model import EARTH_RADIUS_M, haversine_matrix_m
 
 M_PER_DEG = EARTH_RADIUS_M * math.pi / 180.0
 
@@ -74,12 +78,15 @@ class GeofenceParams:
     accuracy_bonus_cap_m: float = 60.0  # radii widen by the fix's accuracy, up to this
     worst_accuracy_m: float = 100.0  # worse fixes are no evidence either way
     unknown_accuracy_m: float = 20.0  # assumed when the device does not say
-    dwell_s: float = 20.0  # device time from first entry to arrival (short failed attempts last ~25 s)
+    dwell_s: float = 5.0  # from the first to the last stopped fix inside (a stay can be 20 s with gaps)
+    ahead_dwell_s: float = 20.0  # the same for any stop but the next in route order: more evidence
     min_fixes: int = 2  # stopped fixes inside needed for an arrival (one more without device speed)
     min_inside_share: float = 0.6  # of the fixes since entry, this share inside and stopped
     reset_fixes: int = 2  # consecutive fixes outside the enter radius end an entry
     max_gap_s: float = 180.0  # an entry with no fix for longer starts again
-    stopped_speed_mps: float = 3.0  # device speed above this = passing through, not dwelling
+    stopped_speed_mps: float = 1.0  # device speed above this = moving, not dwelling: a standing phone
+    # reports well under it, a bike crawling past in traffic (2-3 m/s) well over
+    fitted_speed_mps: float = 3.0  # without device speed: a fitted velocity above this = passing through
     depart_fixes: int = 3  # consecutive fixes beyond the exit radius...
     depart_s: float = 15.0  # ...spanning at least this long
     lookahead: int = 3  # next stops watched, so a missed arrival does not stall the route
@@ -94,6 +101,7 @@ class Fence:
     enter_radius_m: float
     exit_radius_m: float
     m_per_deg_lon: float  # local scale for the equirectangular distance
+    bonus_cap_m: float  # accuracy widening cap: below half the gap to the nearest other fence
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -141,13 +149,16 @@ class Entering(NamedTuple):
     stx: float = 0.0
     sty: float = 0.0
     acc_sum: float = 0.0
+    still_s: float = 0.0  # first counted fix: the dwell runs from here...
+    still_until_s: float = 0.0  # ...to the last counted one (a red light seen once is no dwell)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RiderFences:
     rider_id: str
     route_id: str | None = None
-    next_stop: int = 0  # first stop not yet arrived at or skipped
+    next_stop: int = 0  # one past the furthest stop arrived at; stops before it not arrived at are skipped
+    arrived: int = 0  # bit i set: stop i has arrived (a stop arrives at most once)
     active: tuple[Entering | AtFence, ...] = ()
 
 
@@ -192,22 +203,33 @@ def _cells_within(lat: float, lon: float, radius_m: float, resolution: int) -> s
     return cells
 
 
-def _fence(fence_id: str, kind: FenceKind, lat: float, lon: float, enter: float, exit_: float) -> Fence:
+def _fence(fence_id: str, kind: FenceKind, lat: float, lon: float, enter: float, exit_: float,
+           bonus_cap: float) -> Fence:
     if not 0 < enter < exit_:
         raise ValueError(f"fence {fence_id}: need 0 < enter radius ({enter}) < exit radius ({exit_})")
     return Fence(fence_id=fence_id, kind=kind, lat=lat, lon=lon, enter_radius_m=enter, exit_radius_m=exit_,
-                 m_per_deg_lon=M_PER_DEG * math.cos(math.radians(lat)))
+                 m_per_deg_lon=M_PER_DEG * math.cos(math.radians(lat)), bonus_cap_m=bonus_cap)
 
 
 def route_fences(route: ev.RoutePlanned, params: GeofenceParams = GeofenceParams()) -> RouteFences:
-    """The fences of a route's stops and hub (the route's start), with their H3 index."""
-    fences = [_fence(s.order_id, FenceKind.STOP, s.lat, s.lon, params.stop_enter_radius_m, params.stop_exit_radius_m)
-              for s in route.stops]
+    """The fences of a route's stops and hub (the route's start), with their H3 index.
+
+    Each fence's accuracy widening is capped so that its widest enter radius stays within half
+    the gap to the nearest other fence of the route: stops can be 150 m apart, and a fix between
+    two of them must not count for both (it would let a rider waiting at one arrive at the other)."""
+    points = [(s.lat, s.lon) for s in route.stops] + [(route.start.lat, route.start.lon)]
+    enters = [params.stop_enter_radius_m] * len(route.stops) + [params.hub_enter_radius_m]
+    gaps = haversine_matrix_m(points)
+    gaps[range(len(points)), range(len(points))] = math.inf
+    caps = [max(0.0, min(params.accuracy_bonus_cap_m, 0.5 * float(g) - e)) for g, e in zip(gaps.min(axis=1), enters,
+                                                                                         strict=True)]
+    fences = [_fence(s.order_id, FenceKind.STOP, s.lat, s.lon, params.stop_enter_radius_m, params.stop_exit_radius_m,
+                     caps[i]) for i, s in enumerate(route.stops)]
     fences.append(_fence(route.hub_id, FenceKind.HUB, route.start.lat, route.start.lon, params.hub_enter_radius_m,
-                         params.hub_exit_radius_m))
+                         params.hub_exit_radius_m, caps[-1]))
     by_cell: dict[int, list[int]] = {}
     for i, f in enumerate(fences):
-        for cell in _cells_within(f.lat, f.lon, f.enter_radius_m + params.accuracy_bonus_cap_m, params.h3_resolution):
+        for cell in _cells_within(f.lat, f.lon, f.enter_radius_m + f.bonus_cap_m, params.h3_resolution):
             by_cell.setdefault(cell, []).append(i)
     return RouteFences(route_id=route.route_id, fences=tuple(fences), stop_count=len(route.stops),
                        resolution=params.h3_resolution,
@@ -249,11 +271,11 @@ def on_ping(rider: RiderFences, route: RouteFences, ping: ev.GpsPing,
     fences = route.fences
     stop_count = route.stop_count
     next_stop = rider.next_stop
+    arrived = rider.arrived
     window_end = next_stop + params.lookahead
     events: list[FenceEvent] = []
     kept: list[Entering | AtFence] = []
     tracked = set()  # fences with a state: candidates need not start one
-    arrived_stop = -1
 
     for st in active:
         i = st.index
@@ -262,7 +284,7 @@ def on_ping(rider: RiderFences, route: RouteFences, ping: ev.GpsPing,
         dx = (lon - f.lon) * f.m_per_deg_lon
         dy = (lat - f.lat) * M_PER_DEG
         d2 = dx * dx + dy * dy
-        enter = f.enter_radius_m + bonus
+        enter = f.enter_radius_m + (bonus if bonus < f.bonus_cap_m else f.bonus_cap_m)
         if type(st) is AtFence:
             exit_ = f.exit_radius_m + bonus
             if d2 > exit_ * exit_:
@@ -279,8 +301,8 @@ def on_ping(rider: RiderFences, route: RouteFences, ping: ev.GpsPing,
                 kept.append(AtFence(i, at if d2 <= enter * enter else st.last_in_at, t, 0, 0.0))
             continue
         # entering
-        if (f.kind is FenceKind.STOP and not next_stop <= i < window_end) or t - st.last_s > params.max_gap_s:
-            tracked.discard(i)  # skipped by a later arrival, or gone quiet: may start afresh below
+        if t - st.last_s > params.max_gap_s:
+            tracked.discard(i)  # gone quiet: may start afresh below
             continue
         if d2 <= enter * enter:
             st = _counted(st, at, t, dx, dy, acc, weight, speed is None) if stopped else \
@@ -290,40 +312,41 @@ def on_ping(rider: RiderFences, route: RouteFences, ping: ev.GpsPing,
             if misses >= params.reset_fixes:
                 continue
             st = st._replace(last_s=t, seen=st.seen + stopped, misses=misses)
-        arrival = _arrival(st, f, rider, route_id, ping, params)
+        arrival = _arrival(st, f, rider, route_id, ping, params, i != next_stop and i < stop_count)
         if arrival is None:
             kept.append(st)
             continue
         events.append(arrival)
         kept.append(AtFence(i, at, t, 0, 0.0))
-        if f.kind is FenceKind.STOP and i > arrived_stop:
-            arrived_stop = i
+        if i < stop_count:
+            arrived |= 1 << i
+            if i >= next_stop:
+                next_stop = i + 1
 
     for i in candidates:
-        if i in tracked or (i < stop_count and not next_stop <= i < window_end):
-            continue
+        if i in tracked or (i < stop_count and (i >= window_end or arrived >> i & 1)):
+            continue  # skipped stops are still watched: a false arrival ahead must not cost their real visit
         f = fences[i]
         dx = (lon - f.lon) * f.m_per_deg_lon
         dy = (lat - f.lat) * M_PER_DEG
-        enter = f.enter_radius_m + bonus
+        enter = f.enter_radius_m + (bonus if bonus < f.bonus_cap_m else f.bonus_cap_m)
         if dx * dx + dy * dy > enter * enter:
             continue
         st = Entering(index=i, entry_at=at, entry_s=t, last_in_at=at, last_s=t, seen=0, fixes=0, blind=0, misses=0)
         if stopped:
             st = _counted(st, at, t, dx, dy, acc, weight, speed is None)
-        arrival = _arrival(st, f, rider, route_id, ping, params)
+        arrival = _arrival(st, f, rider, route_id, ping, params, i != next_stop and i < stop_count)
         if arrival is not None:
             events.append(arrival)
             st = AtFence(i, at, t, 0, 0.0)
-            if i < stop_count and i > arrived_stop:
-                arrived_stop = i
+            if i < stop_count:
+                arrived |= 1 << i
+                if i >= next_stop:
+                    next_stop = i + 1
         kept.append(st)
 
-    if arrived_stop >= 0:
-        next_stop = arrived_stop + 1
-        kept = [s for s in kept if type(s) is AtFence or s.index >= next_stop]  # stops before an arrival are skipped
-    return RiderFences(rider_id=rider.rider_id, route_id=route_id, next_stop=next_stop, active=tuple(kept)), \
-        tuple(events)
+    return RiderFences(rider_id=rider.rider_id, route_id=route_id, next_stop=next_stop, arrived=arrived,
+                       active=tuple(kept)), tuple(events)
 
 
 def _counted(st: Entering, at: datetime, t: float, dx: float, dy: float, acc: float, w: float,
@@ -332,17 +355,19 @@ def _counted(st: Entering, at: datetime, t: float, dx: float, dy: float, acc: fl
     tau = t - st.entry_s
     return Entering(st.index, st.entry_at, st.entry_s, at, t, st.seen + 1, st.fixes + 1, st.blind + blind, 0,
                     st.sw + w, st.sx + w * dx, st.sy + w * dy, st.st + w * tau, st.stt + w * tau * tau,
-                    st.stx + w * tau * dx, st.sty + w * tau * dy, st.acc_sum + acc)
+                    st.stx + w * tau * dx, st.sty + w * tau * dy, st.acc_sum + acc,
+                    st.still_s if st.fixes else t, t)
 
 
 def _arrival(st: Entering, f: Fence, rider: RiderFences, route_id: str, ping: ev.GpsPing,
-             params: GeofenceParams) -> Arrival | None:
-    """Arrival once the entry has lasted the dwell with enough stopped fixes inside, most fixes
-    inside, and the filtered position inside the enter radius plus its standard error. Without
-    the device's speed, one more fix and a fitted velocity below ``stopped_speed_mps`` stand in
-    for it (a slow drive-through is otherwise a dwell)."""
+             params: GeofenceParams, ahead: bool) -> Arrival | None:
+    """Arrival once enough stopped fixes inside span the dwell (a longer one when ``ahead``: not the
+    next stop in route order), most fixes are inside, and the filtered position is inside the
+    enter radius. Without the device's speed, one more fix and a fitted velocity below
+    ``fitted_speed_mps`` stand in for it (a slow drive-through is otherwise a dwell)."""
     n = st.fixes
-    if n < params.min_fixes or st.last_s - st.entry_s < params.dwell_s or n < params.min_inside_share * st.seen:
+    if n < params.min_fixes or n < params.min_inside_share * st.seen \
+            or st.still_until_s - st.still_s < (params.ahead_dwell_s if ahead else params.dwell_s):
         return None
     sw = st.sw
     if st.blind:
@@ -350,12 +375,12 @@ def _arrival(st: Entering, f: Fence, rider: RiderFences, route_id: str, ping: ev
             return None
         den = sw * st.stt - st.st * st.st
         vx, vy = (sw * st.stx - st.st * st.sx) / den, (sw * st.sty - st.st * st.sy) / den
-        if vx * vx + vy * vy > params.stopped_speed_mps * params.stopped_speed_mps:
+        if vx * vx + vy * vy > params.fitted_speed_mps * params.fitted_speed_mps:
             return None
     mx, my = st.sx / sw, st.sy / sw
     mean_acc = st.acc_sum / n
-    stderr = min(mean_acc, params.accuracy_bonus_cap_m) / math.sqrt(n)
-    limit = f.enter_radius_m + stderr
+    stderr = min(mean_acc, f.bonus_cap_m) / math.sqrt(n)
+    limit = f.enter_radius_m  # deep enough that a red-light wait 60 m off a door is no visit
     depth2 = mx * mx + my * my
     if depth2 > limit * limit:
         return None

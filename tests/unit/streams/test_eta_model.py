@@ -54,7 +54,7 @@ def test_prior_speed_follows_the_vehicle_profile_and_hour() -> None:
 
 def test_learning_pulls_a_cell_toward_what_riders_drove_and_forgetting_brings_it_back() -> None:
     model = eta.SpeedModel()
-    cell = h3_int.latlng_to_cell(*HUB, 8)
+    cell = h3_int.latlng_to_cell(*HUB, model.params.resolution)
     slow = [eta.SpeedSample(vehicle_type="car", cell=cell, at_s=at(12) + 10 * i, speed_mps=4.0, weight_s=10.0)
             for i in range(360)]  # an hour of driving at 4 m/s where the prior says 7.5
     learned = eta.learn_speeds(model, slow)
@@ -68,6 +68,21 @@ def test_learning_pulls_a_cell_toward_what_riders_drove_and_forgetting_brings_it
     assert model.speed_mps("car", *HUB, at(12.5)) == pytest.approx(7.5)  # the old model is unchanged
     forgotten = eta.refresh(learned, at(12) + 30 * 86_400)  # a month with no data there
     assert forgotten.speed_mps("car", *HUB, at(12)) == pytest.approx(7.5, rel=0.01)
+
+
+def test_a_slow_neighbourhood_is_learned_as_a_whole_not_street_by_street() -> None:
+    """Congestion differs by neighbourhood (~5 km2), so speeds seen in one part of it carry to the rest."""
+    model = eta.SpeedModel()
+    home = h3_int.latlng_to_cell(*HUB, model.params.resolution)
+    streets = {h3_int.latlng_to_cell(*HUB, 8)}
+    other = next(p for p in (offset(n, e) for n in range(-900, 901, 150) for e in range(-900, 901, 150))
+                 if h3_int.latlng_to_cell(*p, model.params.resolution) == home
+                 and h3_int.latlng_to_cell(*p, 8) not in streets)
+    slow = [eta.SpeedSample(vehicle_type="car", cell=home, at_s=at(12) + 10 * i, speed_mps=4.0, weight_s=10.0)
+            for i in range(360)]
+    learned = eta.learn_speeds(model, slow)
+    assert learned.speed_mps("car", *other, at(12.5)) == pytest.approx(learned.speed_mps("car", *HUB, at(12.5)))
+    assert learned.speed_mps("car", *other, at(12.5)) < 5.0
 
 
 def test_segment_sample_keeps_travel_and_drops_dwell_jumps_and_gaps() -> None:
@@ -219,7 +234,7 @@ def test_a_day_of_learning_beats_the_prior_where_a_zone_is_slower() -> None:
                 p = (a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f)
                 v = PROFILES["car"].speed_mps * PROFILES["car"].hourly_factors[hour]
                 v *= (0.7 if haversine_m(p, zone) < 2500 else 1.0) * math.exp(rng.gauss(0, 0.2))
-                samples.append(eta.SpeedSample(vehicle_type="car", cell=h3_int.latlng_to_cell(*p, 8),
+                samples.append(eta.SpeedSample(vehicle_type="car", cell=h3_int.latlng_to_cell(*p, model.params.resolution),
                                                at_s=at(hour) + 3600 * f, speed_mps=v, weight_s=10.0))
         model = eta.learn_speeds(model, samples)
     errors: dict[str, list[float]] = {"prior": [], "learned": []}

@@ -199,8 +199,42 @@ def test_arrival_waits_for_the_dwell_and_min_fixes() -> None:
     assert arrivals(events) == ["ord-1"]
     _, events = feed([ping(0, STOPS[0], speed=None), ping(P.dwell_s, STOPS[0], speed=None)])
     assert events == []  # ...but without the device's speed it takes one more
-    _, events = feed([ping(0, STOPS[0], speed=None), ping(10, STOPS[0], speed=None), ping(P.dwell_s, STOPS[0], speed=None)])
+    _, events = feed([ping(0, STOPS[0], speed=None), ping(P.dwell_s / 2, STOPS[0], speed=None),
+                      ping(P.dwell_s, STOPS[0], speed=None)])
     assert arrivals(events) == ["ord-1"]
+
+
+def test_crawling_through_the_stop_after_next_at_2_5_m_s_does_not_arrive() -> None:
+    v = 2.5  # a bike in traffic: below a walking-pace "stopped" of old, well above a standing phone
+    rng = random.Random(4)
+    pings = [ping(5 * i, offset(-150 + v * 5 * i + rng.gauss(0, 20), 10 + rng.gauss(0, 20), STOPS[2]), accuracy=30.0,
+                  speed=max(0.0, v + rng.gauss(0, 0.5))) for i in range(25)]
+    rider, events = feed(pings)
+    assert events == []
+    assert rider.next_stop == 0 and rider.arrived == 0
+    # the same track standing still at the door does arrive (stopping there is a visit)
+    _, events = feed([ping(5 * i, offset(rng.gauss(0, 20), rng.gauss(0, 20), STOPS[2]), accuracy=30.0, speed=0.1)
+                      for i in range(25)])
+    assert arrivals(events) == ["ord-3"]
+
+
+def test_a_red_light_wait_65_m_from_the_next_stop_is_not_an_arrival() -> None:
+    rng = random.Random(8)
+    pings = [ping(5 * i, offset(65 + rng.gauss(0, 20), rng.gauss(0, 20), STOPS[0]), accuracy=30.0, speed=0.1)
+             for i in range(7)]  # 30 s at the lights
+    _, events = feed(pings)
+    assert events == []
+
+
+def test_a_stop_further_ahead_than_the_next_needs_a_longer_dwell() -> None:
+    quick = P.dwell_s + 5
+    assert quick < P.ahead_dwell_s
+    _, events = feed(stay(STOPS[0], 0, quick, every_s=5))
+    assert arrivals(events) == ["ord-1"]
+    _, events = feed(stay(STOPS[1], 0, quick, every_s=5))
+    assert events == []
+    _, events = feed(stay(STOPS[1], 0, P.ahead_dwell_s, every_s=5))
+    assert arrivals(events) == ["ord-2"]
 
 
 def test_rider_jittering_at_the_enter_radius_arrives_once() -> None:
@@ -276,10 +310,31 @@ def visits(order: list[int], dwell_s: float = 60) -> list[ev.GpsPing]:
 
 
 def test_a_missed_stop_does_not_stall_the_route_and_no_stop_arrives_twice() -> None:
-    rider, events = feed(visits([1, 0, 2, 1, 3, 4, 4]))
+    rider, events = feed(visits([1, 2, 1, 3, 4, 4]))
     assert arrivals(events) == ["ord-2", "ord-3", "ord-4", "ord-5"]
     assert departures(events) == ["ord-2", "ord-3", "ord-4"]  # the last one is still open
     assert rider.next_stop == 5
+
+
+def test_a_skipped_stop_still_arrives_when_the_rider_comes_back_to_it() -> None:
+    rider, events = feed(visits([2]))
+    assert arrivals(events) == ["ord-3"] and rider.next_stop == 3  # ord-1 and ord-2 skipped...
+    rider, events = feed(stay(STOPS[0], 1000, 60), rider)
+    assert arrivals(events) == ["ord-1"]  # ...but the earlier arrival ahead did not cost their visits
+    assert rider.next_stop == 3 and rider.arrived == 0b101
+    rider, events = feed(stay(STOPS[0], 2000, 60), rider)
+    assert arrivals(events) == []  # still at most once
+
+
+def test_stops_150_m_apart_do_not_share_fixes_even_with_poor_accuracy() -> None:
+    close = [STOPS[0], offset(150, 0, STOPS[0]), *STOPS[1:]]
+    fences = gf.route_fences(route(close))
+    for f in fences.fences[:2]:
+        assert abs(f.bonus_cap_m - (0.5 * 150 - P.stop_enter_radius_m)) < 0.5
+    assert fences.fences[2].bonus_cap_m == P.accuracy_bonus_cap_m  # far from the others: the full widening
+    # a rider waiting at the second stop, 10 m towards the first, with 60 m fixes: only the second arrives
+    rider, events = feed(stay(offset(140, 0, STOPS[0]), 0, 300, accuracy=60.0), fences=fences)
+    assert arrivals(events) == ["ord-2"]
 
 
 def test_stops_beyond_the_lookahead_are_not_watched() -> None:
