@@ -379,6 +379,19 @@ def cmd_bench_eta(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_pipeline(args: argparse.Namespace) -> int:
+    from streams import bench_pipeline
+
+    _at_least_one(("--riders", args.riders), ("--stops", args.stops), ("--batch", args.batch))
+    if args.latency_s <= 0 or args.checkpoint_s <= 0:
+        raise ValueError("--latency-s and --checkpoint-s must be positive")
+    result = bench_pipeline.run(riders=args.riders, stops=args.stops, seed=args.seed, latency_s=args.latency_s,
+                                batch=args.batch, checkpoint_s=args.checkpoint_s,
+                                bootstrap=Settings.from_env().kafka_bootstrap, log=_err)
+    print(json.dumps(result) if args.json else "\n".join(bench_pipeline.report(result)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="milestream",
@@ -500,6 +513,23 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--warmup-days", type=int, default=2, help="days the model learns from first (default 2)")
     bt.add_argument("--json", action="store_true", help="print one JSON object with the figures")
     bt.set_defaults(func=cmd_bench_eta)
+    bp = bsub.add_parser(
+        "pipeline", help="pings per second through one tracking worker, its p99 latency, and the broker's ceiling",
+        description="On the embedded broker (or MILESTREAM_KAFKA_BOOTSTRAP), with topics of its own: produces a "
+                    "simulated day (shifts, routes, noisy pings), measures consume + decode of those pings alone "
+                    "(the ceiling), then the tracking worker on the same backlog (decode, hygiene, geofence, ETA, "
+                    "alerts, outputs produced, state checkpointed; from its first batch to the last record, final "
+                    "checkpoint included), then p50/p99 latency from a ping's produce time to its outputs while "
+                    "another process produces the next day at half that throughput. Figures only.")
+    bp.add_argument("--riders", type=int, default=400, help="riders (default 400)")
+    bp.add_argument("--stops", type=int, default=3, help="stops per rider (default 3: about 200k pings)")
+    bp.add_argument("--seed", type=int, default=1, help="simulated day's seed (default 1)")
+    bp.add_argument("--latency-s", type=float, default=20.0, help="seconds of paced pings for latency (default 20)")
+    bp.add_argument("--batch", type=int, default=5000, help="most records per worker batch (default 5000)")
+    bp.add_argument("--checkpoint-s", type=float, default=2.0, help="seconds between state checkpoints (default 2)")
+    bp.add_argument("--json", action="store_true", help="print one JSON object (pings_per_s, ceiling_per_s, "
+                                                          "p99_latency_ms, ...)")
+    bp.set_defaults(func=cmd_bench_pipeline)
     return p
 
 

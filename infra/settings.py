@@ -48,6 +48,9 @@ class Settings:
     otp_ttl_s: int = field(default=12 * 3600, metadata={"doc": "How long an issued OTP stays valid."})
     dispatch_batch_window_s: float = field(default=2.0, metadata={"doc": "Wall seconds the dispatcher collects a hub's new orders before planning."})
     dispatch_time_limit_s: float = field(default=3.0, metadata={"doc": "Solver time per dispatch plan."})
+    tracker_checkpoint_s: float = field(default=2.0, metadata={
+        "doc": "Seconds between the tracking worker's checkpoints (outputs acknowledged, rider state written, "
+               "offsets committed): at most this much is processed again after a crash."})
     projection_batch_size: int = field(default=20000, metadata={"doc": "Most events the projection inserts per ClickHouse batch."})
     projection_flush_s: float = field(default=0.5, metadata={"doc": "Longest a projection batch waits before it is flushed."})
     log_level: str = field(default="INFO", metadata={"doc": "Log level of workers and the command line."})

@@ -48,6 +48,27 @@ class Severity(enum.StrEnum):
     CRITICAL = "critical"
 
 
+class FenceKind(enum.StrEnum):
+    STOP = "stop"
+    HUB = "hub"
+
+
+class ZoneEventKind(enum.StrEnum):
+    ENTERED = "entered"
+    EXITED = "exited"
+    DWELLED = "dwelled"  # still inside a set time after entering
+
+
+class NoticeKind(enum.StrEnum):
+    """The wire mirror of ``streams.notify.NoticeKind`` (same values; the contract imports nothing of ours)."""
+
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    ARRIVING_SOON = "arriving_soon"
+    DELAYED = "delayed"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
 class DeadLetterKind(enum.StrEnum):
     MALFORMED = "malformed"
     UNKNOWN_SCHEMA = "unknown_schema"
@@ -77,6 +98,8 @@ class PlannedStop:
     lon: float
     planned_arrival: datetime
     service_time_s: int
+    window_start: datetime | None = None  # the order's promised window
+    window_end: datetime | None = None
 
 
 @dataclass(**_EVENT)
@@ -194,6 +217,7 @@ class RoutePlanned(RiderEvent):
     planned_start: datetime
     planned_end: datetime
     distance_m: float
+    reason: str = "dispatch"  # "dispatch" for a new plan, else the re-plan triggers ("failed_delivery: ord-1; ...")
 
 
 @dataclass(**_EVENT)
@@ -247,6 +271,49 @@ class EtaUpdated(OrderEvent):
 
 
 @dataclass(**_EVENT)
+class ArrivedAtStop(RiderEvent):
+    route_id: str
+    fence_id: str  # order id for a stop, hub id for a hub
+    kind: FenceKind
+    order_id: str | None = None  # set for stops
+    arrived_at: datetime  # first fix of the entry that led to the arrival (backdated)
+    location: GeoPoint
+    confidence: float  # 0..1 score, not a calibrated probability
+    source_ping_id: str  # the ping that confirmed it
+
+
+@dataclass(**_EVENT)
+class DepartedStop(RiderEvent):
+    route_id: str
+    fence_id: str
+    kind: FenceKind
+    order_id: str | None = None
+    departed_at: datetime  # last fix inside the enter radius
+    confidence: float
+    source_ping_id: str
+
+
+@dataclass(**_EVENT)
+class ZoneEvent(RiderEvent):
+    zone_id: str
+    kind: ZoneEventKind
+    at: datetime
+    source_ping_id: str
+
+
+@dataclass(**_EVENT)
+class CustomerNotified(OrderEvent):
+    tracking_id: str
+    kind: NoticeKind
+    attempt: int
+    window_start: datetime | None = None  # the ETA window told to the customer
+    window_end: datetime | None = None
+    promised_end: datetime | None = None
+    reason: str = ""  # why a delivery failed
+    rider_id: str | None = None
+
+
+@dataclass(**_EVENT)
 class AlertRaised(Event):
     subject_id: str
     kind: str
@@ -278,5 +345,5 @@ class DeadLetter(Event):
 EVENT_TYPES: tuple[type[Event], ...] = (
     OrderCreated, OrderUpdated, OrderCancelled, RiderShiftStarted, RiderShiftEnded, GpsPing,
     OrderAssigned, RoutePlanned, StatusChanged, PodSubmitted, PodAccepted, PodRejected,
-    OtpIssued, EtaUpdated, AlertRaised, DeadLetter,
+    OtpIssued, EtaUpdated, AlertRaised, DeadLetter, ArrivedAtStop, DepartedStop, ZoneEvent, CustomerNotified,
 )

@@ -19,6 +19,23 @@ def _lat_lon(name: str, lat: float, lon: float) -> None:
         raise InvalidEvent(f"{name}: lat/lon ({lat}, {lon}) out of range")
 
 
+def _confidence(name: str, value: float) -> None:
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise InvalidEvent(f"{name}.confidence must be within 0..1, got {value}")
+
+
+def _fence(event: ev.ArrivedAtStop | ev.DepartedStop) -> None:
+    """A stop's fence is its order's; a hub serves many orders, so it names none."""
+    name = type(event).__name__
+    if not event.route_id or not event.fence_id or not event.source_ping_id:
+        raise InvalidEvent(f"{name}: route_id, fence_id and source_ping_id must not be empty")
+    if event.kind is ev.FenceKind.STOP and not event.order_id:
+        raise InvalidEvent(f"{name} at stop {event.fence_id} needs the order_id")
+    if event.kind is ev.FenceKind.HUB and event.order_id is not None:
+        raise InvalidEvent(f"{name} at hub {event.fence_id} must not carry an order_id ({event.order_id})")
+    _confidence(name, event.confidence)
+
+
 def check(event: ev.Event) -> None:
     if not event.event_id:
         raise InvalidEvent(f"{type(event).__name__}.event_id is empty")
@@ -53,8 +70,25 @@ def check(event: ev.Event) -> None:
         case ev.RoutePlanned():
             for stop in event.stops:
                 _lat_lon(f"stop {stop.order_id}", stop.lat, stop.lon)
+                if stop.window_start is not None and stop.window_end is not None and stop.window_end < stop.window_start:
+                    raise InvalidEvent(f"stop {stop.order_id}: window_end is before window_start")
         case ev.StatusChanged():
             if event.location is not None:
                 _lat_lon("location", event.location.lat, event.location.lon)
+        case ev.ArrivedAtStop():
+            _fence(event)
+            _lat_lon("location", event.location.lat, event.location.lon)
+        case ev.DepartedStop():
+            _fence(event)
+        case ev.ZoneEvent():
+            if not event.zone_id or not event.source_ping_id:
+                raise InvalidEvent("ZoneEvent: zone_id and source_ping_id must not be empty")
+        case ev.CustomerNotified():
+            if event.attempt < 1:
+                raise InvalidEvent(f"CustomerNotified.attempt counts from 1, got {event.attempt}")
+            if (event.window_start is None) != (event.window_end is None):
+                raise InvalidEvent("CustomerNotified: an ETA window needs both window_start and window_end")
+            if event.window_start is not None and event.window_end is not None and event.window_end < event.window_start:
+                raise InvalidEvent(f"window_end {event.window_end} is before window_start {event.window_start}")
         case _:
             pass

@@ -47,11 +47,17 @@ GPS = TopicSpec(name="gps", key="rider_id", events=(ev.GpsPing,), doc="Position 
                 retention_ms=3 * DAY_MS)
 ROUTES = TopicSpec(name="routes", key="rider_id", events=(ev.RoutePlanned,), doc="Route plans from dispatch.",
                    retention_ms=30 * DAY_MS)
+TRACKING = TopicSpec(name="tracking", key="rider_id", events=(ev.ArrivedAtStop, ev.DepartedStop, ev.ZoneEvent),
+                      doc="Arrivals at and departures from stops and hubs, and custom-zone events, from the tracking "
+                          "worker.",
+                      retention_ms=7 * DAY_MS)
 ETAS = TopicSpec(name="etas", key="order_id", events=(ev.EtaUpdated,), doc="ETA estimates per order.",
                  retention_ms=3 * DAY_MS)
 ALERTS = TopicSpec(name="alerts", key="subject_id", events=(ev.AlertRaised,), doc="Alerts for dispatchers.")
-NOTIFICATIONS = TopicSpec(name="notifications", key="order_id", events=(ev.OtpIssued,),
-                          doc="For the customer-notification system (OTP sealed with MILESTREAM_OTP_KEY).",
+NOTIFICATIONS = TopicSpec(name="notifications", key="order_id", events=(ev.OtpIssued, ev.CustomerNotified),
+                          doc="For the customer-notification system: OTPs (sealed with MILESTREAM_OTP_KEY) and the "
+                              "notices to send the customer (out for delivery, arriving soon, delayed, delivered, "
+                              "failed).",
                           retention_ms=1 * DAY_MS)
 DEAD_LETTER = TopicSpec(name="dead-letter", key="source_key", events=(ev.DeadLetter,),
                         doc="Messages we could not accept, with the original bytes and why.",
@@ -61,6 +67,7 @@ DISPATCH_QUEUE = TopicSpec(
     doc="Internal: order and shift events re-keyed by hub for the dispatcher.",
 )
 
-ALL: tuple[TopicSpec, ...] = (INBOX, ORDERS, RIDERS, GPS, ROUTES, ETAS, ALERTS, NOTIFICATIONS, DEAD_LETTER, DISPATCH_QUEUE)
+ALL: tuple[TopicSpec, ...] = (INBOX, ORDERS, RIDERS, GPS, ROUTES, TRACKING, ETAS, ALERTS, NOTIFICATIONS, DEAD_LETTER,
+                              DISPATCH_QUEUE)
 # What analysts get in ClickHouse: every accepted fact and every dead letter.
-PROJECTED: tuple[TopicSpec, ...] = (ORDERS, RIDERS, GPS, ROUTES, ETAS, ALERTS, NOTIFICATIONS, DEAD_LETTER)
+PROJECTED: tuple[TopicSpec, ...] = (ORDERS, RIDERS, GPS, ROUTES, TRACKING, ETAS, ALERTS, NOTIFICATIONS, DEAD_LETTER)

@@ -30,13 +30,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG)
+_RAD = math.pi / 180
 _CAPACITY_TOLERANCE = 1e-9  # relative: float sums of demands may overshoot by an ulp or so
 
 
 def haversine_m(a: tuple[float, float], b: tuple[float, float]) -> float:
     """Great-circle distance in metres between two (lat, lon) points in degrees."""
-    lat1, lon1, lat2, lon2 = map(math.radians, (a[0], a[1], b[0], b[1]))
-    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    lat1, lat2 = a[0] * _RAD, b[0] * _RAD  # written out: on the tracking hot path (several calls per ping)
+    h = math.sin((lat2 - lat1) * 0.5) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((b[1] - a[1]) * _RAD * 0.5) ** 2
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
 
 

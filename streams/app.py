@@ -58,7 +58,8 @@ def _patch_faust_recovery() -> None:
 
 _patch_faust_recovery()
 
-AGENT_MODULES = ["streams.agents.orders", "streams.agents.riders", "streams.agents.tracking", "streams.agents.dispatch"]
+AGENT_MODULES = ["streams.agents.orders", "streams.agents.riders", "streams.agents.tracking", "streams.agents.dispatch",
+                 "streams.agents.notifications"]
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -159,8 +160,6 @@ def _table(name: str, use_partitioner: bool = False) -> Any:
 
 order_states = _table("order-state")
 rider_hubs = _table("rider-hub")
-rider_tracks = _table("rider-track")
-rider_routes = _table("rider-route")
 # Written from the dispatch timer as well as the agent, so its changelog partition comes from the key.
 hub_pools = _table("hub-pool", use_partitioner=True)
 

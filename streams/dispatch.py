@@ -7,12 +7,15 @@ The solve itself (OR-Tools) is the caller's business: it runs off the event loop
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from schemas import events as ev
 from solver.model import Job, Problem, Solution, Vehicle
 from streams.ids import derived_id
+
+DISPATCH_REASON = "dispatch"  # RoutePlanned.reason of a new plan (a re-plan gives its triggers)
 
 # Average urban road speeds (m/s) by vehicle; the full speed profile is the solver's business.
 VEHICLE_SPEED_MPS: dict[ev.VehicleType, float] = {
@@ -58,6 +61,9 @@ class HubPool:
     version: int = 0  # events folded in
     planned_version: int = 0  # version the last plan was made from
     last_event_id: str = ""
+    # Orders planned (here or by a re-plan) or already past ``created``: a redelivered OrderCreated
+    # must not put them back in ``pending``, or they would be planned twice.
+    taken: frozenset[str] = frozenset()
 
     @property
     def ready(self) -> bool:
@@ -67,9 +73,9 @@ class HubPool:
 
 def on_event(pool: HubPool, event: ev.Event) -> HubPool:
     clock = max(pool.clock, event.occurred_at) if pool.clock else event.occurred_at
-    pending, free = pool.pending, pool.free
+    pending, free, taken = pool.pending, pool.free, pool.taken
     match event:
-        case ev.OrderCreated():
+        case ev.OrderCreated() if event.order_id not in taken:
             pending = {**pending, event.order_id: PendingOrder(
                 order_id=event.order_id, lat=event.drop.lat, lon=event.drop.lon, window_start=event.window_start,
                 window_end=event.window_end, service_s=event.service_time_s,
@@ -77,6 +83,9 @@ def on_event(pool: HubPool, event: ev.Event) -> HubPool:
                 priority=event.priority)}
         case ev.OrderCancelled():
             pending = {k: v for k, v in pending.items() if k != event.order_id}
+        case ev.StatusChanged():  # on its way (assigned elsewhere, out, failed...): not dispatch's to plan
+            pending = {k: v for k, v in pending.items() if k != event.order_id}
+            taken = taken | {event.order_id}
         case ev.RiderShiftStarted():
             free = {**free, event.rider_id: FreeRider(
                 rider_id=event.rider_id, vehicle=event.vehicle_type,
@@ -85,8 +94,17 @@ def on_event(pool: HubPool, event: ev.Event) -> HubPool:
                 lat=event.start.lat, lon=event.start.lon)}
         case ev.RiderShiftEnded():
             free = {k: v for k, v in free.items() if k != event.rider_id}
-    return dataclasses.replace(pool, pending=pending, free=free, clock=clock, version=pool.version + 1,
+    return dataclasses.replace(pool, pending=pending, free=free, taken=taken, clock=clock, version=pool.version + 1,
                                last_event_id=event.event_id)
+
+
+def take(pool: HubPool, order_ids: Iterable[str]) -> HubPool:
+    """Orders a re-plan put on a route: out of ``pending`` for good."""
+    ids = frozenset(order_ids)
+    if not ids:
+        return pool
+    return dataclasses.replace(pool, pending={k: v for k, v in pool.pending.items() if k not in ids},
+                               taken=pool.taken | ids)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,14 +175,16 @@ def apply_plan(pool: HubPool, plan: PlanInput, solution: Solution) -> PlanOutcom
         for seq, visit in enumerate(visits, start=1):
             order = orders[visit.job_id]
             stops.append(ev.PlannedStop(order_id=order.order_id, kind=ev.StopKind.DROP, lat=order.lat, lon=order.lon,
-                                        planned_arrival=t(visit.arrival_s), service_time_s=order.service_s))
+                                        planned_arrival=t(visit.arrival_s), service_time_s=order.service_s,
+                                        window_start=order.window_start, window_end=order.window_end))
             assignments.append(ev.OrderAssigned(
                 event_id=derived_id(route_id, f"assign/{order.order_id}"), occurred_at=at, order_id=order.order_id,
                 rider_id=rider.rider_id, route_id=route_id, sequence=seq, planned_arrival=t(visit.arrival_s)))
         routes.append(ev.RoutePlanned(
             event_id=derived_id(route_id, "planned"), occurred_at=at, rider_id=rider.rider_id, route_id=route_id,
             hub_id=pool.hub_id, stops=tuple(stops), start=ev.GeoPoint(lat=rider.lat, lon=rider.lon),
-            planned_start=t(route.start_s), planned_end=t(route.end_s), distance_m=route.distance_m))
+            planned_start=t(route.start_s), planned_end=t(route.end_s), distance_m=route.distance_m,
+            reason=DISPATCH_REASON))
     assigned = {a.order_id for a in assignments}
     busy = {r.rider_id for r in routes}
     alerts = tuple(
@@ -174,7 +194,7 @@ def apply_plan(pool: HubPool, plan: PlanInput, solution: Solution) -> PlanOutcom
         for u in solution.unassigned if u.job_id not in pool.alerted
     )
     new_pool = dataclasses.replace(
-        pool, pending={k: v for k, v in pool.pending.items() if k not in assigned},
+        pool, pending={k: v for k, v in pool.pending.items() if k not in assigned}, taken=pool.taken | assigned,
         free={k: v for k, v in pool.free.items() if k not in busy},
         alerted=pool.alerted | {a.order_id for a in alerts if a.order_id},
         planned_version=plan.version,

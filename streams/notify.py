@@ -27,9 +27,8 @@ count: estimates of an earlier route are stale), ``StatusChanged``, ``OrderCance
 ``EtaUpdated``; plus :func:`on_tick` and :func:`on_next_stop`. Times are epoch seconds.
 
 Output: :class:`Notice` records with deterministic ids (a replay after a restart derives the
-same id, so the sender can deduplicate). No event schema for them exists yet: the
-``notifications`` topic carries only ``OtpIssued``; a ``CustomerNotified`` order event with these
-fields is needed before the agent can publish them.
+same id, so the sender can deduplicate); ``streams.agents.notifications`` publishes them as
+``CustomerNotified`` events on ``notifications``.
 """
 
 from __future__ import annotations
@@ -45,7 +44,7 @@ from streams.ids import derived_id
 
 __all__ = [
     "Notice", "NoticeKind", "NoticeParams", "NoticeState", "Phase", "eta_window", "on_eta", "on_next_stop",
-    "on_order", "on_tick",
+    "on_order", "on_tick", "tick_due_at",
 ]
 
 
@@ -86,6 +85,7 @@ class NoticeState:
     tracking_id: str = ""
     promised_end_s: float = math.inf
     route_id: str | None = None  # the route whose ETAs count
+    rider_id: str | None = None  # the rider of that route, for the message ("Ravi is on his way")
     attempt: int = 0
     phase: Phase = Phase.WAITING
     sent: frozenset[NoticeKind] = frozenset()  # this attempt
@@ -106,6 +106,7 @@ class Notice:
     window_end_s: float | None = None
     promised_end_s: float | None = None  # so the message can say "later than promised"
     reason: str = ""  # why a delivery failed
+    rider_id: str | None = None
 
 
 def eta_window(p50_s: float, p90_s: float, now_s: float, params: NoticeParams = DEFAULT_PARAMS) -> tuple[float, float]:
@@ -129,7 +130,8 @@ def on_order(state: NoticeState | None, event: ev.OrderEvent,
         case ev.OrderUpdated() if event.window_end is not None:
             return _due(dataclasses.replace(state, promised_end_s=event.window_end.timestamp()), at_s, params)
         case ev.OrderAssigned() if event.route_id != state.route_id:
-            return dataclasses.replace(state, route_id=event.route_id, eta=None, next_stop=False), ()
+            return dataclasses.replace(state, route_id=event.route_id, rider_id=event.rider_id, eta=None,
+                                       next_stop=False), ()
         case ev.OrderCancelled():
             return dataclasses.replace(state, phase=Phase.CLOSED), ()
         case ev.StatusChanged():
@@ -173,8 +175,9 @@ def on_eta(state: NoticeState | None, eta: ev.EtaUpdated,
     if (state.route_id is not None and eta.route_id != state.route_id) or \
             (state.eta is not None and made <= state.eta[0]) or state.phase is Phase.CLOSED:
         return state, ()
-    return _due(dataclasses.replace(state, route_id=eta.route_id, eta=(made, eta.eta_p50.timestamp(), eta.eta_p90.timestamp())),
-                made, params)
+    # The rider too: the ETA may be read before the OrderAssigned for its route (another topic).
+    return _due(dataclasses.replace(state, route_id=eta.route_id, rider_id=eta.rider_id,
+                                    eta=(made, eta.eta_p50.timestamp(), eta.eta_p90.timestamp())), made, params)
 
 
 def on_next_stop(state: NoticeState, at_s: float,
@@ -189,6 +192,14 @@ def on_tick(state: NoticeState, now_s: float,
             params: NoticeParams = DEFAULT_PARAMS) -> tuple[NoticeState, tuple[Notice, ...]]:
     """Time passing brings a known p50 within the arriving-soon horizon."""
     return _due(state, now_s, params)
+
+
+def tick_due_at(state: NoticeState, params: NoticeParams = DEFAULT_PARAMS) -> float | None:
+    """When time passing alone would call for a notice (the arriving-soon horizon of the known p50),
+    or None: lets a timer skip, without folding, every order a tick cannot change."""
+    if state.phase is not Phase.OUT or state.eta is None or N.ARRIVING_SOON in state.sent:
+        return None
+    return state.eta[1] - params.arriving_soon_s
 
 
 def _due(state: NoticeState, now_s: float, params: NoticeParams) -> tuple[NoticeState, tuple[Notice, ...]]:
@@ -223,4 +234,4 @@ def _notice(state: NoticeState, kind: NoticeKind, at_s: float, start: float | No
     return Notice(notice_id=derived_id(state.order_id, purpose), order_id=state.order_id,
                   tracking_id=state.tracking_id, kind=kind, attempt=attempt, at_s=at_s, window_start_s=start,
                   window_end_s=end, promised_end_s=None if math.isinf(state.promised_end_s) else state.promised_end_s,
-                  reason=reason)
+                  reason=reason, rider_id=state.rider_id)

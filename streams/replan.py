@@ -21,8 +21,11 @@ re-planned now. Held triggers are coalesced into the next request, never dropped
 whose result comes back stale (the rider got a new route meanwhile) or that failed
 (:func:`abandon`) puts its triggers back.
 
-The solve itself (:func:`solver.reoptimise.reoptimise` on the request's situation, changes and
-policy) is the caller's business, off the event loop; :func:`apply_result` turns its solution into
+The dispatch agent keeps this state beside dispatch's pool (:class:`Hub`, fed the dispatch-queue
+events and dispatch's own routes; positions come from status changes with a location, as it
+reads no GPS, and delays from ``EtaUpdated`` do not reach it). The solve itself
+(:func:`solver.reoptimise.reoptimise` on the request's situation, changes and policy) is the
+caller's business, off the event loop; :func:`apply_result` turns its solution into
 new route plans and unassignable orders (plain records the agent turns into events), with the
 request's reason. Re-planned stops have soft windows (``late_cost_per_hour``): a promised parcel on
 board is delivered late rather than dropped from the route.
@@ -37,13 +40,14 @@ import enum
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 from schemas import events as ev
 from solver.model import Job, Problem, Route, Solution, Vehicle, haversine_m
 from solver.reoptimise import Changes, Policy, Rider, RouteChange, Situation, build, diff
-from streams.dispatch import VEHICLE_SPEED_MPS, FreeRider, PendingOrder
+from streams import dispatch
+from streams.dispatch import VEHICLE_SPEED_MPS, FreeRider, HubPool, PendingOrder
 from streams.ids import derived_id
 
 S = ev.OrderStatus
@@ -72,6 +76,9 @@ class ReplanParams:
 
 
 DEFAULT_PARAMS = ReplanParams()
+# The dispatch agent reads no GPS (positions come from status changes only), so silence there says
+# nothing about a rider: it judges no one offline (a shift that ends with stops left still counts).
+DISPATCH_PARAMS = dataclasses.replace(DEFAULT_PARAMS, offline_after_s=math.inf)
 
 
 class Fix(NamedTuple):
@@ -311,7 +318,8 @@ def _route_planned(state: ReplanState, e: ev.RoutePlanned) -> ReplanState:
     for s in e.stops:  # an order seen only on a route (state rebuilt mid-stream): what the route says
         if s.order_id not in orders:
             orders[s.order_id] = PendingOrder(
-                order_id=s.order_id, lat=s.lat, lon=s.lon, window_start=e.planned_start, window_end=e.planned_end,
+                order_id=s.order_id, lat=s.lat, lon=s.lon, window_start=s.window_start or e.planned_start,
+                window_end=s.window_end or e.planned_end,
                 service_s=s.service_time_s, demand=(0.0, 0.0, 0.0), skills=frozenset(), priority=0)
     stops = tuple(s.order_id for s in e.stops if s.order_id not in state.closed)
     taken = set(stops)
@@ -497,9 +505,12 @@ def apply_result(state: ReplanState, request: ReplanRequest, solution: Solution,
 
     out_plans: list[RoutePlan] = []
     next_plans = {r: p for r, p in plans.items() if r not in new}
+    # A rider whose own stop failed, was cancelled or runs late gets a new route even in the same
+    # order: the published one still lists the stop, or has times that no longer hold.
+    named = {r for t in request.triggers if t.kind in _RIDER_OWN for r in t.riders}
     for r, stops in new.items():
         plan = plans[r]
-        if stops == plan.stops:
+        if stops == plan.stops and r not in named:
             next_plans[r] = plan
             continue
         route_id = derived_id(request.request_id, f"route/{r}")
@@ -516,6 +527,9 @@ def apply_result(state: ReplanState, request: ReplanRequest, solution: Solution,
                           unassigned=tuple(u.order_id for u in unassignable))
     state = dataclasses.replace(state, plans=next_plans, history=(*state.history, record)[-params.history:])
     return state, ReplanOutcome(plans=tuple(out_plans), unassignable=unassignable, record=record)
+
+
+_RIDER_OWN = frozenset({TriggerKind.FAILED_DELIVERY, TriggerKind.CANCELLATION, TriggerKind.DELAY})
 
 
 def _stale(state: ReplanState, request: ReplanRequest) -> tuple[ReplanState, ReplanOutcome]:
@@ -539,6 +553,118 @@ def _route_plan(state: ReplanState, request: ReplanRequest, rider_id: str, route
         planned_start_s=float(epoch + route.start_s) if route else now,
         planned_end_s=float(epoch + route.end_s) if route else now,
         distance_m=route.distance_m if route else 0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The hub: dispatch's pool and the routes being driven, side by side
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hub:
+    """A hub's dispatch state (the ``hub-pool`` table value): work not yet planned, the routes
+    being driven, and the re-plans being solved (kept so that a worker dying mid-solve loses no
+    trigger: the next round gives them back)."""
+
+    pool: HubPool
+    routes: ReplanState
+    solving: tuple[ReplanRequest, ...] = ()
+
+
+class Published(NamedTuple):
+    """What a finished re-plan tells the world."""
+
+    assignments: tuple[ev.OrderAssigned, ...]
+    routes: tuple[ev.RoutePlanned, ...]
+    alerts: tuple[ev.AlertRaised, ...]
+
+
+def hub_state(value: Hub | HubPool | None, hub_id: str) -> Hub:
+    """The table value as a :class:`Hub`. A bare pool was stored before re-planning: it gets no
+    routes, and the pool fields it was pickled without (``taken``) their defaults."""
+    if isinstance(value, Hub):
+        return value
+    pool = HubPool(hub_id=hub_id)
+    if value is not None:
+        pool = HubPool(**{f.name: getattr(value, f.name) for f in dataclasses.fields(HubPool) if hasattr(value, f.name)})
+    return Hub(pool=pool, routes=ReplanState(hub_id=hub_id))
+
+
+def on_hub_event(hub: Hub, event: ev.Event, params: ReplanParams = DISPATCH_PARAMS) -> Hub:
+    """A dispatch-queue event into both; a status change with a location is also the rider's latest fix."""
+    routes = on_event(hub.routes, event, params)
+    if isinstance(event, ev.StatusChanged) and event.rider_id and event.location is not None:
+        routes = on_fixes(routes, {event.rider_id: Fix(event.location.lat, event.location.lon,
+                                                       _secs(event.occurred_at))})
+    return dataclasses.replace(hub, pool=dispatch.on_event(hub.pool, event), routes=routes)
+
+
+def on_dispatched(hub: Hub, outcome: dispatch.PlanOutcome, params: ReplanParams = DISPATCH_PARAMS) -> Hub:
+    """Dispatch planned (``outcome`` applied to this hub's pool): its routes are now driven, and re-planned."""
+    routes = hub.routes
+    for route in outcome.routes:
+        routes = on_event(routes, route, params)
+    return dataclasses.replace(hub, pool=outcome.pool, routes=routes)
+
+
+def start_replans(hub: Hub, now: float, params: ReplanParams = DISPATCH_PARAMS) -> tuple[Hub, list[ReplanRequest]]:
+    """The re-plans due at ``now``, recorded as being solved; requests of a solve that never
+    finished (the worker died) give their triggers back first."""
+    routes = hub.routes
+    for request in hub.solving:
+        routes = abandon(routes, request)
+    routes, requests = due(routes, now, params)
+    return dataclasses.replace(hub, routes=routes, solving=tuple(requests)), requests
+
+
+def fail_replan(hub: Hub, request: ReplanRequest) -> Hub:
+    """The solve raised: the triggers wait for the next round."""
+    return dataclasses.replace(hub, routes=abandon(hub.routes, request),
+                               solving=tuple(r for r in hub.solving if r.request_id != request.request_id))
+
+
+def finish_replan(hub: Hub, request: ReplanRequest, solution: Solution, now: float,
+                  params: ReplanParams = DISPATCH_PARAMS) -> tuple[Hub, ReplanOutcome, Published]:
+    """Apply the solver's answer (to the hub as it is now) and say what to publish: a route per
+    changed rider with the re-plan's reason, an assignment per stop new to its rider (an urgent
+    order leaves dispatch's pool with it), an alert per order dropped from a route."""
+    before = {r: set(p.stops) | ({p.started} if p.started else set()) for r, p in hub.routes.plans.items()}
+    routes, outcome = apply_result(hub.routes, request, solution, now, params)
+    placed = {s.order_id for p in outcome.plans for s in p.stops}
+    hub = dataclasses.replace(hub, pool=dispatch.take(hub.pool, placed), routes=routes,
+                              solving=tuple(r for r in hub.solving if r.request_id != request.request_id))
+    at = _dt(now)
+    assignments: list[ev.OrderAssigned] = []
+    planned: list[ev.RoutePlanned] = []
+    for plan in outcome.plans:
+        stops = []
+        for seq, stop in enumerate(plan.stops, start=1):
+            order = routes.orders.get(stop.order_id)
+            stops.append(ev.PlannedStop(
+                order_id=stop.order_id, kind=ev.StopKind.DROP, lat=stop.lat, lon=stop.lon,
+                planned_arrival=_dt(stop.planned_arrival_s), service_time_s=stop.service_s,
+                window_start=order.window_start if order else None, window_end=order.window_end if order else None))
+            if stop.order_id not in before.get(plan.rider_id, ()):
+                assignments.append(ev.OrderAssigned(
+                    event_id=derived_id(plan.route_id, f"assign/{stop.order_id}"), occurred_at=at,
+                    order_id=stop.order_id, rider_id=plan.rider_id, route_id=plan.route_id, sequence=seq,
+                    planned_arrival=_dt(stop.planned_arrival_s)))
+        planned.append(ev.RoutePlanned(
+            event_id=derived_id(plan.route_id, "planned"), occurred_at=at, rider_id=plan.rider_id,
+            route_id=plan.route_id, hub_id=plan.hub_id, stops=tuple(stops),
+            start=ev.GeoPoint(lat=plan.start[0], lon=plan.start[1]), planned_start=_dt(plan.planned_start_s),
+            planned_end=_dt(plan.planned_end_s), distance_m=plan.distance_m, reason=plan.reason))
+    alerts = tuple(
+        ev.AlertRaised(event_id=derived_id(u.request_id, f"dropped/{u.order_id}"), occurred_at=at,
+                       subject_id=u.order_id, kind="replan_dropped_order", severity=ev.Severity.WARNING,
+                       rider_id=u.previous_rider, order_id=u.order_id,
+                       message=f"order {u.order_id} dropped from {u.previous_rider}'s route by a re-plan "
+                               f"({request.reason}): {u.reason}")
+        for u in outcome.unassignable)
+    return hub, outcome, Published(assignments=tuple(assignments), routes=tuple(planned), alerts=alerts)
+
+
+def _dt(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 # ---------------------------------------------------------------------------------------------

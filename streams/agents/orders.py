@@ -38,8 +38,9 @@ async def handle_submission(message: Any) -> None:
     assert new_state is not None
     await publish(orders_topic, decision.ledger)
     await publish(notifications_topic, decision.notifications)
-    # Dispatch sees new and withdrawn orders, re-keyed by hub.
-    await publish(dispatch_topic, [e for e in decision.ledger if isinstance(e, ev.OrderCreated | ev.OrderCancelled)],
+    # Dispatch sees new and withdrawn orders and status changes (re-plan triggers), re-keyed by hub.
+    await publish(dispatch_topic, [e for e in decision.ledger
+                                   if isinstance(e, ev.OrderCreated | ev.OrderCancelled | ev.StatusChanged)],
                   key=new_state.hub_id)
     order_states[key] = new_state
 

@@ -33,14 +33,15 @@ def test_order_flows_from_created_to_delivered_into_clickhouse(settings: Setting
     t = route.planned_start
     kafka.produce("inbox", ev.StatusChanged(event_id=new_id(), occurred_at=t, order_id=order.order_id,
                                             to_status=ev.OrderStatus.OUT_FOR_DELIVERY, rider_id=rider.rider_id))
-    notice = kafka.wait_for("notifications", lambda e: e.order_id == order.order_id)[0]
+    notice = kafka.wait_for("notifications", lambda e: isinstance(e, ev.OtpIssued) and e.order_id == order.order_id)[0]
     code = otp.open_sealed(otp.key_bytes(settings.otp_key), notice.otp_sealed).decode()
     assert len(code) == 6 and code.isdigit()
 
     for i in range(5):  # 40 s standing at the door
-        kafka.produce("gps", ev.GpsPing(event_id=new_id(), occurred_at=t, rider_id=rider.rider_id, device_id="d1",
-                                        device_time=t + timedelta(minutes=10, seconds=10 * i), lat=order.drop.lat,
-                                        lon=order.drop.lon, accuracy_m=5.0))
+        at = t + timedelta(minutes=10, seconds=10 * i)
+        kafka.produce("gps", ev.GpsPing(event_id=new_id(), occurred_at=at, rider_id=rider.rider_id, device_id="d1",
+                                        device_time=at, lat=order.drop.lat, lon=order.drop.lon, accuracy_m=5.0,
+                                        speed_mps=0.0))
     kafka.wait_for("orders", lambda e: isinstance(e, ev.StatusChanged) and e.order_id == order.order_id
                    and e.to_status is ev.OrderStatus.ARRIVED)
     kafka.produce("inbox", ev.PodSubmitted(event_id=new_id(), occurred_at=t + timedelta(minutes=11),
@@ -76,8 +77,10 @@ def test_order_flows_from_created_to_delivered_into_clickhouse(settings: Setting
             types = dict(chdb_client.query(  # type: ignore[attr-defined]
                 f"SELECT event_type, count() FROM {own.clickhouse_database}.events FINAL WHERE stream_key = %(o)s "
                 f"GROUP BY event_type", parameters={"o": order.order_id}).result_rows)
+        live = {k: types.pop(k) for k in ("EtaUpdated", "CustomerNotified") if k in types}
         assert types == {"OrderCreated": 1, "OrderAssigned": 1, "StatusChanged": 3, "PodSubmitted": 1,
                          "PodAccepted": 1, "OtpIssued": 1}
+        assert live.get("EtaUpdated", 0) >= 1 and live.get("CustomerNotified", 0) >= 1  # tracking and notices
     finally:
         stop.set()
         thread.join(10)

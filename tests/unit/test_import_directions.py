@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 PURE_MODULES = [
     "schemas", "schemas.events", "schemas.codec", "schemas.rules", "schemas.topics",
-    "streams.lifecycle", "streams.otp", "streams.tracking", "streams.dispatch", "streams.ids",
+    "streams.lifecycle", "streams.otp", "streams.tracker", "streams.dispatch", "streams.ids",
     "streams.hygiene", "streams.eta", "streams.geofence", "streams.replan", "streams.alerts", "streams.notify",
     "projections.rows", "projections.kpi",
     "simulator.world", "simulator.driving", "simulator.truth",

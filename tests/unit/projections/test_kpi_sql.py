@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from projections import kpi
-from streams.tracking import ArrivalParams
 
 QUERIES = [kpi.order_kpis_sql, kpi.distance_per_rider_sql, kpi.events_in_clickhouse_sql]
 
@@ -40,9 +39,9 @@ def test_order_kpis_name_every_kpi_column() -> None:
         assert re.search(rf"\bAS {name}\b", sql), name
 
 
-def test_distance_sql_uses_the_same_hygiene_as_the_tracker() -> None:
+def test_distance_sql_drops_jitter_and_impossible_jumps() -> None:
     sql = kpi.distance_per_rider_sql("db")
-    assert f"step_m <= {ArrivalParams().max_speed_mps:g} * dt_s" in sql
+    assert "step_m <= 45 * dt_s" in sql
     assert "least(coalesce(accuracy_m, 10), 50)" in sql
     assert "step_m > jitter_m" in sql
 

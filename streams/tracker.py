@@ -1,0 +1,347 @@
+"""Live tracking of riders, pure: one place where a rider's pings go through hygiene, geofences,
+ETAs and alerts, in that order, and come out as the events to publish.
+
+The modules it composes each own one rule set (:mod:`streams.hygiene`, :mod:`streams.geofence`,
+:mod:`streams.eta`, :mod:`streams.alerts`); this module owns the order they run in and what they
+tell each other:
+
+- only pings hygiene accepts move the rider, feed speed samples and reach the geofences;
+- an arrival at a stop closes the ETA's leg (scored against the estimates made for it, and
+  learned from), a departure starts the next one; leaving the hub starts the first;
+- estimates are recomputed when :func:`streams.eta.due` says so and emitted when they moved
+  (:func:`streams.eta.should_emit`); the emitted ones feed the delay-risk alert;
+- time-only rules (device silent, SLA breach, waiting at the customer) run on :meth:`Tracker.tick`.
+
+Time is **stream time**: device times for what a ping says, the largest receive time seen for
+"now". Nothing reads the wall clock, so a replay after a crash, or a simulated day played fast,
+derives the same events with the same ids (:func:`streams.ids.derived_id` of their sources).
+
+:class:`Tracker` keeps every rider's :class:`RiderLive` and the fleet's learning
+(:class:`Fleet`: speeds, leg and service factors, calibration). The worker hands it decoded
+events with their source offsets and publishes what it returns; riders whose state changed are
+listed in :attr:`Tracker.dirty` for the worker's checkpoint. Each rider remembers the last
+offset applied per input topic, so a record replayed after a checkpoint is skipped: state is
+never advanced twice by one record.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import dataclasses
+import math
+import types
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas import events as ev
+from schemas import topics as tp
+from streams import alerts, eta, geofence, hygiene, lifecycle
+from streams.ids import derived_id
+
+
+def _readonly(d: dict[Any, Any]) -> types.MappingProxyType[Any, Any]:
+    return types.MappingProxyType(d)
+
+
+# The pure states hold read-only mappings, which pickle refuses; checkpoints store them as dicts.
+copyreg.pickle(types.MappingProxyType, lambda m: (_readonly, (dict(m),)))
+
+SEGMENT_MIN_S = 30.0  # speed samples span at least this: a 5 s step is shorter than 30 m of noise
+SPEED_BATCH_S = 300.0  # learn_speeds runs on the samples gathered over this much stream time
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrackerParams:
+    geofence: geofence.GeofenceParams = geofence.GeofenceParams()
+    hygiene: hygiene.HygieneParams = hygiene.DEFAULT_PARAMS
+    emit: eta.EmitParams = eta.EmitParams()
+    alerts: alerts.AlertParams = alerts.DEFAULT_PARAMS
+    tick_every_s: float = 10.0  # stream seconds between time-only alert checks
+
+
+@dataclass(slots=True)
+class Fleet:
+    """What the tracker learns from every rider: travel speeds, leg and service factors, and the
+    calibration of p50/p90. Replaced (not mutated) by the pure learners."""
+
+    model: eta.SpeedModel = field(default_factory=eta.SpeedModel)
+    calibration: eta.Calibration = field(default_factory=eta.Calibration)
+    pending: list[eta.SpeedSample] = field(default_factory=list)
+    learn_at_s: float = -math.inf
+
+    def speed_sample(self, sample: eta.SpeedSample, now_s: float) -> None:
+        self.pending.append(sample)
+        if now_s >= self.learn_at_s:
+            self.learn(now_s)
+
+    def learn(self, now_s: float) -> None:
+        if self.pending:
+            self.model = eta.learn_speeds(self.model, self.pending)
+            self.pending = []
+        self.learn_at_s = now_s + SPEED_BATCH_S
+
+
+class RiderLive:
+    """One rider's tracking state. The per-route structures (fences, ETA route, alert route) are
+    derived from the plan and rebuilt after a restore, so a checkpoint carries only what the
+    pings built up."""
+
+    __slots__ = ("alert", "anchor", "applied", "device", "eta", "fences", "rider_id", "route", "vehicle_type",
+                 "_alert_route", "_eta_route", "_route_fences", "_stop_index")
+
+    def __init__(self, rider_id: str, vehicle_type: ev.VehicleType = ev.VehicleType.BIKE) -> None:
+        self.rider_id = rider_id
+        self.vehicle_type = vehicle_type
+        self.device = hygiene.DeviceState(rider_id=rider_id, vehicle_type=vehicle_type)
+        self.fences = geofence.RiderFences(rider_id=rider_id)
+        self.alert = alerts.AlertState(rider_id=rider_id)
+        self.route: ev.RoutePlanned | None = None
+        self.eta: eta.RiderEta | None = None
+        self.anchor: tuple[float, float, float, float] | None = None  # speed segment start (t, lat, lon, accuracy)
+        self.applied: dict[str, int] = {}  # input topic -> last offset applied
+        self._derive()
+
+    def _derive(self) -> None:
+        route = self.route
+        if route is None:
+            self._route_fences = self._eta_route = self._alert_route = None
+            self._stop_index: Mapping[str, int] = {}
+            return
+        self._route_fences = geofence.route_fences(route)
+        self._eta_route = eta.eta_route(route, str(self.vehicle_type), route_windows(route))
+        self._alert_route = alerts.alert_route(self._eta_route, (route.start.lat, route.start.lon))
+        self._stop_index = {s.order_id: i for i, s in enumerate(route.stops)}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The derived routes stay out (rebuilt from ``route`` on load)."""
+        return {"rider_id": self.rider_id, "vehicle_type": self.vehicle_type, "device": self.device,
+                "fences": self.fences, "route": self.route, "anchor": self.anchor, "applied": self.applied,
+                "alert": dataclasses.replace(self.alert, route=None),
+                "eta": None if self.eta is None else dataclasses.replace(self.eta, route=None)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)
+        self._derive()
+        if self._alert_route is not None:
+            self.alert = dataclasses.replace(self.alert, route=self._alert_route)
+        if self.eta is not None:
+            self.eta = dataclasses.replace(self.eta, route=self._eta_route) if self._eta_route is not None else None
+
+
+def route_windows(route: ev.RoutePlanned) -> dict[str, tuple[float, float]]:
+    """Promised windows from the plan's stops (plans made before windows were on them have none)."""
+    out: dict[str, tuple[float, float]] = {}
+    for s in route.stops:
+        start, end = getattr(s, "window_start", None), getattr(s, "window_end", None)
+        if start is not None or end is not None:
+            out[s.order_id] = (start.timestamp() if start else 0.0, end.timestamp() if end else math.inf)
+    return out
+
+
+Output = tuple[tp.TopicSpec, ev.Event]
+
+
+class Tracker:
+    """Every rider's tracking state and the fleet's learning; returns events, does no I/O."""
+
+    def __init__(self, params: TrackerParams = TrackerParams(), fleet: Fleet | None = None) -> None:
+        self.params = params
+        self.fleet = fleet or Fleet()
+        self.riders: dict[str, RiderLive] = {}
+        self.dirty: set[str] = set()
+        self.now_s = -math.inf  # stream time: the largest receive time seen
+        self._tick_at_s = -math.inf
+        self.stats = {"pings": 0, "accepted": 0, "skipped_replay": 0}
+
+    # ---- inputs ---------------------------------------------------------------------------
+
+    def rider(self, rider_id: str) -> RiderLive:
+        r = self.riders.get(rider_id)
+        if r is None:
+            r = self.riders[rider_id] = RiderLive(rider_id)
+        return r
+
+    def _fresh(self, r: RiderLive, topic: str, offset: int | None) -> bool:
+        """False for a record at or below the rider's last applied offset on that topic (a replay)."""
+        if offset is None:
+            return True
+        if offset <= r.applied.get(topic, -1):
+            self.stats["skipped_replay"] += 1
+            return False
+        r.applied[topic] = offset
+        self.dirty.add(r.rider_id)
+        return True
+
+    def on_event(self, event: ev.Event, topic: str = "", offset: int | None = None,
+                 received_s: float | None = None) -> list[Output]:
+        if isinstance(event, ev.GpsPing):
+            return self.on_ping(event, topic, offset, received_s)
+        if isinstance(event, ev.RoutePlanned):
+            return self.on_route(event, topic, offset)
+        if isinstance(event, ev.RiderShiftStarted | ev.RiderShiftEnded):
+            return self.on_shift(event, topic, offset)
+        return []
+
+    def on_shift(self, event: ev.RiderShiftStarted | ev.RiderShiftEnded, topic: str = "",
+                 offset: int | None = None) -> list[Output]:
+        r = self.rider(event.rider_id)
+        if not self._fresh(r, topic, offset):
+            return []
+        at_s = event.occurred_at.timestamp()
+        self._advance(at_s)
+        if isinstance(event, ev.RiderShiftStarted):
+            if event.vehicle_type != r.vehicle_type:
+                r.vehicle_type = event.vehicle_type
+                r.device = hygiene.DeviceState(rider_id=r.rider_id, vehicle_type=event.vehicle_type)
+                r._derive()
+                if r.eta is not None and r._eta_route is not None:
+                    r.eta = eta.start_route(r._eta_route, at_s)
+            r.alert = alerts.start_shift(r.alert, event.vehicle_type, at_s, self.params.alerts)
+            if r._alert_route is not None:
+                r.alert = alerts.start_route(r.alert, r._alert_route, at_s)
+        else:
+            r.alert = alerts.end_shift(r.alert, at_s)
+        return []
+
+    def on_route(self, route: ev.RoutePlanned, topic: str = "", offset: int | None = None) -> list[Output]:
+        r = self.rider(route.rider_id)
+        if not self._fresh(r, topic, offset):
+            return []
+        at_s = route.occurred_at.timestamp()
+        self._advance(at_s)
+        r.route = route
+        r._derive()
+        assert r._eta_route is not None and r._alert_route is not None
+        r.fences = geofence.start_route(r.fences, route.route_id)
+        r.eta = eta.start_route(r._eta_route, at_s)
+        r.alert = alerts.start_route(r.alert, r._alert_route, at_s)
+        return []
+
+    def on_ping(self, ping: ev.GpsPing, topic: str = "", offset: int | None = None,
+                received_s: float | None = None) -> list[Output]:
+        r = self.rider(ping.rider_id)
+        if not self._fresh(r, topic, offset):
+            return []
+        self.stats["pings"] += 1
+        recv = ping.occurred_at.timestamp() if received_s is None else received_s
+        out = self._advance(recv)
+        r.device, verdict = hygiene.screen(r.device, ping, self.params.hygiene, received_s=recv)
+        if verdict.reason is not None:
+            return out
+        self.stats["accepted"] += 1
+        t = ping.device_time.timestamp()
+        pos = (ping.lat, ping.lon)
+        self._speed_sample(r, t, pos, ping.accuracy_m or 0.0, verdict.reanchored, recv)
+        r.alert, fired = alerts.on_ping(r.alert, r.device, ping.speed_mps, self.params.alerts)
+        if fired:
+            out.extend([(tp.ALERTS, alerts.alert_event(a)) for a in fired])
+        if r.route is None or r.eta is None:
+            return out
+        r.fences, fence_events = geofence.on_ping(r.fences, r._route_fences, ping, self.params.geofence)
+        for fe in fence_events:
+            out.extend(self._fence_event(r, fe, ping))
+        if eta.due(r.eta, t, pos, self.params.emit):
+            r.eta, emitted = eta.update(r.eta, t, pos, self.fleet.model, self.fleet.calibration, self.params.emit)
+            if emitted:
+                out.extend([(tp.ETAS, _eta_event(r, e, ping)) for e in emitted])
+                r.alert, fired = alerts.on_etas(r.alert, emitted, self.params.alerts)
+                out.extend([(tp.ALERTS, alerts.alert_event(a)) for a in fired])
+        return out
+
+    def tick(self, now_s: float | None = None) -> list[Output]:
+        """Time-only alerts for every rider, at most every ``tick_every_s`` of stream time."""
+        now = self.now_s if now_s is None else now_s
+        if now < self._tick_at_s or not math.isfinite(now):
+            return []
+        self._tick_at_s = now + self.params.tick_every_s
+        out: list[Output] = []
+        for r in self.riders.values():
+            state, fired = alerts.on_tick(r.alert, r.device, now, self.params.alerts)
+            if state is not r.alert:
+                r.alert = state
+                self.dirty.add(r.rider_id)
+            out.extend((tp.ALERTS, alerts.alert_event(a)) for a in fired)
+        return out
+
+    # ---- internals ------------------------------------------------------------------------
+
+    def _advance(self, now_s: float) -> list[Output]:
+        if now_s > self.now_s:
+            self.now_s = now_s
+        return self.tick() if self.now_s >= self._tick_at_s else []
+
+    def _speed_sample(self, r: RiderLive, t: float, pos: tuple[float, float], acc: float, reanchored: bool,
+                      recv: float) -> None:
+        a = r.anchor
+        model = self.fleet.model
+        if a is None or reanchored or t - a[0] > model.params.max_segment_s:
+            r.anchor = (t, pos[0], pos[1], acc)
+        elif t - a[0] >= SEGMENT_MIN_S:
+            sample = eta.segment_sample(model, str(r.vehicle_type), (a[1], a[2]), a[0], pos, t, max(a[3], acc))
+            if sample is not None:
+                self.fleet.speed_sample(sample, recv)
+            r.anchor = (t, pos[0], pos[1], acc)
+
+    def _fence_event(self, r: RiderLive, fe: geofence.FenceEvent, ping: ev.GpsPing) -> list[Output]:
+        assert r.eta is not None and r._eta_route is not None and r.route is not None
+        fleet = self.fleet
+        at_s = fe.at.timestamp()
+        is_stop = fe.kind is geofence.FenceKind.STOP
+        order_id = fe.fence_id if is_stop else None
+        out: list[Output] = []
+        if isinstance(fe, geofence.Arrival):
+            out.append((tp.TRACKING, ev.ArrivedAtStop(
+                event_id=derived_id(f"{fe.route_id}/{fe.fence_id}", "arrived"), occurred_at=fe.at,
+                rider_id=r.rider_id, route_id=fe.route_id, fence_id=fe.fence_id, kind=ev.FenceKind(fe.kind.value),
+                order_id=order_id, arrived_at=fe.at, location=ev.GeoPoint(lat=fe.lat, lon=fe.lon),
+                confidence=_unit(fe.confidence), source_ping_id=fe.source_ping_id)))
+            if is_stop:
+                index = r._stop_index[fe.fence_id]
+                # the lifecycle's submission: the order is at the door (its state machine decides)
+                out.append((tp.INBOX, ev.StatusChanged(
+                    event_id=derived_id(f"{fe.route_id}/{fe.fence_id}", "arrived-status"), occurred_at=fe.at,
+                    order_id=fe.fence_id, to_status=ev.OrderStatus.ARRIVED, reason=lifecycle.GEOFENCE,
+                    rider_id=r.rider_id, location=ev.GeoPoint(lat=fe.lat, lon=fe.lon))))
+                r.eta, to_score, leg = eta.arrived(r.eta, index, at_s, fleet.model)
+                for past in to_score:
+                    fleet.calibration = eta.observe_arrival(fleet.calibration, past, at_s)
+                if leg is not None:
+                    fleet.model = eta.learn_legs(fleet.model, [leg])
+        else:
+            out.append((tp.TRACKING, ev.DepartedStop(
+                event_id=derived_id(f"{fe.route_id}/{fe.fence_id}", "departed"), occurred_at=fe.at,
+                rider_id=r.rider_id, route_id=fe.route_id, fence_id=fe.fence_id, kind=ev.FenceKind(fe.kind.value),
+                order_id=order_id, departed_at=fe.at, confidence=_unit(fe.confidence),
+                source_ping_id=fe.source_ping_id)))
+            if is_stop:
+                if r.eta.at_stop_since_s is not None and r.eta.next_stop - 1 == r._stop_index[fe.fence_id]:
+                    r.eta, service = eta.departed(r.eta, at_s, fleet.model)
+                    if service is not None:
+                        fleet.model = eta.learn_services(fleet.model, [service])
+            elif r.eta.next_stop == 0:  # left the hub with the load: the first leg starts now
+                r.eta = eta.start_route(r._eta_route, at_s)
+        r.alert = alerts.on_fence(r.alert, fe)
+        return out
+
+
+def _unit(x: float) -> float:
+    return min(1.0, max(0.0, x))
+
+
+def _eta_event(r: RiderLive, e: eta.StopEta, ping: ev.GpsPing) -> ev.EtaUpdated:
+    route = r.route
+    assert route is not None
+    return ev.EtaUpdated(event_id=derived_id(f"{route.route_id}/{e.order_id}", f"eta/{ping.event_id}"),
+                         occurred_at=ping.device_time, order_id=e.order_id, rider_id=r.rider_id,
+                         route_id=route.route_id, eta_p50=datetime.fromtimestamp(e.p50_s, UTC),
+                         eta_p90=datetime.fromtimestamp(e.p90_s, UTC))
+
+
+def events_of(outputs: Iterable[Output], spec: tp.TopicSpec) -> list[ev.Event]:
+    return [e for s, e in outputs if s is spec]
+
+
+__all__ = ["Fleet", "Output", "RiderLive", "Tracker", "TrackerParams", "events_of", "route_windows"]

@@ -1,0 +1,163 @@
+"""Live tracking on the real broker and worker: a rider's pings become arrivals, departures, ETAs
+and a delay alert; a worker killed mid-stream and restarted continues from its checkpoint with
+no arrival lost and none given a second id.
+
+The expected facts come from the pure tracker run on the same events in this process: the
+worker must derive exactly those, wherever it was killed."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from harness import CODEC, Kafka, isolated_settings
+
+from infra.kafka import ensure_topics, process_env
+from infra.settings import Settings
+from schemas import DecodeError, InvalidEvent
+from schemas import events as ev
+from schemas import topics as tp
+from simulator.truth import GroundTruthDay, truth_day
+from streams.tracker import Tracker, events_of
+
+
+def _start(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "streams", "worker", "-l", "info"],
+                                env={**process_env(settings), "MILESTREAM_TRACKER_CHECKPOINT_S": "0.5"},
+                                stdout=out, stderr=subprocess.STDOUT, cwd=settings.data_dir)
+
+
+def _stop(worker: subprocess.Popen[bytes]) -> None:
+    worker.send_signal(signal.SIGTERM)
+    try:
+        worker.wait(30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+
+
+def _day(seed: int, tight_windows: bool = False) -> tuple[GroundTruthDay, ev.RiderShiftStarted]:
+    day = truth_day(seed, riders=1, stops_per_rider=4, noise_m=10.0)
+    rider = day.riders[0]
+    route = rider.route
+    if tight_windows:  # promised within a minute of the start: every stop will be late
+        route = dataclasses.replace(route, stops=tuple(
+            dataclasses.replace(s, window_end=route.planned_start + timedelta(minutes=1)) for s in route.stops))
+        day = dataclasses.replace(day, riders=(dataclasses.replace(rider, route=route),))
+    t0 = route.occurred_at - timedelta(seconds=1)
+    shift = ev.RiderShiftStarted(
+        event_id=f"shift-{route.route_id}", occurred_at=t0, rider_id=rider.rider_id, hub_id=route.hub_id,
+        vehicle_type=rider.vehicle_type, capacity_weight_kg=50.0, capacity_volume_l=100.0, capacity_units=40,
+        shift_start=t0, shift_end=t0 + timedelta(hours=10), start=route.start)
+    return day, shift
+
+
+def _expected(day: GroundTruthDay, shift: ev.RiderShiftStarted) -> list[tuple[tp.TopicSpec, ev.Event]]:
+    tracker = Tracker()
+    out = tracker.on_shift(shift) + tracker.on_route(day.riders[0].route)
+    for obs in day.pings:
+        out += tracker.on_ping(obs.ping)
+    return out
+
+
+def _produce_setup(settings: Settings, kafka: Kafka, shift: ev.RiderShiftStarted, route: ev.RoutePlanned) -> None:
+    """Shift and route, then wait until the tracking worker committed past the route: it reads its
+    topics side by side, so pings sent at once could be read before the plan they belong to."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from infra.kafka import confluent_config
+
+    placed: list[tuple[int, int]] = []
+    for topic, event in (("riders", shift), ("routes", route)):
+        name = settings.topic(topic)
+        kafka.producer.produce(name, key=event.key.encode(), value=CODEC.encode(event, name),
+                               on_delivery=lambda err, msg: placed.append((msg.partition(), msg.offset())))
+    kafka.producer.flush(10)
+    partition, offset = placed[-1]
+    probe = Consumer(confluent_config(settings, **{"group.id": f"{settings.app_id}-tracking",
+                                                   "enable.auto.commit": False}))
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            committed = probe.committed([TopicPartition(settings.topic("routes"), partition)], timeout=10)[0].offset
+            if committed > offset:
+                return
+            time.sleep(0.2)
+        raise AssertionError("the tracking worker did not take the route within 90 s")
+    finally:
+        probe.close()
+
+
+def _produce_pings(settings: Settings, kafka: Kafka, pings: list[ev.GpsPing]) -> None:
+    name = settings.topic("gps")
+    for p in pings:
+        kafka.producer.produce(name, key=p.rider_id.encode(), value=CODEC.encode(p, name))
+    kafka.producer.flush(30)
+
+
+def test_pings_give_arrivals_etas_and_a_delay_alert(settings: Settings, kafka: Kafka, worker: object) -> None:
+    day, shift = _day(21, tight_windows=True)
+    route = day.riders[0].route
+    rider_id = shift.rider_id
+    expected = _expected(day, shift)
+    _produce_setup(settings, kafka, shift, route)
+    _produce_pings(settings, kafka, [o.ping for o in day.pings])
+
+    want_arrivals = {e.event_id for e in events_of(expected, tp.TRACKING) if isinstance(e, ev.ArrivedAtStop)}
+    assert len(want_arrivals) >= 4  # the hub and the stops
+    arrivals = kafka.wait_for("tracking", lambda e: isinstance(e, ev.ArrivedAtStop) and e.route_id == route.route_id,
+                              count=len(want_arrivals), timeout_s=90)
+    assert {a.event_id for a in arrivals} == want_arrivals
+    assert all(0.0 <= a.confidence <= 1.0 for a in arrivals)
+    etas = kafka.wait_for("etas", lambda e: e.route_id == route.route_id, count=4, timeout_s=30)
+    assert {e.order_id for e in etas} >= {s.order_id for s in route.stops[1:]}
+    late = kafka.wait_for("alerts", lambda e: e.rider_id == rider_id and e.kind == "delay_risk", timeout_s=30)
+    assert late[0].order_id in {s.order_id for s in route.stops}
+    def arrived(m: object) -> bool:  # the shared inbox also holds the dead-letter tests' garbage
+        try:
+            e = CODEC.decode(m.value())  # type: ignore[attr-defined]
+        except (DecodeError, InvalidEvent):
+            return False
+        return isinstance(e, ev.StatusChanged) and e.rider_id == rider_id and e.to_status is ev.OrderStatus.ARRIVED
+
+    status = [CODEC.decode(m.value()) for m in kafka.wait_for("inbox", arrived, count=3, timeout_s=30, decode=False)]
+    assert {s.order_id for s in status} <= {s.order_id for s in route.stops}
+
+
+def test_a_killed_worker_continues_without_loss_or_duplicate_events(settings: Settings) -> None:
+    own = isolated_settings(settings, "track")
+    ensure_topics(own)
+    kafka = Kafka(own)
+    log = Path(own.data_dir) / f"{own.app_id}.log"
+    day, shift = _day(22)
+    rider_id = shift.rider_id
+    expected = _expected(day, shift)
+    facts = {e.event_id: e for e in events_of(expected, tp.TRACKING)}
+    assert len(facts) >= 8  # arrivals and departures at the hub and 4 stops
+    half = len(day.pings) // 2
+
+    worker = _start(own, log)
+    try:
+        _produce_setup(own, kafka, shift, day.riders[0].route)
+        _produce_pings(own, kafka, [o.ping for o in day.pings[:half]])
+        kafka.wait_for("tracking", lambda e: isinstance(e, ev.ArrivedAtStop) and e.kind is ev.FenceKind.STOP,
+                       timeout_s=90)
+        time.sleep(0.7)  # at least one checkpoint after the first arrival, then die mid-stream
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+        _produce_pings(own, kafka, [o.ping for o in day.pings[half:]])
+        worker = _start(own, log)
+        seen = kafka.wait_for("tracking", lambda e: e.rider_id == rider_id, count=len(facts), timeout_s=120)
+        time.sleep(2.0)  # anything extra would show up now
+        seen = kafka.wait_for("tracking", lambda e: e.rider_id == rider_id, count=len(facts), timeout_s=10)
+    finally:
+        _stop(worker)
+    assert {e.event_id for e in seen} == set(facts)  # nothing lost, no fact under a second id
+    by_id = {e.event_id: e for e in seen}
+    assert all(by_id[i] == facts[i] for i in facts)  # the same facts, field for field
