@@ -51,6 +51,9 @@ class Settings:
     tracker_checkpoint_s: float = field(default=2.0, metadata={
         "doc": "Seconds between the tracking worker's checkpoints (outputs acknowledged, rider state written, "
                "offsets committed): at most this much is processed again after a crash."})
+    zones_file: str = field(default="", metadata={
+        "doc": "GeoJSON FeatureCollection of Polygons (properties.zone_id) watched as custom zones for every "
+               "rider: entered, exited and dwelled events on the tracking topic. Empty: none."})
     projection_batch_size: int = field(default=20000, metadata={"doc": "Most events the projection inserts per ClickHouse batch."})
     projection_flush_s: float = field(default=0.5, metadata={"doc": "Longest a projection batch waits before it is flushed."})
     log_level: str = field(default="INFO", metadata={"doc": "Log level of workers and the command line."})

@@ -63,8 +63,11 @@ DEAD_LETTER = TopicSpec(name="dead-letter", key="source_key", events=(ev.DeadLet
                         doc="Messages we could not accept, with the original bytes and why.",
                         retention_ms=30 * DAY_MS)
 DISPATCH_QUEUE = TopicSpec(
-    name="dispatch-queue", key="hub_id", events=(ev.OrderCreated, ev.OrderCancelled, ev.StatusChanged, ev.RiderShiftStarted, ev.RiderShiftEnded),
-    doc="Internal: order and shift events re-keyed by hub for the dispatcher.",
+    name="dispatch-queue", key="hub_id",
+    events=(ev.OrderCreated, ev.OrderCancelled, ev.StatusChanged, ev.RiderShiftStarted, ev.RiderShiftEnded,
+            ev.EtaUpdated),
+    doc="Internal: order and shift events, and ETAs past their window, re-keyed by hub for the dispatcher "
+        "(plans and re-plans).",
 )
 
 ALL: tuple[TopicSpec, ...] = (INBOX, ORDERS, RIDERS, GPS, ROUTES, TRACKING, ETAS, ALERTS, NOTIFICATIONS, DEAD_LETTER,

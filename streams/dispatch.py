@@ -72,6 +72,8 @@ class HubPool:
 
 
 def on_event(pool: HubPool, event: ev.Event) -> HubPool:
+    if isinstance(event, ev.EtaUpdated):  # for the re-planner (streams.replan), nothing for the pool
+        return pool
     clock = max(pool.clock, event.occurred_at) if pool.clock else event.occurred_at
     pending, free, taken = pool.pending, pool.free, pool.taken
     match event:

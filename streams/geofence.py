@@ -496,6 +496,30 @@ def zone_index(zones: Sequence[Zone]) -> ZoneIndex:
         (res, MappingProxyType({c: tuple(v) for c, v in levels[res].items()})) for res in sorted(levels, reverse=True)))
 
 
+def zones_from_geojson(doc: Mapping[str, object], params: ZoneParams = ZoneParams()) -> ZoneIndex:
+    """A GeoJSON FeatureCollection of Polygons (outer ring, [lon, lat] as GeoJSON has it) as a zone
+    index; each feature's ``properties.zone_id`` (else its ``id``) names the zone. Bad input raises
+    ValueError naming the feature."""
+    if doc.get("type") != "FeatureCollection" or not isinstance(doc.get("features"), list):
+        raise ValueError("zones: expected a GeoJSON FeatureCollection")
+    zones: list[Zone] = []
+    for i, feature in enumerate(doc["features"]):  # type: ignore[arg-type]
+        props = feature.get("properties") or {}
+        zone_id = str(props.get("zone_id") or feature.get("id") or "")
+        geometry = feature.get("geometry") or {}
+        if not zone_id:
+            raise ValueError(f"zones: feature {i} has no properties.zone_id or id")
+        if geometry.get("type") != "Polygon" or not geometry.get("coordinates"):
+            raise ValueError(f"zones: feature {zone_id} is not a Polygon")
+        ring = [(float(lat), float(lon)) for lon, lat, *_ in geometry["coordinates"][0]]
+        if len(ring) > 3 and ring[0] == ring[-1]:
+            ring = ring[:-1]
+        zones.append(zone_from_polygon(zone_id, ring, params))
+    if len({z.zone_id for z in zones}) != len(zones):
+        raise ValueError("zones: zone ids must be unique")
+    return zone_index(zones)
+
+
 def on_ping_zones(rider: RiderZones, index: ZoneIndex, ping: ev.GpsPing,
                   params: ZoneParams = ZoneParams()) -> tuple[RiderZones, tuple[ZoneEvent, ...]]:
     """Fold one ping into a rider's zone memberships. Same state object when nothing changes."""

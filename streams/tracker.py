@@ -9,7 +9,8 @@ tell each other:
 - an arrival at a stop closes the ETA's leg (scored against the estimates made for it, and
   learned from), a departure starts the next one; leaving the hub starts the first;
 - estimates are recomputed when :func:`streams.eta.due` says so and emitted when they moved
-  (:func:`streams.eta.should_emit`); the emitted ones feed the delay-risk alert;
+  (:func:`streams.eta.should_emit`); the emitted ones feed the delay-risk alert, and those past
+  their window also go to the hub's dispatcher, which re-plans a rider who is late enough;
 - time-only rules (device silent, SLA breach, waiting at the customer) run on :meth:`Tracker.tick`.
 
 Time is **stream time**: device times for what a ping says, the largest receive time seen for
@@ -54,6 +55,8 @@ SPEED_BATCH_S = 300.0  # learn_speeds runs on the samples gathered over this muc
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TrackerParams:
+    zones: geofence.ZoneIndex | None = None  # custom zones (MILESTREAM_ZONES_FILE), watched for every rider
+    zone_params: geofence.ZoneParams = geofence.ZoneParams()
     geofence: geofence.GeofenceParams = geofence.GeofenceParams()
     hygiene: hygiene.HygieneParams = hygiene.DEFAULT_PARAMS
     emit: eta.EmitParams = eta.EmitParams()
@@ -88,7 +91,7 @@ class RiderLive:
     derived from the plan and rebuilt after a restore, so a checkpoint carries only what the
     pings built up."""
 
-    __slots__ = ("alert", "anchor", "applied", "device", "eta", "fences", "rider_id", "route", "vehicle_type",
+    __slots__ = ("alert", "anchor", "applied", "device", "eta", "fences", "rider_id", "route", "vehicle_type", "zones",
                  "_alert_route", "_eta_route", "_route_fences", "_stop_index")
 
     def __init__(self, rider_id: str, vehicle_type: ev.VehicleType = ev.VehicleType.BIKE) -> None:
@@ -96,6 +99,7 @@ class RiderLive:
         self.vehicle_type = vehicle_type
         self.device = hygiene.DeviceState(rider_id=rider_id, vehicle_type=vehicle_type)
         self.fences = geofence.RiderFences(rider_id=rider_id)
+        self.zones = geofence.RiderZones(rider_id=rider_id)
         self.alert = alerts.AlertState(rider_id=rider_id)
         self.route: ev.RoutePlanned | None = None
         self.eta: eta.RiderEta | None = None
@@ -117,7 +121,7 @@ class RiderLive:
     def __getstate__(self) -> dict[str, Any]:
         """The derived routes stay out (rebuilt from ``route`` on load)."""
         return {"rider_id": self.rider_id, "vehicle_type": self.vehicle_type, "device": self.device,
-                "fences": self.fences, "route": self.route, "anchor": self.anchor, "applied": self.applied,
+                "fences": self.fences, "zones": self.zones, "route": self.route, "anchor": self.anchor, "applied": self.applied,
                 "alert": dataclasses.replace(self.alert, route=None),
                 "eta": None if self.eta is None else dataclasses.replace(self.eta, route=None)}
 
@@ -141,7 +145,9 @@ def route_windows(route: ev.RoutePlanned) -> dict[str, tuple[float, float]]:
     return out
 
 
-Output = tuple[tp.TopicSpec, ev.Event]
+# (topic, event), or (topic, event, key) for an event re-keyed onto an internal topic (late ETAs go to
+# dispatch-queue keyed by hub, for the re-planner).
+Output = tuple[tp.TopicSpec, ev.Event] | tuple[tp.TopicSpec, ev.Event, str]
 
 
 class Tracker:
@@ -238,6 +244,9 @@ class Tracker:
         r.alert, fired = alerts.on_ping(r.alert, r.device, ping.speed_mps, self.params.alerts)
         if fired:
             out.extend([(tp.ALERTS, alerts.alert_event(a)) for a in fired])
+        if self.params.zones is not None:
+            r.zones, zone_events = geofence.on_ping_zones(r.zones, self.params.zones, ping, self.params.zone_params)
+            out.extend([(tp.TRACKING, _zone_event(z)) for z in zone_events])
         if r.route is None or r.eta is None:
             return out
         r.fences, fence_events = geofence.on_ping(r.fences, r._route_fences, ping, self.params.geofence)
@@ -246,7 +255,12 @@ class Tracker:
         if eta.due(r.eta, t, pos, self.params.emit):
             r.eta, emitted = eta.update(r.eta, t, pos, self.fleet.model, self.fleet.calibration, self.params.emit)
             if emitted:
-                out.extend([(tp.ETAS, _eta_event(r, e, ping)) for e in emitted])
+                stops = r._eta_route.stops  # type: ignore[union-attr]
+                for e in emitted:
+                    event = _eta_event(r, e, ping)
+                    out.append((tp.ETAS, event))
+                    if e.p50_s > stops[e.index].window_end_s:  # late: dispatch decides whether to re-plan
+                        out.append((tp.DISPATCH_QUEUE, event, r.route.hub_id))
                 r.alert, fired = alerts.on_etas(r.alert, emitted, self.params.alerts)
                 out.extend([(tp.ALERTS, alerts.alert_event(a)) for a in fired])
         return out
@@ -327,6 +341,12 @@ class Tracker:
         return out
 
 
+def _zone_event(z: geofence.ZoneEvent) -> ev.ZoneEvent:
+    return ev.ZoneEvent(event_id=derived_id(f"{z.rider_id}/{z.zone_id}/{z.kind.value}", z.at.isoformat()),
+                        occurred_at=z.at, rider_id=z.rider_id, zone_id=z.zone_id, kind=ev.ZoneEventKind(z.kind.value),
+                        at=z.at, source_ping_id=z.source_ping_id)
+
+
 def _unit(x: float) -> float:
     return min(1.0, max(0.0, x))
 
@@ -341,7 +361,7 @@ def _eta_event(r: RiderLive, e: eta.StopEta, ping: ev.GpsPing) -> ev.EtaUpdated:
 
 
 def events_of(outputs: Iterable[Output], spec: tp.TopicSpec) -> list[ev.Event]:
-    return [e for s, e in outputs if s is spec]
+    return [o[1] for o in outputs if o[0] is spec]
 
 
 __all__ = ["Fleet", "Output", "RiderLive", "Tracker", "TrackerParams", "events_of", "route_windows"]

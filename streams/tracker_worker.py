@@ -30,6 +30,8 @@ with the original bytes and the reason.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import pickle
 import threading
@@ -45,6 +47,7 @@ from infra.settings import Settings
 from schemas import Codec, DecodeError, InvalidEvent, UnknownSchema
 from schemas import events as ev
 from schemas import topics as tp
+from streams import geofence
 from streams.ids import derived_id
 from streams.tracker import Fleet, RiderLive, Tracker, TrackerParams
 
@@ -53,6 +56,15 @@ log = logging.getLogger(__name__)
 INPUTS: tuple[tp.TopicSpec, ...] = (tp.GPS, tp.ROUTES, tp.RIDERS)
 FLEET_KEY = b"__fleet__"
 MARKER_KEY = b"__marker__"
+
+
+def load_zones(path: str, params: geofence.ZoneParams = geofence.ZoneParams()) -> geofence.ZoneIndex:
+    """The custom zones of ``MILESTREAM_ZONES_FILE``; a clear error names the file."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return geofence.zones_from_geojson(json.load(f), params)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"MILESTREAM_ZONES_FILE={path}: {exc}") from exc
 
 
 class TrackerError(RuntimeError):
@@ -85,6 +97,8 @@ class TrackerWorker:
 
         self.settings = settings
         self.codec = codec or Codec()
+        if settings.zones_file and params.zones is None:
+            params = dataclasses.replace(params, zones=load_zones(settings.zones_file, params.zone_params))
         self.tracker = Tracker(params)
         self.batch = batch
         self.checkpoint_s = checkpoint_s
@@ -153,8 +167,8 @@ class TrackerWorker:
             n += 1
             outputs.extend(self._handle(m))
         outputs.extend(self.tracker.tick())
-        for spec, event in outputs:
-            self._produce(spec, event)
+        for out in outputs:
+            self._produce(out[0], out[1], out[2] if len(out) > 2 else None)
         self.producer.poll(0)
         if n:
             self.stats.records += n
@@ -201,10 +215,10 @@ class TrackerWorker:
             source_topic=m.topic(), source_partition=m.partition(), source_offset=m.offset(),
             original=bytes(m.value() or b""), error_kind=kind, reason=reason[:2000]))]
 
-    def _produce(self, spec: tp.TopicSpec, event: ev.Event) -> None:
+    def _produce(self, spec: tp.TopicSpec, event: ev.Event, key: str | None = None) -> None:
         name = self.out_names[spec.name]
         value = self.codec.encode(event, name)  # validates against the schema first
-        self._send(name, event.key.encode(), value)
+        self._send(name, (key or event.key).encode(), value)
 
     def _send(self, topic: str, key: bytes, value: bytes | None, partition: int | None = None) -> None:
         while True:

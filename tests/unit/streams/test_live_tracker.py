@@ -13,7 +13,8 @@ import pytest
 from schemas import events as ev
 from schemas import topics as tp
 from simulator.truth import GroundTruthDay, truth_day
-from streams.tracker import Tracker, events_of
+from streams import geofence
+from streams.tracker import Tracker, TrackerParams, events_of
 
 
 def _shift(day: GroundTruthDay) -> list[ev.RiderShiftStarted]:
@@ -100,7 +101,38 @@ def test_a_late_rider_gets_a_delay_risk_alert(day: GroundTruthDay) -> None:
         for s in route.stops))
     late = dataclasses.replace(day, riders=(dataclasses.replace(rider, route=tight),),
                                pings=tuple(o for o in day.pings if o.ping.rider_id == rider.rider_id))
-    alerts = events_of(_feed(Tracker(), late), tp.ALERTS)
+    out = _feed(Tracker(), late)
+    alerts = events_of(out, tp.ALERTS)
     kinds = {a.kind for a in alerts}
     assert "delay_risk" in kinds or "sla_breach" in kinds
     assert {a.rider_id for a in alerts} == {rider.rider_id}
+    # the late estimates also reach the hub's dispatcher (the re-planner), keyed by hub
+    to_dispatch = [o for o in out if o[0] is tp.DISPATCH_QUEUE]
+    assert to_dispatch and all(o[2] == route.hub_id and o[1].eta_p50 > o[1].occurred_at for o in to_dispatch)
+    assert not [o for o in _feed(Tracker(), day) if o[0] is tp.DISPATCH_QUEUE]  # on time: none
+
+
+def test_custom_zones_give_entered_dwelled_and_exited_events(day: GroundTruthDay) -> None:
+    rider = day.riders[0]
+    stop = rider.route.stops[1]
+    d = 0.004  # a square of ~900 m around the second stop
+    square = [[stop.lon - d, stop.lat - d], [stop.lon + d, stop.lat - d], [stop.lon + d, stop.lat + d],
+              [stop.lon - d, stop.lat + d], [stop.lon - d, stop.lat - d]]
+    zones = geofence.zones_from_geojson({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"zone_id": "market"}, "geometry": {"type": "Polygon", "coordinates": [square]}}]},
+        geofence.ZoneParams(dwell_s=60.0))
+    out = _feed(Tracker(TrackerParams(zones=zones, zone_params=geofence.ZoneParams(dwell_s=60.0))), day)
+    mine = [e for e in events_of(out, tp.TRACKING) if isinstance(e, ev.ZoneEvent) and e.rider_id == rider.rider_id]
+    kinds = [e.kind for e in mine]
+    assert kinds[:3] == [ev.ZoneEventKind.ENTERED, ev.ZoneEventKind.DWELLED, ev.ZoneEventKind.EXITED]
+    visit = next(v for v in day.visits if v.stop_id == stop.order_id)
+    assert mine[0].at.timestamp() < visit.arrival_s < mine[2].at.timestamp()
+    assert all(e.zone_id == "market" for e in mine)
+
+
+def test_a_zones_file_that_is_not_geojson_polygons_is_refused() -> None:
+    with pytest.raises(ValueError, match="feature 0 has no"):
+        geofence.zones_from_geojson({"type": "FeatureCollection", "features": [{"geometry": {"type": "Polygon"}}]})
+    with pytest.raises(ValueError, match="is not a Polygon"):
+        geofence.zones_from_geojson({"type": "FeatureCollection", "features": [
+            {"id": "z", "geometry": {"type": "Point", "coordinates": [77.6, 12.9]}}]})
