@@ -50,7 +50,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from schemas.events import VehicleType
 from solver.model import haversine_m
@@ -126,9 +126,9 @@ Seen = tuple[str, float, float, float]  # (event_id, device time, lat, lon) of a
 Fix = tuple[float, float, float, float, bool]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DeviceState:
-    """One rider's device as hygiene knows it. Few fields on purpose: one is built per ping.
+class DeviceState(NamedTuple):
+    """One rider's device as hygiene knows it. Few fields on purpose, and a named tuple: one is
+    built per ping (three times cheaper than a frozen dataclass).
 
     ``fix`` is the last accepted fix (the rider's position); ``anchor`` the fix where the odometer
     last counted (the same object as ``fix`` while the rider keeps moving); ``jump`` a new place

@@ -320,8 +320,7 @@ class Tracker:
                     order_id=fe.fence_id, to_status=ev.OrderStatus.ARRIVED, reason=lifecycle.GEOFENCE,
                     rider_id=r.rider_id, location=ev.GeoPoint(lat=fe.lat, lon=fe.lon))))
                 r.eta, to_score, leg = eta.arrived(r.eta, index, at_s, fleet.model)
-                for past in to_score:
-                    fleet.calibration = eta.observe_arrival(fleet.calibration, past, at_s)
+                fleet.calibration = eta.observe_arrivals(fleet.calibration, to_score, at_s)
                 if leg is not None:
                     fleet.model = eta.learn_legs(fleet.model, [leg])
         else:

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from schemas import events as ev
-from simulator.truth import StopVisit
+from simulator.truth import GpsNoise, GroundTruthDay, StopVisit, TrueSpeeds
 from simulator.world import offset_point
+from solver.travel import PROFILES
 from streams import bench_eta, eta
 
 T0 = datetime.fromtimestamp(0, UTC)
@@ -57,6 +58,25 @@ def test_baseline_runs_straight_lines_via_the_stops_at_one_speed_plus_service() 
     assert travel[1] == pytest.approx(with_service[1] - 120.0)
 
 
+def test_the_naive_baseline_is_straight_lines_at_the_profile_speed_without_service() -> None:
+    # a configured speed, not fitted: the baseline, against which the target is set
+    assert bench_eta.naive_speeds()["bike"] == PROFILES["bike"].speed_mps
+    truth = {("r1", 0): 1_000.0, ("r1", 1): 2_000.0}
+    samples = [bench_eta.Sample(rider_id="r1", index=i, at_s=0.0, p50_s=a + 100, p90_s=a + 400, shown_p50_s=math.nan,
+                                baseline_s=a - 50, baseline_travel_s=a - 300, naive_s=a - 600)
+               for (_, i), a in truth.items()]
+    visits = [visit("a", 1_000.0, 1_100.0), visit("b", 2_000.0, 2_100.0, sequence=1)]
+    score = bench_eta.score_etas(bench_eta_day(visits), samples)
+    assert score["baseline_mae_s"] == pytest.approx(600.0)  # the naive one
+    assert score["strong_baseline_mae_s"] == pytest.approx(50.0)
+    assert score["eta_mae_s"] == pytest.approx(100.0)
+
+
+def bench_eta_day(visits: list[StopVisit]) -> GroundTruthDay:
+    return GroundTruthDay(seed=0, noise=GpsNoise(), speeds=TrueSpeeds(), riders=(), visits=tuple(visits),
+                          drive_bys=(), pings=())
+
+
 def test_a_small_day_is_scored_with_every_key_and_sane_figures() -> None:
     messages: list[str] = []
     result = bench_eta.run(seed=3, riders=2, stops=6, noise_levels=(10, 50), warmup_days=1,
@@ -72,6 +92,9 @@ def test_a_small_day_is_scored_with_every_key_and_sane_figures() -> None:
     assert clean["recall"] >= 0.7 and clean["precision"] >= 0.7
     assert 0.0 <= clean["median_delay_s"] < 120.0
     assert len(messages) == 1 + 3  # one warm-up day, the measured day at 10, 30 and 50 m
+    assert result["mae_ratio"] == pytest.approx(result["eta_mae_s"] / result["baseline_mae_s"])
+    assert result["strong_mae_ratio"] == pytest.approx(result["eta_mae_s"] / result["strong_baseline_mae_s"])
+    assert result["naive_mps"] == {name: p.speed_mps for name, p in PROFILES.items()}
     lines = bench_eta.report(result)
-    assert any("MAE ratio" in line for line in lines)
+    assert any("MAE ratio to the naive baseline" in line and "to the strong baseline" in line for line in lines)
     assert any(line.strip().startswith("10 m") for line in lines)

@@ -127,9 +127,9 @@ def test_calibration_widens_the_band_when_arrivals_miss_a_lot() -> None:
     for _ in range(300):
         e = eta.route_etas(route, 0, HUB, 0.0, eta.SpeedModel(), calibration=rough)[2]  # ~15-30 min ahead
         rough = eta.observe_arrival(rough, e, e.model_s * math.exp(rng.gauss(0.2, 0.5)))
-    b = eta.horizon_bucket(e.model_s)
+    b = eta.calibration_bucket(e.model_s, e.ahead)
     assert rough.q90[b] - rough.q50[b] > 1.5 * (calm.q90[b] - calm.q50[b])
-    assert rough.q50[b] == pytest.approx(0.2, abs=0.1)  # the bias moves the p50 too
+    assert rough.q50[b] == pytest.approx(0.2, abs=0.1)  # the bias is measured (it moves the p50 only if recentre)
     before = eta.route_etas(route, 0, HUB, 0.0, eta.SpeedModel(), calibration=calm)[2]
     after = eta.route_etas(route, 0, HUB, 0.0, eta.SpeedModel(), calibration=rough)[2]
     assert after.p90_s - after.p50_s > before.p90_s - before.p50_s
@@ -137,14 +137,14 @@ def test_calibration_widens_the_band_when_arrivals_miss_a_lot() -> None:
 
 def test_calibrated_band_covers_ninety_percent_of_arrivals() -> None:
     rng = random.Random(11)
-    calibration = eta.Calibration()
+    calibration = eta.Calibration(params=eta.CalibrationParams(recentre=True))
     for _ in range(1500):
         model_s = rng.uniform(400, 880)
-        e = eta.StopEta("o", 0, 0.0, model_s, model_s, model_s)
+        e = eta.StopEta("o", 2, 0.0, model_s, model_s, model_s, 2)
         calibration = eta.observe_arrival(calibration, e, model_s * math.exp(rng.gauss(0.1, 0.3)))
     route = eta.eta_route(planned(POINTS), "scooter", {})
     e = eta.route_etas(route, 0, HUB, 0.0, eta.SpeedModel(), calibration=calibration)[2]
-    assert eta.horizon_bucket(e.model_s) == 1
+    assert eta.calibration_bucket(e.model_s, e.ahead) == eta.calibration_bucket(600.0, 2)
     actual = [e.model_s * math.exp(rng.gauss(0.1, 0.3)) for _ in range(4000)]
     assert 0.85 <= sum(a <= e.p90_s for a in actual) / len(actual) <= 0.95
     assert 0.45 <= sum(a <= e.p50_s for a in actual) / len(actual) <= 0.55
@@ -159,15 +159,15 @@ def test_pace_learns_a_slow_rider_and_pushes_the_later_stops_back() -> None:
     state, scored, leg = eta.arrived(state, 0, at(12) + 1.6 * leg_s, model)
     assert leg is not None and leg.actual_s == pytest.approx(1.6 * leg.model_s)
     assert [e.index for e in scored] == [0]
-    assert state.pace.travel_log() > 0.1
+    assert 0.0 < state.pace.travel_log() < state.pace.clip_log  # clipped and shrunk: one leg may be a detour
     state, service = eta.departed(state, at(12) + 1.6 * leg_s + 120, model)
     assert service is not None and service.actual_s == pytest.approx(120)
     now = at(12) + 1.6 * leg_s + 120
     fresh = eta.route_etas(route, 1, POINTS[0], now, model)
     paced = eta.route_etas(route, 1, POINTS[0], now, model, state.pace)
     assert all(p.p50_s > f.p50_s for p, f in zip(paced, fresh, strict=True))
-    fleet = eta.learn_legs(model, [leg])  # the fleet learns too, more slowly
-    assert 0 < fleet.leg_log_factor("scooter", now) < state.pace.travel_log()
+    fleet = eta.learn_legs(model, [leg])  # the fleet learns too
+    assert fleet.leg_log_factor("scooter", now) > 0
 
 
 def test_should_emit_first_estimates_real_moves_and_window_crossings() -> None:
