@@ -1,11 +1,14 @@
-"""A rider driving a planned route, as a timeline of what the rider's phone reports. Pure."""
+"""A rider driving a planned route, as a timeline of what the rider's phone reports, and which
+stops of a (re-)planned route the rider app drives given what the ledger and the rider already
+know (:func:`triage`). Pure."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from schemas import events as ev
 from simulator.world import offset_point, rng_for, sim_id
@@ -29,6 +32,8 @@ class DriveParams:
 @dataclass(frozen=True, slots=True)
 class Ping:
     ping: ev.GpsPing
+    lat: float  # where the rider really is (the ping carries the phone's error)
+    lon: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,8 @@ class Handover:
 @dataclass(frozen=True, slots=True)
 class BackAtHub:
     at: datetime
+    lat: float
+    lon: float
 
 
 Step = Ping | Handover | BackAtHub
@@ -56,12 +63,24 @@ def step_time(step: Step) -> datetime:
     return step.ping.device_time if isinstance(step, Ping) else step.at
 
 
+def position_at(before: tuple[datetime, float, float], step: Step, at: datetime) -> tuple[float, float]:
+    """Where the rider is at ``at``, between the last step (time, lat, lon) and the next one: a
+    re-plan that interrupts the drive starts from here."""
+    t0, lat0, lon0 = before
+    t1 = step_time(step)
+    f = 1.0 if t1 <= t0 else min(1.0, max(0.0, (at - t0) / (t1 - t0)))
+    return lat0 + (step.lat - lat0) * f, lon0 + (step.lon - lon0) * f
+
+
 def drive(route: ev.RoutePlanned, vehicle_speed_mps: float, start_at: datetime, seed: int,
-          params: DriveParams = DriveParams()) -> Iterator[Step]:
+          params: DriveParams = DriveParams(), *, origin: tuple[float, float] | None = None,
+          home: tuple[float, float] | None = None) -> Iterator[Step]:
+    """Drive the route's stops from ``origin`` (the route's start unless given) and back to
+    ``home`` (likewise): a re-planned route starts where the rider is, but ends at the hub."""
     rng = rng_for(seed, f"drive/{route.route_id}")
     device_id = f"dev-{route.rider_id}"
     t = start_at
-    lat, lon = route.start.lat, route.start.lon
+    lat, lon = origin or (route.start.lat, route.start.lon)
     gap_until: datetime | None = None
 
     def fix(at: datetime, plat: float, plon: float, speed: float, heading: float) -> Iterator[Step]:
@@ -77,9 +96,9 @@ def drive(route: ev.RoutePlanned, vehicle_speed_mps: float, start_at: datetime, 
                           speed_mps=round(speed, 2), heading_deg=round(heading, 1),
                           accuracy_m=round(abs(rng.gauss(params.noise_m * 1.2, 2.0)) + 3, 1),
                           battery_pct=round(max(5.0, 95 - (at - start_at).total_seconds() / 600), 1))
-        yield Ping(ping)
+        yield Ping(ping, plat, plon)
         if rng.random() < params.duplicate_probability:
-            yield Ping(ping)
+            yield Ping(ping, plat, plon)
 
     def travel(to_lat: float, to_lon: float) -> Iterator[Step]:
         nonlocal t, lat, lon
@@ -111,10 +130,52 @@ def drive(route: ev.RoutePlanned, vehicle_speed_mps: float, start_at: datetime, 
         yield Handover(at=t, order_id=stop.order_id, lat=lat, lon=lon, delivered=not fails,
                        reason=order_rng.choice(FAILURE_REASONS) if fails else "",
                        wrong_otp_first=order_rng.random() < params.wrong_otp_probability)
-    yield from travel(route.start.lat, route.start.lon)
-    yield BackAtHub(at=t)
+    back = home or (route.start.lat, route.start.lon)
+    yield from travel(*back)
+    yield BackAtHub(at=t, lat=lat, lon=lon)
 
 
 def new_event_id(seed: int, *parts: str) -> str:
     """Simulator-made ids for rider-app submissions, stable under a seed."""
     return sim_id(rng_for(seed, "/".join(parts)))
+
+
+SETTLED = frozenset({ev.OrderStatus.DELIVERED, ev.OrderStatus.RETURNED_TO_HUB, ev.OrderStatus.CANCELLED})
+ON_BOARD = frozenset({ev.OrderStatus.OUT_FOR_DELIVERY, ev.OrderStatus.ARRIVED})
+
+
+class Triage(NamedTuple):
+    """A route's stops as the rider app sees them."""
+
+    visit: tuple[ev.PlannedStop, ...]  # to drive, in the route's order
+    send_out: tuple[str, ...]  # visited and still only assigned: out for delivery when the ride starts
+    waiting: tuple[str, ...]  # this rider's assignment is not in the ledger yet
+    skipped: tuple[str, ...]  # handed over already, settled, or in another rider's box
+
+
+def triage(stops: tuple[ev.PlannedStop, ...], rider_id: str, status: Mapping[str, ev.OrderStatus],
+           holder: Mapping[str, str], handed: Collection[str], out: Collection[str]) -> Triage:
+    """Which stops of a route to drive. A re-plan is computed from what dispatch knew a moment
+    ago: a stop this rider already delivered or failed is never visited again, nor one settled
+    or out with another rider (the move to this rider is rejected: it lost the race). ``status``
+    and ``holder`` (the rider of the last accepted assignment) are the order ledger as read so far;
+    ``handed`` and ``out`` are what this rider's app did."""
+    visit: list[ev.PlannedStop] = []
+    send_out: list[str] = []
+    waiting: list[str] = []
+    skipped: list[str] = []
+    for stop in stops:
+        order_id = stop.order_id
+        now = status.get(order_id)
+        mine = holder.get(order_id) == rider_id
+        if order_id in handed or now in SETTLED:
+            skipped.append(order_id)
+        elif mine and (now is ev.OrderStatus.ASSIGNED or now in ON_BOARD):
+            visit.append(stop)
+            if now is ev.OrderStatus.ASSIGNED and order_id not in out:
+                send_out.append(order_id)
+        elif now in ON_BOARD or (mine and now is ev.OrderStatus.FAILED):
+            skipped.append(order_id)
+        else:  # new, unknown yet, or assigned to (or failed by) another rider: ours is on its way
+            waiting.append(order_id)
+    return Triage(visit=tuple(visit), send_out=tuple(send_out), waiting=tuple(waiting), skipped=tuple(skipped))

@@ -7,6 +7,9 @@
                                              '-> returned_to_hub
     cancelled: from any state before delivered / returned_to_hub.
 
+An assigned order not yet out may be assigned again (a re-plan moves it to another rider's route);
+once out for delivery the parcel is in one rider's box and only a failure frees it.
+
 Arrival may go unobserved (GPS gaps), so POD and failure are also accepted straight from
 out_for_delivery. ``decide`` turns one submission (from the inbox) into the events to append to
 the order ledger plus notifications, or a rejection with a reason. The clock, the OTP key and
@@ -34,7 +37,7 @@ STATUS_TRANSITIONS: dict[S, frozenset[S]] = {
     S.FAILED: frozenset({S.OUT_FOR_DELIVERY, S.ARRIVED}),
     S.RETURNED_TO_HUB: frozenset({S.FAILED}),
 }
-ASSIGNABLE = frozenset({S.CREATED, S.FAILED})
+ASSIGNABLE = frozenset({S.CREATED, S.ASSIGNED, S.FAILED})  # assigned: moved by a re-plan before it left
 POD_STATES = frozenset({S.OUT_FOR_DELIVERY, S.ARRIVED})
 
 

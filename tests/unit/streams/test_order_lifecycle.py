@@ -378,7 +378,6 @@ ILLEGAL_CASES = [
      ev.OrderUpdated(event_id="e-upd", occurred_at=at(30), order_id=ORDER, priority=2), ["update", "delivered"]),
     ("assign_when_out_for_delivery", S.OUT_FOR_DELIVERY, assigned("e-as-2", "rider-2"), ["out_for_delivery", "rider-2"]),
     ("assign_when_arrived", S.ARRIVED, assigned("e-as-2", "rider-2"), ["arrived"]),
-    ("assign_when_assigned", S.ASSIGNED, assigned("e-as-2", "rider-2"), ["assigned"]),
     ("assign_after_delivered", S.DELIVERED, assigned("e-as-2", "rider-2"), ["delivered"]),
     ("pod_when_assigned", S.ASSIGNED, pod("e-pod-x", b"\x00" * 32), ["POD", "assigned"]),
     ("pod_when_created", S.CREATED, pod("e-pod-x", b"\x00" * 32), ["POD", "created"]),
@@ -486,6 +485,29 @@ def test_reattempt_resets_a_locked_otp() -> None:
         state, _ = accept(state, pod(f"e-wrong-{i}", wrong_hash(notice)))
     state = given_more(state, failed(reason="otp_locked"), assigned("e-assign-2", minute=30), out("e-out-2", minute=31))
     assert state.otp_attempts_left == POLICY.otp_max_attempts
+
+
+def test_replan_moves_an_assigned_order_to_another_rider_and_route() -> None:
+    """A re-plan may give an order not yet out to another rider: the ledger follows the move."""
+    state = given(created(), assigned())
+    moved = dataclasses.replace(assigned("e-assign-2", "rider-2", minute=5), route_id="route-2", sequence=3)
+    state, decision = accept(state, moved)
+    assert decision.ledger == (moved,)
+    assert (state.status, state.rider_id, state.route_id, state.attempts) == (S.ASSIGNED, "rider-2", "route-2", 0)
+    state, decision = accept(state, dataclasses.replace(out("e-out-2", minute=6), rider_id="rider-2"))
+    (accepted,) = decision.ledger
+    assert isinstance(accepted, ev.StatusChanged) and accepted.rider_id == "rider-2"
+    assert state.attempts == 1
+
+
+@pytest.mark.parametrize("start", [S.OUT_FOR_DELIVERY, S.ARRIVED, S.DELIVERED, S.RETURNED_TO_HUB, S.CANCELLED])
+def test_replan_cannot_move_an_order_once_it_left_or_settled(start: S) -> None:
+    state = _state_in(start)
+    move = dataclasses.replace(assigned("e-assign-2", "rider-2", minute=40), route_id="route-2")
+    decision = lc.decide(state, move, move.occurred_at, POLICY)
+    assert decision.rejection is not None and decision.rejection.kind is ILLEGAL
+    assert f"cannot assign to rider-2: order {ORDER} is {start.value}" == decision.rejection.reason
+    assert decision.ledger == ()
 
 
 # ---- cancellation --------------------------------------------------------------------------
