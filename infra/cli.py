@@ -383,11 +383,11 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
     from streams import bench_pipeline
 
     _at_least_one(("--riders", args.riders), ("--stops", args.stops), ("--batch", args.batch))
-    if args.latency_s <= 0 or args.checkpoint_s <= 0:
-        raise ValueError("--latency-s and --checkpoint-s must be positive")
+    if args.latency_s <= 0 or args.checkpoint_s <= 0 or (args.latency_rate is not None and args.latency_rate <= 0):
+        raise ValueError("--latency-s, --checkpoint-s and --latency-rate must be positive")
     result = bench_pipeline.run(riders=args.riders, stops=args.stops, seed=args.seed, latency_s=args.latency_s,
                                 batch=args.batch, checkpoint_s=args.checkpoint_s,
-                                bootstrap=Settings.from_env().kafka_bootstrap, log=_err)
+                                bootstrap=Settings.from_env().kafka_bootstrap, latency_rate=args.latency_rate, log=_err)
     print(json.dumps(result) if args.json else "\n".join(bench_pipeline.report(result)))
     return 0
 
@@ -525,6 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--stops", type=int, default=3, help="stops per rider (default 3: about 200k pings)")
     bp.add_argument("--seed", type=int, default=1, help="simulated day's seed (default 1)")
     bp.add_argument("--latency-s", type=float, default=20.0, help="seconds of paced pings for latency (default 20)")
+    bp.add_argument("--latency-rate", type=float, default=None,
+                    help="pings per second of the latency phase (default: half the measured throughput)")
     bp.add_argument("--batch", type=int, default=5000, help="most records per worker batch (default 5000)")
     bp.add_argument("--checkpoint-s", type=float, default=2.0, help="seconds between state checkpoints (default 2)")
     bp.add_argument("--json", action="store_true", help="print one JSON object (pings_per_s, ceiling_per_s, "

@@ -187,10 +187,13 @@ class Codec:
             raise InvalidEvent(f"{type(event).__name__}: {exc}") from exc
         schema, header = self._current[type(event)]
         record = to_record(event)
-        try:
-            fastavro.validation.validate(record, schema, raise_errors=True)
-        except fastavro.validation.ValidationError as exc:
-            raise InvalidEvent(f"{type(event).__name__} does not match its schema: {exc}") from exc
+        # The quiet check first: with raise_errors=True fastavro builds (and JSON-dumps) an error for
+        # every union branch it rejects on the way to the right one, 3-5x the cost of the check.
+        if not fastavro.validation.validate(record, schema, raise_errors=False):
+            try:
+                fastavro.validation.validate(record, schema, raise_errors=True)
+            except fastavro.validation.ValidationError as exc:
+                raise InvalidEvent(f"{type(event).__name__} does not match its schema: {exc}") from exc
         buf = io.BytesIO()
         if self._registry is not None:
             buf.write(CONFLUENT_MAGIC + struct.pack(">I", self._registry_id(topic, type(event))))

@@ -53,7 +53,7 @@ from types import MappingProxyType
 from typing import NamedTuple, Protocol
 
 from schemas.events import VehicleType
-from solver.model import haversine_m
+from solver.model import EARTH_RADIUS_M
 
 __all__ = [
     "DEFAULT_PARAMS", "DeviceState", "Drop", "HygieneParams", "PingLike", "Verdict", "is_silent", "screen",
@@ -119,6 +119,15 @@ class HygieneParams:
 
 
 DEFAULT_PARAMS = HygieneParams()
+_M_PER_DEG = EARTH_RADIUS_M * math.pi / 180.0
+
+
+def _metres(lat_a: float, lon_a: float, lat_b: float, lon_b: float) -> float:
+    """Local equirectangular distance: fixes compared here are seconds apart, metres to a few km,
+    where it is within 0.1% of the great circle and about 3x cheaper (it runs twice per ping)."""
+    dy = lat_b - lat_a
+    dx = (lon_b - lon_a) * math.cos((lat_a + lat_b) * (math.pi / 360.0))
+    return math.sqrt(dx * dx + dy * dy) * _M_PER_DEG
 
 Seen = tuple[str, float, float, float]  # (event_id, device time, lat, lon) of a screened ping
 # An accepted fix: (device time, lat, lon, accuracy_m, out), ``out`` when it lay beyond the jitter
@@ -219,7 +228,7 @@ def screen(state: DeviceState, ping: PingLike, params: HygieneParams = DEFAULT_P
     if last is None:  # first fix: the odometer starts here
         return _moved(state, fix, fix, state.distance_m, newest, heard, recent), _verdict(None, back)
 
-    step = haversine_m((last[1], last[2]), (lat, lon))
+    step = _metres(last[1], last[2], lat, lon)
     dt = t - last[0]
     vmax = params.max_speed_mps.get(state.vehicle_type, params.unknown_vehicle_max_speed_mps)  # type: ignore[arg-type]
     if step - last[3] - accuracy > vmax * dt:
@@ -227,7 +236,7 @@ def screen(state: DeviceState, ping: PingLike, params: HygieneParams = DEFAULT_P
 
     anchor = state.anchor
     assert anchor is not None
-    counted = step if anchor is last else haversine_m((anchor[1], anchor[2]), (lat, lon))
+    counted = step if anchor is last else _metres(anchor[1], anchor[2], lat, lon)
     if counted <= params.jitter_k * math.hypot(anchor[3], accuracy) or counted <= params.min_step_m:
         return _moved(state, (t, lat, lon, accuracy, False), anchor, state.distance_m, newest, heard, recent), \
             _verdict(None, back)
@@ -246,7 +255,7 @@ def _jump(state: DeviceState, fix: Fix, dt: float, vmax: float, newest: float, h
     count = 1
     pending = state.jump
     if pending is not None and fix[0] > pending[0]:
-        from_pending = haversine_m((pending[1], pending[2]), (fix[1], fix[2]))
+        from_pending = _metres(pending[1], pending[2], fix[1], fix[2])
         if from_pending - pending[3] - fix[3] <= vmax * (fix[0] - pending[0]):
             count = state.jump_count + 1
     if dt >= params.silent_after_s or count >= params.confirm_pings:

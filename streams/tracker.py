@@ -61,7 +61,7 @@ class TrackerParams:
     hygiene: hygiene.HygieneParams = hygiene.DEFAULT_PARAMS
     emit: eta.EmitParams = eta.EmitParams()
     alerts: alerts.AlertParams = alerts.DEFAULT_PARAMS
-    tick_every_s: float = 10.0  # stream seconds between time-only alert checks
+    tick_every_s: float = 30.0  # stream seconds between time-only alert checks (silence is 120 s, SLA minutes)
 
 
 @dataclass(slots=True)

@@ -112,9 +112,11 @@ class TrackerWorker:
             settings, **{"group.id": f"{settings.app_id}-tracking", "enable.auto.commit": False,
                          "auto.offset.reset": "earliest", "session.timeout.ms": int(settings.kafka_session_timeout_s * 1000),
                          "heartbeat.interval.ms": int(settings.kafka_heartbeat_s * 1000),
-                         "partition.assignment.strategy": "range", "fetch.wait.max.ms": 20,
-                         "queued.max.messages.kbytes": 65536}))
+                         # latency: the broker answers a fetch at once when data is there; Nagle off
+                         "partition.assignment.strategy": "range", "fetch.wait.max.ms": 5,
+                         "socket.nagle.disable": True, "queued.max.messages.kbytes": 65536}))
         self.producer = Producer(producer_config(settings, **{"linger.ms": 2, "batch.num.messages": 10000,
+                                                              "socket.nagle.disable": True,
                                                               "queue.buffering.max.messages": 1_000_000}))
         self._errors: list[str] = []
         self._rider_partition: dict[str, int] = {}
@@ -154,7 +156,7 @@ class TrackerWorker:
             self.consumer.close()
             self.producer.flush(10)
 
-    def step(self, timeout_s: float = 0.05) -> int:
+    def step(self, timeout_s: float = 0.01) -> int:
         messages = self.consumer.consume(num_messages=self.batch, timeout=timeout_s)
         if messages and self.started_at is None:
             self.started_at = time.perf_counter()
