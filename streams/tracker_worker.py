@@ -24,6 +24,10 @@ with the same ids (consumers deduplicate on ``event_id``), so nothing is lost an
 second id. Restoring reads a partition up to a marker record written just before, not up to the
 reported end offset (the embedded broker reports the high watermark short).
 
+**Order.** Kafka orders records within a partition only, not across ``gps``, ``routes`` and
+``riders``. Within each fetched batch, plans and shifts are applied before pings; a ping fetched
+in an earlier batch than its rider's first plan is applied without a route (no fence, no ETA).
+
 Bad input never stops the worker: undecodable, invalid or misplaced records go to ``dead-letter``
 with the original bytes and the reason.
 """
@@ -107,6 +111,7 @@ class TrackerWorker:
         self.stats = WorkerStats()
         self.state_topic = state_topic(settings)
         self.topic_names = {settings.topic(s.name): s for s in INPUTS}
+        self.gps_topic = settings.topic(tp.GPS.name)
         self.out_names = {s.name: settings.topic(s.name) for s in tp.ALL}
         self.consumer = Consumer(confluent_config(
             settings, **{"group.id": f"{settings.app_id}-tracking", "enable.auto.commit": False,
@@ -162,6 +167,9 @@ class TrackerWorker:
             self.started_at = time.perf_counter()
         outputs: list[Any] = []
         n = 0
+        if len(messages) > 1:  # plans and shifts of a batch before its pings (no order holds across topics)
+            gps = self.gps_topic
+            messages = [m for m in messages if m.topic() != gps] + [m for m in messages if m.topic() == gps]
         for m in messages:
             if m.error():
                 log.warning("consumer: %s", m.error())
