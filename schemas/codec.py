@@ -35,6 +35,7 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from schemas import events as ev
+from schemas.flat import flat_reader
 from schemas.rules import InvalidEvent, check
 
 SCHEMA_DIR = Path(__file__).parent
@@ -136,6 +137,7 @@ class _Writer(typing.NamedTuple):
     schema: Any  # parsed writer schema
     cls: type[ev.Event]
     reader: Any  # parsed current schema, or None when writer is current
+    flat: Any = None  # schemas.flat reader, for current flat schemas (the GPS ping): twice as fast
 
 
 class Codec:
@@ -158,7 +160,7 @@ class Codec:
             # which made one decode ~35 us and one encode ~140 us instead of ~15 and ~25.
             fast = fastavro.parse_schema(self._source[cls])
             self._current[cls] = (fast, SINGLE_OBJECT_MAGIC + fp)
-            self._by_fingerprint[fp] = _Writer(fast, cls, None)
+            self._by_fingerprint[fp] = _Writer(fast, cls, None, flat_reader(self._source[cls], cls))
         missing = set(by_name.values()) - set(self._current)
         if missing:
             raise RuntimeError(f"no .avsc for {sorted(c.__name__ for c in missing)}")
@@ -218,6 +220,13 @@ class Codec:
             body = 5
         else:
             raise MalformedMessage(f"unknown framing byte 0x{data[0]:02x} (expected C3 01 or 00)")
+        if writer.flat is not None:
+            try:
+                event = writer.flat(data, body)
+            except (IndexError, ValueError, struct.error, OverflowError) as exc:  # UnicodeDecodeError is a ValueError
+                raise MalformedMessage(f"{writer.cls.__name__} body does not decode: {exc!r}") from exc
+            check(event)
+            return event
         stream = io.BytesIO(data[body:])
         try:
             record = fastavro.schemaless_reader(stream, writer.schema, writer.reader)

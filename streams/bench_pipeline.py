@@ -115,6 +115,11 @@ def _paced_producer(settings: Settings, seed: int, riders: int, stops: int, rate
     _produce(settings, [(tp.GPS, o.ping) for o in day.pings[:limit]], rate=rate)
 
 
+def _await(event: threading.Event, thread: threading.Thread, deadline: float) -> None:
+    while not event.wait(1.0) and thread.is_alive() and time.monotonic() < deadline:
+        pass
+
+
 def ceiling(settings: Settings, expected: int) -> float:
     """Consume and decode ``expected`` pings from the gps topic: records per second."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -169,8 +174,13 @@ def run(riders: int = 400, stops: int = 3, seed: int = 1, latency_s: float = 20.
         latencies: list[float] = []
         measuring = threading.Event()
 
+        reached = threading.Event()  # set by the worker thread itself: the main thread must not poll
+        target = [len(setup)]  # (every wake-up of another thread costs the worker a GIL hand-over)
+
         def on_outputs(messages: list[Any]) -> None:
             now = time.time()
+            if worker.stats.records >= target[0]:
+                reached.set()
             if measuring.is_set():
                 latencies.extend(now - m.timestamp()[1] / 1000 for m in messages
                                  if not m.error() and m.topic() == gps_topic)
@@ -184,19 +194,22 @@ def run(riders: int = 400, stops: int = 3, seed: int = 1, latency_s: float = 20.
         # and a backlog of pings read before their routes would be cheaper (no route: no ETA, no fence).
         log(f"worker joins its group; {len(setup)} shift and route events go first")
         _produce(settings, setup)
-        while worker.stats.records < len(setup) and time.monotonic() < deadline and thread.is_alive():
-            time.sleep(0.01)
+        _await(reached, thread, deadline)
         worker.started_at = None
+        reached.clear()
+        target[0] = total
         log(f"throughput: {len(pings):,} pings produced at once, the worker takes them as they come")
-        _produce_raw(settings, gps_topic, pings)
-        while worker.stats.records < total and time.monotonic() < deadline and thread.is_alive():
-            time.sleep(0.01)
+        # from another process: a producer loop in this one would take the GIL from the worker's thread
+        backlog = multiprocessing.get_context("spawn").Process(target=_produce_raw, args=(settings, gps_topic, pings))
+        backlog.start()
+        _await(reached, thread, deadline)
+        backlog.join(60)
         done_records = worker.stats.records
         # the final checkpoint of the backlog belongs to the measurement
         ckpt_before = worker.stats.checkpoints
         worker._last_checkpoint = 0.0  # noqa: SLF001 - ask the worker thread for a checkpoint now
         while worker.stats.checkpoints == ckpt_before and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.005)
+            time.sleep(0.002)
         elapsed = time.perf_counter() - worker.started_at if worker.started_at else float("nan")
         if done_records < total:
             raise RuntimeError(f"the worker processed {done_records} of {total} records")

@@ -134,6 +134,28 @@ class RiderLive:
         if self.eta is not None:
             self.eta = dataclasses.replace(self.eta, route=self._eta_route) if self._eta_route is not None else None
 
+    def snapshot(self) -> dict[str, Any]:
+        """The state without the plan, which is the costliest part to pickle and changes once per
+        route: the worker writes plans apart (see :meth:`restore`)."""
+        state = self.__getstate__()
+        state["route"] = None
+        state["route_id"] = None if self.route is None else self.route.route_id
+        return state
+
+    @classmethod
+    def restore(cls, state: dict[str, Any], plans: tuple[ev.RoutePlanned | None, ...]) -> RiderLive:
+        """A rider from :meth:`snapshot` and the plans written for it (the one it was on is among them
+        unless the worker died between writing a new plan and the rider)."""
+        state = dict(state)
+        route_id = state.pop("route_id", None)
+        route = next((p for p in plans if p is not None and p.route_id == route_id), None)
+        if route is None and route_id is not None:  # its plan was replaced: start over from the replayed plan
+            state["eta"] = None
+        state["route"] = route
+        rider = cls.__new__(cls)
+        rider.__setstate__(state)
+        return rider
+
 
 def route_windows(route: ev.RoutePlanned) -> dict[str, tuple[float, float]]:
     """Promised windows from the plan's stops (plans made before windows were on them have none)."""

@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 
 INPUTS: tuple[tp.TopicSpec, ...] = (tp.GPS, tp.ROUTES, tp.RIDERS)
 FLEET_KEY = b"__fleet__"
+PLAN_SUFFIX = "\x00plans"  # key of a rider's last two plans (rider ids are printable)
 MARKER_KEY = b"__marker__"
 
 
@@ -125,6 +126,7 @@ class TrackerWorker:
                                                               "queue.buffering.max.messages": 1_000_000}))
         self._errors: list[str] = []
         self._rider_partition: dict[str, int] = {}
+        self._plans: dict[str, tuple[Any, Any]] = {}  # rider -> (previous, current) plan as last written
         self._owned: set[int] = set()
         self._last_checkpoint = time.monotonic()
         self._last_fleet = 0.0
@@ -264,7 +266,12 @@ class TrackerWorker:
             r = tracker.riders.get(rider_id)
             if p is None or r is None or p not in self._owned:
                 continue
-            self._send(self.state_topic, rider_id.encode(), pickle.dumps(r, protocol=pickle.HIGHEST_PROTOCOL), p)
+            plans = self._plans.get(rider_id)
+            if r.route is not None and (plans is None or plans[-1] is not r.route):  # a new plan: written first
+                plans = (None if plans is None else plans[-1], r.route)
+                self._plans[rider_id] = plans
+                self._send(self.state_topic, (rider_id + PLAN_SUFFIX).encode(), pickle.dumps(plans, protocol=5), p)
+            self._send(self.state_topic, rider_id.encode(), pickle.dumps(r.snapshot(), protocol=5), p)
         if self._owned and started - self._last_fleet >= self.fleet_every_s:
             self._last_fleet = started
             blob = pickle.dumps((tracker.now_s, tracker.fleet), protocol=pickle.HIGHEST_PROTOCOL)
@@ -290,6 +297,7 @@ class TrackerWorker:
         for rider_id in [r for r, p in self._rider_partition.items() if p in lost]:
             self.tracker.riders.pop(rider_id, None)
             self._rider_partition.pop(rider_id, None)
+            self._plans.pop(rider_id, None)
 
     def _on_assign(self, consumer: Any, partitions: list[Any]) -> None:
         new = {p.partition for p in partitions} - self._owned
@@ -310,6 +318,8 @@ class TrackerWorker:
         reader = Consumer(confluent_config(self.settings, **{"group.id": f"{self.settings.app_id}-tracking-restore",
                                                              "enable.auto.commit": False}))
         riders: dict[bytes, bytes] = {}
+        plans: dict[bytes, bytes] = {}
+        suffix = PLAN_SUFFIX.encode()
         fleet: tuple[float, Fleet] | None = None
         try:
             reader.assign([TopicPartition(self.state_topic, partition, OFFSET_BEGINNING)])
@@ -330,14 +340,18 @@ class TrackerWorker:
                             fleet = snapshot
                     elif m.value() is None:
                         riders.pop(key, None)
+                    elif key.endswith(suffix):
+                        plans[key[:-len(suffix)]] = m.value()
                     else:
                         riders[key] = m.value()
         finally:
             reader.close()
-        for blob in riders.values():
-            r: RiderLive = pickle.loads(blob)
+        for key, blob in riders.items():
+            rider_plans = pickle.loads(plans[key]) if key in plans else (None, None)
+            r = RiderLive.restore(pickle.loads(blob), rider_plans)
             self.tracker.riders[r.rider_id] = r
             self._rider_partition[r.rider_id] = partition
+            self._plans[r.rider_id] = rider_plans
         if fleet is not None and fleet[0] >= self.tracker.now_s:  # the newest learning of any partition
             self.tracker.fleet = fleet[1]
             self.tracker.now_s = fleet[0]

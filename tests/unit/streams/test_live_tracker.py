@@ -14,7 +14,7 @@ from schemas import events as ev
 from schemas import topics as tp
 from simulator.truth import GroundTruthDay, truth_day
 from streams import geofence
-from streams.tracker import Tracker, TrackerParams, events_of
+from streams.tracker import RiderLive, Tracker, TrackerParams, events_of
 
 
 def _shift(day: GroundTruthDay) -> list[ev.RiderShiftStarted]:
@@ -136,3 +136,17 @@ def test_a_zones_file_that_is_not_geojson_polygons_is_refused() -> None:
     with pytest.raises(ValueError, match="is not a Polygon"):
         geofence.zones_from_geojson({"type": "FeatureCollection", "features": [
             {"id": "z", "geometry": {"type": "Point", "coordinates": [77.6, 12.9]}}]})
+
+
+def test_a_snapshot_and_its_plan_restore_the_rider(day: GroundTruthDay) -> None:
+    tracker = Tracker()
+    _feed(tracker, day, slice(0, len(day.pings) // 2))
+    rider = tracker.riders[day.riders[0].rider_id]
+    snap = pickle.loads(pickle.dumps(rider.snapshot()))
+    assert snap["route"] is None and snap["route_id"] == rider.route.route_id
+    back = RiderLive.restore(snap, (None, rider.route))
+    assert back.__getstate__() == rider.__getstate__() and back.eta.route == rider.eta.route
+    # the plan it was on was replaced before the rider was written: no ETA state for a plan it lacks
+    other = dataclasses.replace(rider.route, route_id="newer")
+    orphan = RiderLive.restore(snap, (None, other))
+    assert orphan.route is None and orphan.eta is None and orphan.device == rider.device
