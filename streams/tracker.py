@@ -250,32 +250,44 @@ class Tracker:
 
     def on_ping(self, ping: ev.GpsPing, topic: str = "", offset: int | None = None,
                 received_s: float | None = None) -> list[Output]:
-        r = self.rider(ping.rider_id)
-        if not self._fresh(r, topic, offset):
-            return []
-        self.stats["pings"] += 1
+        # the hot path (every ping): _fresh and _advance written out, params read once
+        r = self.riders.get(ping.rider_id) or self.rider(ping.rider_id)
+        stats = self.stats
+        if offset is not None:
+            applied = r.applied
+            if offset <= applied.get(topic, -1):
+                stats["skipped_replay"] += 1
+                return []
+            applied[topic] = offset
+            self.dirty.add(r.rider_id)
+        stats["pings"] += 1
+        params = self.params
         recv = ping.occurred_at.timestamp() if received_s is None else received_s
-        out = self._advance(recv)
-        r.device, verdict = hygiene.screen(r.device, ping, self.params.hygiene, received_s=recv)
+        if recv > self.now_s:
+            self.now_s = recv
+        out = self.tick() if recv >= self._tick_at_s else []
+        r.device, verdict = hygiene.screen(r.device, ping, params.hygiene, received_s=recv)
         if verdict.reason is not None:
             return out
-        self.stats["accepted"] += 1
-        t = ping.device_time.timestamp()
-        pos = (ping.lat, ping.lon)
+        stats["accepted"] += 1
+        fix = r.device.fix  # the accepted ping: (device time, lat, lon, accuracy, ...)
+        assert fix is not None
+        t = fix[0]
+        pos = (fix[1], fix[2])
         self._speed_sample(r, t, pos, ping.accuracy_m or 0.0, verdict.reanchored, recv)
-        r.alert, fired = alerts.on_ping(r.alert, r.device, ping.speed_mps, self.params.alerts)
+        r.alert, fired = alerts.on_ping(r.alert, r.device, ping.speed_mps, params.alerts)
         if fired:
             out.extend([(tp.ALERTS, alerts.alert_event(a)) for a in fired])
-        if self.params.zones is not None:
-            r.zones, zone_events = geofence.on_ping_zones(r.zones, self.params.zones, ping, self.params.zone_params)
+        if params.zones is not None:
+            r.zones, zone_events = geofence.on_ping_zones(r.zones, params.zones, ping, params.zone_params)
             out.extend([(tp.TRACKING, _zone_event(z)) for z in zone_events])
         if r.route is None or r.eta is None:
             return out
-        r.fences, fence_events = geofence.on_ping(r.fences, r._route_fences, ping, self.params.geofence)
+        r.fences, fence_events = geofence.on_ping(r.fences, r._route_fences, ping, params.geofence)
         for fe in fence_events:
             out.extend(self._fence_event(r, fe, ping))
-        if eta.due(r.eta, t, pos, self.params.emit):
-            r.eta, emitted = eta.update(r.eta, t, pos, self.fleet.model, self.fleet.calibration, self.params.emit)
+        if eta.due(r.eta, t, pos, params.emit):
+            r.eta, emitted = eta.update(r.eta, t, pos, self.fleet.model, self.fleet.calibration, params.emit)
             if emitted:
                 stops = r._eta_route.stops  # type: ignore[union-attr]
                 for e in emitted:
@@ -283,7 +295,7 @@ class Tracker:
                     out.append((tp.ETAS, event))
                     if e.p50_s > stops[e.index].window_end_s:  # late: dispatch decides whether to re-plan
                         out.append((tp.DISPATCH_QUEUE, event, r.route.hub_id))
-                r.alert, fired = alerts.on_etas(r.alert, emitted, self.params.alerts)
+                r.alert, fired = alerts.on_etas(r.alert, emitted, params.alerts)
                 out.extend([(tp.ALERTS, alerts.alert_event(a)) for a in fired])
         return out
 
