@@ -10,12 +10,11 @@ started by ``streams.agents.tracking``) or on its own (``milestream bench pipeli
 **Durable state, nothing lost, nothing counted twice.** Riders are partitioned by the murmur2
 hash of their id on every input topic, so partition *p* of ``gps``, ``routes`` and ``riders``
 holds the same riders. The state of those riders is checkpointed to partition *p* of the
-compacted ``<app_id>-tracking-state`` topic (pickled :class:`streams.tracker.RiderLive` per
-rider, the fleet's learning under ``__fleet__``). A checkpoint
-
-1. waits for the broker's acks of every output produced so far,
-2. writes the riders changed since the last checkpoint and waits for those acks,
-3. commits the consumer's positions.
+compacted ``<app_id>-tracking-state`` topic (:meth:`streams.tracker.RiderLive.snapshot` per
+rider, its last two plans apart, the fleet's learning under ``__fleet__``). A checkpoint takes the
+consumer's positions, writes the riders changed so far (spread over the next steps, 50 a step, so
+the loop never stalls on all of them), waits for the broker's acks of every output and state
+write, and commits those positions.
 
 After a crash the worker restores the state of its partitions and resumes from the committed
 positions. Records between the checkpoint and the commit are skipped by each rider's last
@@ -129,6 +128,9 @@ class TrackerWorker:
         self._plans: dict[str, tuple[Any, Any]] = {}  # rider -> (previous, current) plan as last written
         self._owned: set[int] = set()
         self._last_checkpoint = time.monotonic()
+        self._round: tuple[list[Any], list[str], float] | None = None  # a spread checkpoint under way
+        self._round_done = 0
+        self.round_chunk = 50  # riders written per step during a round
         self._last_fleet = 0.0
         self.started_at: float | None = None  # perf_counter of the first batch (the bench times from it)
         self.ready = threading.Event()  # set once partitions are assigned and restored
@@ -188,8 +190,7 @@ class TrackerWorker:
             self.stats.outputs += len(outputs)
             if self.on_outputs is not None:
                 self.on_outputs(messages)
-        if time.monotonic() - self._last_checkpoint >= self.checkpoint_s:
-            self.checkpoint()
+        self._checkpoint_round()
         return n
 
     # ---- records in, events out ---------------------------------------------------------
@@ -256,22 +257,58 @@ class TrackerWorker:
             raise TrackerError(f"{remaining} outputs not acknowledged; errors: {errors}")
 
     def checkpoint(self) -> None:
-        """Outputs acknowledged, then changed riders written, then positions committed."""
+        """All at once (on revoke and stop): outputs acknowledged, then changed riders written, then
+        the current positions committed."""
         started = time.monotonic()
         self._flush()
         tracker = self.tracker
         dirty, tracker.dirty = tracker.dirty, set()
+        if self._round is not None:  # a spread checkpoint under way: its riders too
+            dirty |= set(self._round[1][self._round_done:])
+            self._round = None
         for rider_id in dirty:
-            p = self._rider_partition.get(rider_id)
-            r = tracker.riders.get(rider_id)
-            if p is None or r is None or p not in self._owned:
-                continue
-            plans = self._plans.get(rider_id)
-            if r.route is not None and (plans is None or plans[-1] is not r.route):  # a new plan: written first
-                plans = (None if plans is None else plans[-1], r.route)
-                self._plans[rider_id] = plans
-                self._send(self.state_topic, (rider_id + PLAN_SUFFIX).encode(), pickle.dumps(plans, protocol=5), p)
-            self._send(self.state_topic, rider_id.encode(), pickle.dumps(r.snapshot(), protocol=5), p)
+            self._write_rider(rider_id)
+        self._finish_checkpoint(None, started)
+
+    def _checkpoint_round(self) -> None:
+        """The periodic checkpoint, spread over steps so the loop never stalls for all riders at once.
+
+        At the start of a round the consumer's positions P are taken and the riders changed so far
+        are listed; each step writes ``round_chunk`` of them (their state now, which has applied
+        everything before P); at the end, outputs and state acknowledged, P is committed. A rider
+        written with records after P skips them when they are replayed (its applied offsets)."""
+        if self._round is None:
+            if time.monotonic() - self._last_checkpoint < self.checkpoint_s or not self._owned:
+                return
+            positions = [p for p in self.consumer.position(self.consumer.assignment()) if p.offset >= 0]
+            self._round = (positions, list(self.tracker.dirty), time.monotonic())
+            self._round_done = 0
+            self.tracker.dirty = set()
+        positions, riders, started = self._round
+        for rider_id in riders[self._round_done:self._round_done + self.round_chunk]:
+            self._write_rider(rider_id)
+        self._round_done += self.round_chunk
+        if self._round_done >= len(riders):
+            self._round = None
+            self._flush()
+            self._finish_checkpoint(positions, started)
+
+    def _write_rider(self, rider_id: str) -> None:
+        p = self._rider_partition.get(rider_id)
+        r = self.tracker.riders.get(rider_id)
+        if p is None or r is None or p not in self._owned:
+            return
+        plans = self._plans.get(rider_id)
+        if r.route is not None and (plans is None or plans[-1] is not r.route):  # a new plan: written first
+            plans = (None if plans is None else plans[-1], r.route)
+            self._plans[rider_id] = plans
+            self._send(self.state_topic, (rider_id + PLAN_SUFFIX).encode(), pickle.dumps(plans, protocol=5), p)
+        self._send(self.state_topic, rider_id.encode(), pickle.dumps(r.snapshot(), protocol=5), p)
+
+    def _finish_checkpoint(self, positions: list[Any] | None, started: float) -> None:
+        """Fleet snapshot (now and then), every write acknowledged, then the commit (of ``positions``,
+        or of the current positions)."""
+        tracker = self.tracker
         if self._owned and started - self._last_fleet >= self.fleet_every_s:
             self._last_fleet = started
             blob = pickle.dumps((tracker.now_s, tracker.fleet), protocol=pickle.HIGHEST_PROTOCOL)
@@ -282,7 +319,10 @@ class TrackerWorker:
             from confluent_kafka import KafkaException
 
             try:
-                self.consumer.commit(asynchronous=False)
+                if positions is None:
+                    self.consumer.commit(asynchronous=False)
+                elif positions:
+                    self.consumer.commit(offsets=positions, asynchronous=False)
             except KafkaException as exc:
                 if "NO_OFFSET" not in str(exc):  # nothing consumed since the last commit
                     raise
