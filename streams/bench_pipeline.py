@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import statistics
-import sys
 import threading
 import time
 import uuid
@@ -263,10 +262,6 @@ def report(r: dict[str, Any]) -> list[str]:
         f"  outputs {r['outputs']:,}, checkpoints {r['checkpoints']} (every {r['checkpoint_s']} s), "
         f"dead letters {r['dead_letters']}, batch {r['batch']}",
     ]
-
-
-def main_log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 __all__ = ["ceiling", "report", "run"]

@@ -44,7 +44,6 @@ uses core cells to enter and core + one ring of buffer cells to stay (spatial hy
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -56,14 +55,10 @@ import h3
 from h3.api import basic_int as h3_int
 
 from schemas import events as ev
+from schemas.events import FenceKind, ZoneEventKind  # the kinds are the wire enums
 from solver.model import EARTH_RADIUS_M, haversine_matrix_m
 
 M_PER_DEG = EARTH_RADIUS_M * math.pi / 180.0
-
-
-class FenceKind(enum.StrEnum):
-    STOP = "stop"
-    HUB = "hub"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -397,12 +392,6 @@ def _departure_confidence(misses: int, params: GeofenceParams) -> float:
 
 
 # ---- custom zones --------------------------------------------------------------------------
-
-
-class ZoneEventKind(enum.StrEnum):
-    ENTERED = "entered"
-    EXITED = "exited"
-    DWELLED = "dwelled"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -39,7 +39,7 @@ import math
 from dataclasses import dataclass
 
 from schemas import events as ev
-from schemas.events import OrderStatus
+from schemas.events import NoticeKind, OrderStatus  # the kinds are the wire enum
 from streams.ids import derived_id
 
 __all__ = [
@@ -47,13 +47,6 @@ __all__ = [
     "on_order", "on_tick", "tick_due_at",
 ]
 
-
-class NoticeKind(enum.StrEnum):
-    OUT_FOR_DELIVERY = "out_for_delivery"
-    ARRIVING_SOON = "arriving_soon"
-    DELAYED = "delayed"
-    DELIVERED = "delivered"
-    FAILED = "failed"
 
 
 N = NoticeKind

@@ -343,7 +343,7 @@ class Tracker:
         if isinstance(fe, geofence.Arrival):
             out.append((tp.TRACKING, ev.ArrivedAtStop(
                 event_id=derived_id(f"{fe.route_id}/{fe.fence_id}", "arrived"), occurred_at=fe.at,
-                rider_id=r.rider_id, route_id=fe.route_id, fence_id=fe.fence_id, kind=ev.FenceKind(fe.kind.value),
+                rider_id=r.rider_id, route_id=fe.route_id, fence_id=fe.fence_id, kind=fe.kind,
                 order_id=order_id, arrived_at=fe.at, location=ev.GeoPoint(lat=fe.lat, lon=fe.lon),
                 confidence=_unit(fe.confidence), source_ping_id=fe.source_ping_id)))
             if is_stop:
@@ -360,7 +360,7 @@ class Tracker:
         else:
             out.append((tp.TRACKING, ev.DepartedStop(
                 event_id=derived_id(f"{fe.route_id}/{fe.fence_id}", "departed"), occurred_at=fe.at,
-                rider_id=r.rider_id, route_id=fe.route_id, fence_id=fe.fence_id, kind=ev.FenceKind(fe.kind.value),
+                rider_id=r.rider_id, route_id=fe.route_id, fence_id=fe.fence_id, kind=fe.kind,
                 order_id=order_id, departed_at=fe.at, confidence=_unit(fe.confidence),
                 source_ping_id=fe.source_ping_id)))
             if is_stop:
@@ -376,7 +376,7 @@ class Tracker:
 
 def _zone_event(z: geofence.ZoneEvent) -> ev.ZoneEvent:
     return ev.ZoneEvent(event_id=derived_id(f"{z.rider_id}/{z.zone_id}/{z.kind.value}", z.at.isoformat()),
-                        occurred_at=z.at, rider_id=z.rider_id, zone_id=z.zone_id, kind=ev.ZoneEventKind(z.kind.value),
+                        occurred_at=z.at, rider_id=z.rider_id, zone_id=z.zone_id, kind=z.kind,
                         at=z.at, source_ping_id=z.source_ping_id)
 
 

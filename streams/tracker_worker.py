@@ -41,7 +41,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -88,7 +88,6 @@ class WorkerStats:
     checkpoints: int = 0
     restored_riders: int = 0
     last_checkpoint_s: float = 0.0
-    per_topic: dict[str, int] = field(default_factory=dict)
 
 
 class TrackerWorker:
@@ -133,7 +132,6 @@ class TrackerWorker:
         self.round_chunk = 50  # riders written per step during a round
         self._last_fleet = 0.0
         self.started_at: float | None = None  # perf_counter of the first batch (the bench times from it)
-        self.ready = threading.Event()  # set once partitions are assigned and restored
 
     # ---- lifecycle ------------------------------------------------------------------------
 
@@ -153,12 +151,12 @@ class TrackerWorker:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
                 raise TrackerError(f"could not create {self.state_topic}: {exc}") from exc
 
-    def run(self, stop: threading.Event, until: Callable[[], bool] | None = None) -> None:
-        """Consume until ``stop`` is set (or ``until()`` is true), then checkpoint and leave the group."""
+    def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set, then checkpoint and leave the group."""
         self.ensure_state_topic()
         self.consumer.subscribe(list(self.topic_names), on_assign=self._on_assign, on_revoke=self._on_revoke)
         try:
-            while not stop.is_set() and not (until is not None and until()):
+            while not stop.is_set():
                 self.step()
             self.checkpoint()
         finally:
@@ -345,7 +343,6 @@ class TrackerWorker:
             self._restore(p)
         self._owned |= new
         self._last_fleet = 0.0
-        self.ready.set()
 
     def _restore(self, partition: int) -> None:
         """Load the riders of ``partition`` from the state topic: read it from the beginning up to
@@ -399,12 +396,4 @@ class TrackerWorker:
         log.info("tracking: restored %d riders of partition %d", len(riders), partition)
 
 
-def run_in_thread(settings: Settings, **kwargs: Any) -> tuple[threading.Thread, threading.Event, TrackerWorker]:
-    stop = threading.Event()
-    worker = TrackerWorker(settings, **kwargs)
-    thread = threading.Thread(target=worker.run, args=(stop,), name="tracking", daemon=True)
-    thread.start()
-    return thread, stop, worker
-
-
-__all__ = ["INPUTS", "TrackerError", "TrackerWorker", "WorkerStats", "run_in_thread", "state_topic"]
+__all__ = ["INPUTS", "TrackerError", "TrackerWorker", "WorkerStats", "state_topic"]

@@ -37,7 +37,7 @@ def customer_notified(notice: nt.Notice) -> ev.CustomerNotified:
     replay re-sends the same id and the sender deduplicates."""
     return ev.CustomerNotified(
         event_id=notice.notice_id, occurred_at=_at(notice.at_s), order_id=notice.order_id,
-        tracking_id=notice.tracking_id, kind=ev.NoticeKind(notice.kind.value), attempt=notice.attempt,
+        tracking_id=notice.tracking_id, kind=notice.kind, attempt=notice.attempt,
         window_start=_at(notice.window_start_s), window_end=_at(notice.window_end_s),
         promised_end=_at(notice.promised_end_s), reason=notice.reason, rider_id=notice.rider_id)
 

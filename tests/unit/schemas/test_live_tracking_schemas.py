@@ -65,17 +65,6 @@ def test_notice_defaults_survive_the_wire(codec: Codec) -> None:
     assert decoded.reason == "customer not home"
 
 
-def test_notice_kinds_mirror_the_notifier() -> None:
-    from streams.notify import NoticeKind  # the test may look across; the contract package may not
-
-    assert [k.value for k in ev.NoticeKind] == [k.value for k in NoticeKind]
-
-
-def test_fence_and_zone_kinds_mirror_the_tracking_worker() -> None:
-    from streams import geofence
-
-    assert [k.value for k in ev.FenceKind] == [k.value for k in geofence.FenceKind]
-    assert [k.value for k in ev.ZoneEventKind] == [k.value for k in geofence.ZoneEventKind]
 
 
 # ---- RoutePlanned: written with released v1, read as the current type --------------------------

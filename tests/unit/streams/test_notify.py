@@ -72,10 +72,6 @@ def test_no_tick_is_due_without_an_estimate_or_once_the_attempt_is_over() -> Non
     assert nt.tick_due_at(arrived) is None and nt.tick_due_at(delivered) is None
 
 
-def test_every_notice_kind_has_its_wire_value() -> None:
-    assert {k.value for k in nt.NoticeKind} == {k.value for k in ev.NoticeKind}
-
-
 def test_an_estimate_read_before_its_assignment_still_names_the_rider() -> None:
     # orders and etas are two topics: the worker may read the ETA first
     state, _ = nt.on_eta(None, eta(-5, 40, 48, "route-1", "rider-a"))
