@@ -19,22 +19,26 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DOUBLE = struct.Struct("<d").unpack_from
 _FLOAT = struct.Struct("<f").unpack_from
 
-_VARINT = """\
-    n = b[i]; i += 1
-    if n >= 0x80:
-        n &= 0x7F; shift = 7
-        while True:
-            x = b[i]; i += 1
-            n |= (x & 0x7F) << shift
-            if x < 0x80: break
-            shift += 7
-            if shift > 63: raise ValueError("varint longer than 10 bytes")
-    n = (n >> 1) ^ -(n & 1)
-"""
+def _varint_code(depth: int = 1) -> str:
+    """Statements reading a zigzag varint into ``n``: unrolled, one nested branch per byte (the
+    loop cost more than the arithmetic on the 6-byte varints of timestamps)."""
+    pad = "    " * depth
+    lines = [f"{pad}n = b[i]; i += 1", f"{pad}if n >= 0x80:", f"{pad}    n &= 0x7F"]
+    for k, shift in enumerate(range(7, 64, 7)):
+        inner = pad + "    " * (k + 1)
+        lines += [f"{inner}x = b[i]; i += 1", f"{inner}n |= (x & 0x7F) << {shift}", f"{inner}if x >= 0x80:"]
+    lines.append(pad + "    " * 10 + 'raise ValueError("varint longer than 10 bytes")')
+    lines.append(f"{pad}n = (n >> 1) ^ -(n & 1)")
+    return "\n".join(lines) + "\n"
+
+
+_VARINT = _varint_code()
 _CODE = {  # statements reading one value into `v` from b[i:], advancing i (generated inline: no call per field)
     "long": _VARINT + "    v = n\n",
     "int": _VARINT + "    v = n\n",
-    "timestamp-millis": _VARINT + "    v = EPOCH + timedelta(0, 0, 0, n)\n",  # positional ms: exact, cheapest
+    # fromtimestamp costs a third less than the timedelta sum and is exact while the double n / 1000
+    # errs by under half a microsecond (1970 to 2106); outside that span the exact sum
+    "timestamp-millis": _VARINT + "    v = FROMTS(n / 1000, UTC) if 0 <= n < 4294967296000 else EPOCH + timedelta(0, 0, 0, n)\n",
     "string": _VARINT + "    if n < 0 or i + n > end: raise ValueError('string overruns the record')\n"
                         "    v = b[i:i + n].decode(); i += n\n",
     "double": "    v = DOUBLE(b, i)[0]; i += 8\n",
@@ -71,6 +75,7 @@ def flat_reader(source: dict[str, Any], cls: type) -> Callable[[bytes, int], Any
         return None
     lines = ["def read(b, i):", "    end = len(b)", "    o = new(cls)"]
     env: dict[str, Any] = {"new": object.__new__, "cls": cls, "EPOCH": _EPOCH, "timedelta": timedelta,
+                           "FROMTS": datetime.fromtimestamp, "UTC": UTC,
                            "DOUBLE": _DOUBLE, "FLOAT": _FLOAT}
     for k, (name, kind) in enumerate(zip(names, kinds, strict=True)):
         assert kind is not None

@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -158,6 +158,7 @@ class AlertRoute:
     xs: tuple[float, ...]
     ys: tuple[float, ...]
     legs: tuple[Segment, ...]  # legs[j]: corridor point j -> the next one (the last stop -> the hub)
+    earliest_end_s: float = math.inf  # min(window_end_s): before it, the SLA rule has nothing to check
 
 
 class Segment(NamedTuple):
@@ -183,10 +184,12 @@ def alert_route(route: EtaRoute, start: Position) -> AlertRoute:
     xs = (0.0, *((s.lon - lon0) * m_lon for s in stops))
     ys = (0.0, *((s.lat - lat0) * M_PER_DEG for s in stops))
     n = len(stops)
+    ends = tuple(s.window_end_s for s in stops)
     return AlertRoute(
         route_id=route.route_id, order_ids=tuple(s.order_id for s in stops),
         index=MappingProxyType({s.order_id: i for i, s in enumerate(stops)}),
-        window_end_s=tuple(s.window_end_s for s in stops), lat0=lat0, lon0=lon0, m_per_deg_lon=m_lon, xs=xs, ys=ys,
+        window_end_s=ends, earliest_end_s=min(ends, default=math.inf), lat0=lat0, lon0=lon0, m_per_deg_lon=m_lon,
+        xs=xs, ys=ys,
         legs=tuple(_segment(xs, ys, j, j + 1 if j < n else 0) for j in range(n + 1)))
 
 
@@ -393,8 +396,8 @@ def on_ping(state: AlertState, device: DeviceState, speed_mps: float | None,
     w = state.watch
     fast_n, fast_s, calm_n, off_n, off_s = w
     raised = state.raised
-    fired: list[Alert] = []
-    ends: list[str] = []
+    fired: tuple[Alert, ...] = ()  # tuples: a ping that changes nothing allocates nothing
+    ends: tuple[str, ...] = ()
 
     if speed_mps is not None:
         if speed_mps > state.limit_mps:
@@ -405,13 +408,13 @@ def on_ping(state: AlertState, device: DeviceState, speed_mps: float | None,
                 fast_n += 1
                 if fast_n >= params.overspeed_fixes and t - fast_s >= params.overspeed_s \
                         and _armed(state, _OVERSPEED, t, params):
-                    fired.append(_overspeed(state, t, speed_mps, params))
+                    fired += (_overspeed(state, t, speed_mps, params),)
         elif fast_n or calm_n or _OVERSPEED in raised:
             fast_n = 0
             if _OVERSPEED in raised:
                 calm_n += 1
                 if calm_n >= params.overspeed_clear_fixes:
-                    ends.append(_OVERSPEED)
+                    ends += (_OVERSPEED,)
                     calm_n = 0
 
     if task is _DRIVING:
@@ -422,10 +425,10 @@ def on_ping(state: AlertState, device: DeviceState, speed_mps: float | None,
             if still:
                 if _IDLE not in raised and _armed(state, _IDLE, t, params) \
                         and not _near_fence(state.route, p.closed, fix[1], fix[2], params.near_fence_m):
-                    fired.append(_alert(state, K.IDLE, Severity.WARNING, t,
-                                        f"stationary for {still_s / 60:.0f} min, away from any stop or the hub"))
+                    fired += (_alert(state, K.IDLE, Severity.WARNING, t,
+                                     f"stationary for {still_s / 60:.0f} min, away from any stop or the hub"),)
             elif _IDLE in raised:
-                ends.append(_IDLE)
+                ends += (_IDLE,)
         route = state.route
         if route is not None and (p.target >= 0 or p.origin > 0):  # no leg: no corridor
             off = _off_corridor(route, p.origin, p.target, fix[1], fix[2], fix[3], params)
@@ -435,12 +438,12 @@ def on_ping(state: AlertState, device: DeviceState, speed_mps: float | None,
                 off_n += 1
                 if off_n >= params.deviation_fixes and t - off_s >= params.deviation_s \
                         and _armed(state, _DEVIATION, t, params):
-                    fired.append(_alert(state, K.ROUTE_DEVIATION, Severity.WARNING, t,
-                                        f"off the planned corridor for {(t - off_s) / 60:.0f} min"))
+                    fired += (_alert(state, K.ROUTE_DEVIATION, Severity.WARNING, t,
+                                     f"off the planned corridor for {(t - off_s) / 60:.0f} min"),)
             elif off < 0 and (off_n or _DEVIATION in raised):
                 off_n = 0
                 if _DEVIATION in raised:
-                    ends.append(_DEVIATION)
+                    ends += (_DEVIATION,)
 
     if not fired and not ends and fast_n == w.fast_n and calm_n == w.calm_n and off_n == w.off_n:
         return state, ()
@@ -512,9 +515,10 @@ def on_tick(state: AlertState, device: DeviceState, now_s: float,
                             state.route.order_ids[p.at_stop] if state.route is not None else None))
 
     route = state.route
-    if route is not None:
+    grace = params.sla_grace_s
+    if route is not None and now_s > route.earliest_end_s + grace:  # else no window has ended yet
         for i, end in enumerate(route.window_end_s):
-            if now_s <= end + params.sla_grace_s or i in p.closed:
+            if now_s <= end + grace or i in p.closed:
                 continue
             arrived = p.arrived.get(i)
             if arrived is not None and arrived <= end:
@@ -537,7 +541,7 @@ def _armed(state: AlertState, key: str, t: float, params: AlertParams) -> bool:
     return ended is None or t - ended >= params.rearm_s
 
 
-def _settle(state: AlertState, fired: list[Alert], ends: list[str], t: float, params: AlertParams,
+def _settle(state: AlertState, fired: Sequence[Alert], ends: Sequence[str], t: float, params: AlertParams,
             watch: Watch | None = None) -> tuple[AlertState, tuple[Alert, ...]]:
     """Open the fired episodes, end the ended ones (starting their re-arm clock)."""
     raised = state.raised

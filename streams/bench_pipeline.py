@@ -19,6 +19,7 @@ late and out-of-order fixes):
 from __future__ import annotations
 
 import dataclasses
+import gc
 import multiprocessing
 import statistics
 import threading
@@ -162,12 +163,12 @@ def run(riders: int = 400, stops: int = 3, seed: int = 1, latency_s: float = 20.
         log(f"simulating {riders} riders x {stops} stops (seed {seed})")
         day = _day(seed, riders, stops, 0)
         setup = _setup_events(day)
-        pings = [(tp.GPS, o.ping) for o in day.pings]
         codec = Codec()
         gps_topic = settings.topic(tp.GPS.name)
-        encoded = [(o.ping.rider_id.encode(), codec.encode(o.ping, gps_topic)) for o in day.pings]
-        pings = encoded
+        pings = [(o.ping.rider_id.encode(), codec.encode(o.ping, gps_topic)) for o in day.pings]
         total = len(setup) + len(pings)
+        del day  # the simulation's objects would otherwise weigh on every garbage collection of the worker
+        gc.collect()
 
         worker = TrackerWorker(settings, batch=batch, checkpoint_s=checkpoint_s)
         latencies: list[float] = []

@@ -49,6 +49,10 @@ def _readonly(d: dict[Any, Any]) -> types.MappingProxyType[Any, Any]:
 # The pure states hold read-only mappings, which pickle refuses; checkpoints store them as dicts.
 copyreg.pickle(types.MappingProxyType, lambda m: (_readonly, (dict(m),)))
 
+# Bumped whenever a pickled state class changes shape: a snapshot of another format is not
+# loaded (its classes may not even unpickle); the rider starts afresh on its last plan.
+STATE_FORMAT = 2
+
 SEGMENT_MIN_S = 30.0  # speed samples span at least this: a 5 s step is shorter than 30 m of noise
 SPEED_BATCH_S = 300.0  # learn_speeds runs on the samples gathered over this much stream time
 
@@ -140,6 +144,7 @@ class RiderLive:
         state = self.__getstate__()
         state["route"] = None
         state["route_id"] = None if self.route is None else self.route.route_id
+        state["format"] = STATE_FORMAT
         return state
 
     @classmethod
@@ -147,6 +152,9 @@ class RiderLive:
         """A rider from :meth:`snapshot` and the plans written for it (the one it was on is among them
         unless the worker died between writing a new plan and the rider)."""
         state = dict(state)
+        written = state.pop("format", None)
+        if written != STATE_FORMAT:
+            raise StaleState(f"rider state of format {written}, this version reads {STATE_FORMAT}")
         route_id = state.pop("route_id", None)
         route = next((p for p in plans if p is not None and p.route_id == route_id), None)
         if route is None and route_id is not None:  # its plan was replaced: start over from the replayed plan
@@ -155,6 +163,10 @@ class RiderLive:
         rider = cls.__new__(cls)
         rider.__setstate__(state)
         return rider
+
+
+class StaleState(ValueError):
+    """A checkpoint written by a version whose state classes differ from this one's."""
 
 
 def route_windows(route: ev.RoutePlanned) -> dict[str, tuple[float, float]]:
@@ -274,7 +286,9 @@ class Tracker:
         assert fix is not None
         t = fix[0]
         pos = (fix[1], fix[2])
-        self._speed_sample(r, t, pos, ping.accuracy_m or 0.0, verdict.reanchored, recv)
+        a = r.anchor
+        if a is None or verdict.reanchored or t - a[0] >= SEGMENT_MIN_S:  # most pings extend the segment
+            self._speed_sample(r, t, pos, ping.accuracy_m or 0.0, verdict.reanchored, recv)
         r.alert, fired = alerts.on_ping(r.alert, r.device, ping.speed_mps, params.alerts)
         if fired:
             out.extend([(tp.ALERTS, alerts.alert_event(a)) for a in fired])
@@ -397,4 +411,5 @@ def events_of(outputs: Iterable[Output], spec: tp.TopicSpec) -> list[ev.Event]:
     return [o[1] for o in outputs if o[0] is spec]
 
 
-__all__ = ["Fleet", "Output", "RiderLive", "Tracker", "TrackerParams", "events_of", "route_windows"]
+__all__ = ["STATE_FORMAT", "Fleet", "Output", "RiderLive", "StaleState", "Tracker", "TrackerParams", "events_of",
+           "route_windows"]

@@ -34,6 +34,7 @@ with the original bytes and the reason.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import logging
 import pickle
@@ -52,7 +53,7 @@ from schemas import events as ev
 from schemas import topics as tp
 from streams import geofence
 from streams.ids import derived_id
-from streams.tracker import Fleet, RiderLive, Tracker, TrackerParams
+from streams.tracker import STATE_FORMAT, Fleet, RiderLive, Tracker, TrackerParams
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,18 @@ def load_zones(path: str, params: geofence.ZoneParams = geofence.ZoneParams()) -
             return geofence.zones_from_geojson(json.load(f), params)
     except (OSError, ValueError) as exc:
         raise ValueError(f"MILESTREAM_ZONES_FILE={path}: {exc}") from exc
+
+
+def _fleet_snapshot(blob: bytes) -> tuple[float, Fleet] | None:
+    """The fleet's learning as checkpointed, or None when another version wrote it (learning starts over)."""
+    try:
+        now_s, fleet, written = pickle.loads(blob)
+        if written != STATE_FORMAT:
+            raise ValueError(f"format {written}, this version reads {STATE_FORMAT}")
+    except Exception as exc:  # noqa: BLE001 - classes of another version
+        log.warning("tracking: the fleet's learning was written by another version (%s); it starts over", exc)
+        return None
+    return now_s, fleet
 
 
 class TrackerError(RuntimeError):
@@ -106,7 +119,7 @@ class TrackerWorker:
         self.batch = batch
         self.checkpoint_s = checkpoint_s
         self.fleet_every_s = fleet_every_s
-        self.on_outputs = on_outputs  # hook: (message, outputs) after each batch is produced (the bench times it)
+        self.on_outputs = on_outputs  # hook: the records whose outputs were just produced (the bench times it)
         self.stats = WorkerStats()
         self.state_topic = state_topic(settings)
         self.topic_names = {settings.topic(s.name): s for s in INPUTS}
@@ -119,9 +132,13 @@ class TrackerWorker:
                          # latency: the broker answers a fetch at once when data is there; Nagle off
                          "partition.assignment.strategy": "range", "fetch.wait.max.ms": 5,
                          "socket.nagle.disable": True, "queued.max.messages.kbytes": 65536}))
+        # Delivery reports for failures only: a Python callback per acknowledged output cost more
+        # than producing it; a failure still reaches _delivered and fails the next checkpoint.
         self.producer = Producer(producer_config(settings, **{"linger.ms": 2, "batch.num.messages": 10000,
                                                               "socket.nagle.disable": True,
-                                                              "queue.buffering.max.messages": 1_000_000}))
+                                                              "queue.buffering.max.messages": 1_000_000,
+                                                              "delivery.report.only.error": True,
+                                                              "on_delivery": self._delivered}))
         self._errors: list[str] = []
         self._rider_partition: dict[str, int] = {}
         self._plans: dict[str, tuple[Any, Any]] = {}  # rider -> (previous, current) plan as last written
@@ -130,6 +147,7 @@ class TrackerWorker:
         self._round: tuple[list[Any], list[str], float] | None = None  # a spread checkpoint under way
         self._round_done = 0
         self.round_chunk = 50  # riders written per step during a round
+        self.emit_every = 250  # records between hand-overs of outputs to the producer (~12 ms of work)
         self._last_fleet = 0.0
         self.started_at: float | None = None  # perf_counter of the first batch (the bench times from it)
 
@@ -155,6 +173,9 @@ class TrackerWorker:
         """Consume until ``stop`` is set, then checkpoint and leave the group."""
         self.ensure_state_topic()
         self.consumer.subscribe(list(self.topic_names), on_assign=self._on_assign, on_revoke=self._on_revoke)
+        # What is alive now (modules, settings, the app) lives as long as the process: out of the
+        # collector's sight, so its full collections walk only the tracking state.
+        gc.freeze()
         try:
             while not stop.is_set():
                 self.step()
@@ -167,31 +188,45 @@ class TrackerWorker:
         messages = self.consumer.consume(num_messages=self.batch, timeout=timeout_s)
         if messages and self.started_at is None:
             self.started_at = time.perf_counter()
-        outputs: list[Any] = []
         n = 0
         if len(messages) > 1:  # plans and shifts of a batch before its pings (no order holds across topics)
             gps = self.gps_topic
-            messages = [m for m in messages if m.topic() != gps] + [m for m in messages if m.topic() == gps]
-        for m in messages:
-            if m.error():
-                log.warning("consumer: %s", m.error())
-                continue
-            n += 1
-            outputs.extend(self._handle(m))
-        outputs.extend(self.tracker.tick())
-        for out in outputs:
-            self._produce(out[0], out[1], out[2] if len(out) > 2 else None)
-        self.producer.poll(0)
+            others = [m for m in messages if m.topic() != gps]
+            if others:
+                messages = others + [m for m in messages if m.topic() == gps]
+        handle = self._handle
+        every = self.emit_every
+        # outputs leave every `every` records: a large fetch does not hold its first pings' ETAs back
+        for start in range(0, len(messages), every):
+            part = messages[start:start + every]
+            outputs: list[Any] = []
+            done = 0
+            for m in part:
+                if m.error():
+                    log.warning("consumer: %s", m.error())
+                    continue
+                done += 1
+                out = handle(m)
+                if out:
+                    outputs.extend(out)
+            self._emit(outputs)
+            n += done
+            self.stats.records += done
+            if self.on_outputs is not None and done:
+                self.on_outputs(part)
+        self._emit(self.tracker.tick())
         if n:
-            self.stats.records += n
             self.stats.batches += 1
-            self.stats.outputs += len(outputs)
-            if self.on_outputs is not None:
-                self.on_outputs(messages)
         self._checkpoint_round()
         return n
 
     # ---- records in, events out ---------------------------------------------------------
+
+    def _emit(self, outputs: list[Any]) -> None:
+        for out in outputs:
+            self._produce(out[0], out[1], out[2] if len(out) > 2 else None)
+        self.producer.poll(0)
+        self.stats.outputs += len(outputs)
 
     def _handle(self, m: Any) -> list[Any]:
         spec = self.topic_names[m.topic()]
@@ -206,11 +241,14 @@ class TrackerWorker:
         if not isinstance(event, spec.events):
             return self._dead(m, ev.DeadLetterKind.INVALID, f"{type(event).__name__} does not belong on {m.topic()}")
         key = m.key()
-        if key is not None and key != event.key.encode():
+        rider_id = event.key
+        if key is not None and key != rider_id.encode():
             return self._dead(m, ev.DeadLetterKind.INVALID,
-                              f"message key {key!r} differs from the event's stream key {event.key!r}")
-        self._rider_partition[event.key] = m.partition()
+                              f"message key {key!r} differs from the event's stream key {rider_id!r}")
+        self._rider_partition[rider_id] = m.partition()
         try:  # a ping's received time is its occurred_at (stream time, not the wall clock)
+            if type(event) is ev.GpsPing:  # the hot path: skip the dispatch
+                return self.tracker.on_ping(event, spec.name, m.offset())
             return self.tracker.on_event(event, spec.name, m.offset())
         except Exception as exc:  # a bug or a poison record: dead-letter it, the stream goes on
             log.exception("tracking %s/%s/%s failed", m.topic(), m.partition(), m.offset())
@@ -235,9 +273,9 @@ class TrackerWorker:
         while True:
             try:
                 if partition is None:
-                    self.producer.produce(topic, value, key, on_delivery=self._delivered)
+                    self.producer.produce(topic, value, key)
                 else:
-                    self.producer.produce(topic, value, key, partition=partition, on_delivery=self._delivered)
+                    self.producer.produce(topic, value, key, partition=partition)
                 return
             except BufferError:  # local queue full: let it drain
                 self.producer.poll(0.05)
@@ -309,7 +347,7 @@ class TrackerWorker:
         tracker = self.tracker
         if self._owned and started - self._last_fleet >= self.fleet_every_s:
             self._last_fleet = started
-            blob = pickle.dumps((tracker.now_s, tracker.fleet), protocol=pickle.HIGHEST_PROTOCOL)
+            blob = pickle.dumps((tracker.now_s, tracker.fleet, STATE_FORMAT), protocol=pickle.HIGHEST_PROTOCOL)
             for p in self._owned:
                 self._send(self.state_topic, FLEET_KEY, blob, p)
         self._flush()
@@ -344,6 +382,14 @@ class TrackerWorker:
         self._owned |= new
         self._last_fleet = 0.0
 
+    def _afresh(self, rider_id: str, plan: ev.RoutePlanned | None) -> RiderLive:
+        """A rider with no usable state: on its last plan, as if the plan had just arrived (its
+        vehicle type comes back with its next shift event)."""
+        self.tracker.riders.pop(rider_id, None)
+        if plan is not None:
+            self.tracker.on_route(plan)
+        return self.tracker.rider(rider_id)
+
     def _restore(self, partition: int) -> None:
         """Load the riders of ``partition`` from the state topic: read it from the beginning up to
         a marker written now (end offsets can be reported short)."""
@@ -372,8 +418,8 @@ class TrackerWorker:
                     if key == MARKER_KEY:
                         found = found or m.value() == marker
                     elif key == FLEET_KEY:
-                        snapshot = pickle.loads(m.value())
-                        if fleet is None or snapshot[0] >= fleet[0]:
+                        snapshot = _fleet_snapshot(m.value())
+                        if snapshot is not None and (fleet is None or snapshot[0] >= fleet[0]):
                             fleet = snapshot
                     elif m.value() is None:
                         riders.pop(key, None)
@@ -383,12 +429,21 @@ class TrackerWorker:
                         riders[key] = m.value()
         finally:
             reader.close()
+        stale = 0
         for key, blob in riders.items():
             rider_plans = pickle.loads(plans[key]) if key in plans else (None, None)
-            r = RiderLive.restore(pickle.loads(blob), rider_plans)
+            try:
+                r = RiderLive.restore(pickle.loads(blob), rider_plans)
+            except Exception as exc:  # noqa: BLE001 - written by another version: start the rider on its plan
+                stale += 1
+                log.debug("tracking: rider %r not restored: %s", key, exc)
+                r = self._afresh(key.decode(), rider_plans[-1])
             self.tracker.riders[r.rider_id] = r
             self._rider_partition[r.rider_id] = partition
             self._plans[r.rider_id] = rider_plans
+        if stale:
+            log.warning("tracking: %d riders of partition %d had state of another version (format != %d); "
+                        "they start afresh on their last plan", stale, partition, STATE_FORMAT)
         if fleet is not None and fleet[0] >= self.tracker.now_s:  # the newest learning of any partition
             self.tracker.fleet = fleet[1]
             self.tracker.now_s = fleet[0]

@@ -45,6 +45,20 @@ def test_flat_reader_equals_fastavro_on_pings() -> None:
         assert CODEC.decode(data) == _fastavro(ping) == ping
 
 
+def test_timestamps_are_exact_to_the_millisecond_on_both_sides_of_the_fast_span() -> None:
+    """Inside 1970-2106 the reader takes datetime.fromtimestamp(ms / 1000): every millisecond must
+    come back exact, at the span's edges and anywhere inside it (20,000 random ones)."""
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    rng = random.Random(11)
+    edge = 2**32 * 1000
+    millis = [0, 1, -1, 999, 1000, edge - 1, edge, edge + 1, -(10**12), 253402300799999]
+    millis += [rng.randrange(0, edge) for _ in range(20000)]
+    for ms in millis:
+        t = epoch + timedelta(milliseconds=ms)
+        e = ev.EtaUpdated(event_id="e", occurred_at=t, order_id="o", rider_id="r", route_id="x", eta_p50=t, eta_p90=t)
+        assert CODEC.decode(CODEC.encode(e)).eta_p50 == t, ms
+
+
 def test_flat_reader_equals_fastavro_on_the_other_flat_events() -> None:
     t = T0
     events = [

@@ -3,6 +3,7 @@ service times and waits, the p50-p90 band and its calibration, rider pace, when 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from datetime import UTC, datetime, timedelta
@@ -200,6 +201,21 @@ def test_update_emits_only_what_moved_and_due_limits_the_work() -> None:
     assert [e.index for e in out] == [0, 1, 2, 3, 4]  # stuck for 15 minutes: everything moved
     state, _, _ = eta.arrived(state, 0, at(12) + 1000, model)
     assert eta.due(state, at(12) + 1001, POINTS[0])  # a completed stop is reflected at once
+
+
+@pytest.mark.parametrize("lat", [0.0, 12.97, 52.5, 69.6])
+def test_due_after_a_move_agrees_with_the_great_circle_at_the_threshold(lat: float) -> None:
+    # due() screens most pings with a cheaper bound before the great circle: the bound must never
+    # hide a move of moved_m, whatever the direction and latitude
+    route = eta.eta_route(planned(POINTS), "scooter", {})
+    origin = (lat, 77.5946)
+    state = dataclasses.replace(eta.start_route(route, at(12)), computed_at_s=at(12), computed_at=origin)
+    moved = eta.EmitParams().moved_m
+    for bearing in range(0, 360, 15):
+        for metres in (moved - 0.5, moved + 0.5):
+            north, east = metres * math.cos(math.radians(bearing)), metres * math.sin(math.radians(bearing))
+            here = offset(north, east, origin)
+            assert eta.due(state, at(12) + 10, here) == (haversine_m(origin, here) >= moved), (bearing, metres)
 
 
 def _true_seconds(a: tuple[float, float], b: tuple[float, float], zone: tuple[float, float], hour: int) -> float:

@@ -356,6 +356,16 @@ def test_far_pings_and_out_of_order_pings_leave_the_state_untouched() -> None:
     assert after is rider and events == []
 
 
+def test_a_ping_near_a_fence_but_outside_its_enter_radius_leaves_the_state_untouched() -> None:
+    rider = on_route()
+    near = offset(90, 0, STOPS[0])  # beyond 50 m + accuracy, within the fence's indexed cells
+    assert FENCES.by_cell.get(gf.h3_int.latlng_to_cell(*near, FENCES.resolution))
+    after, events = feed([ping(0, near)], rider)
+    assert after is rider and events == []
+    after, _ = feed([ping(10, offset(20, 0, STOPS[0]))], rider)
+    assert [type(s) for s in after.active] == [gf.Entering]
+
+
 def test_the_h3_index_finds_every_fence_within_its_widest_enter_radius() -> None:
     rng = random.Random(2)
     reach = P.stop_enter_radius_m + P.accuracy_bonus_cap_m
@@ -437,3 +447,37 @@ def test_zone_buffer_ring_keeps_a_rider_inside_but_does_not_let_one_in() -> None
     bad = [ping(400 + 10 * i, offset(-1500, 0, offset(5000, 5000)), accuracy=200.0) for i in range(5)]
     after, events = feed_zones(bad, rider)
     assert events == [] and after is rider  # poor fixes are no evidence
+
+
+def test_the_zone_bounds_skip_no_ping_that_the_cell_lookup_would_find() -> None:
+    """The bounding box only saves cell lookups: outcomes equal those of an index without it, also
+    for a coarse zone (its cells are parents of the finest level's) and pings all around the edges."""
+    big = gf.zone_from_polygon("ward", square(offset(5000, 5000), 2500))
+    index = gf.zone_index([MARKET, big])
+    assert len(index.levels) == 2
+    unbounded = gf.ZoneIndex(zones=index.zones, levels=index.levels)
+    assert unbounded.bounds == (-90.0, 90.0, -180.0, 180.0)
+    south, north, west, east = index.bounds
+    assert west < offset(5000, 2600)[1] and offset(5000, 7400)[1] < east  # the wide zone is in the box...
+    assert offset(5000, 11_000)[1] > east  # ...and a ping 3.5 km beyond it is outside
+    rng = random.Random(5)
+    rider = plain = gf.RiderZones(rider_id=RIDER)
+    found = outside = 0
+    t = 0.0
+    for _ in range(300):  # short stays in and out of both zones and on both sides of the box's edges
+        spot = rng.uniform(-1000, 11_000), rng.uniform(-1000, 11_000)
+        for _ in range(rng.randint(1, 5)):
+            t += 10
+            p = ping(t, offset(spot[0] + rng.gauss(0, 30), spot[1] + rng.gauss(0, 30)),
+                     accuracy=rng.choice([None, 8.0, 150.0]))
+            rider, events = gf.on_ping_zones(rider, index, p, ZP)
+            plain, expected = gf.on_ping_zones(plain, unbounded, p, ZP)
+            assert (rider, events) == (plain, expected)
+            found += len(events)
+            outside += not (south <= p.lat <= north and west <= p.lon <= east)
+    assert found > 50 and outside > 200
+
+
+def test_zone_bounds_fall_back_to_the_globe_across_the_antimeridian() -> None:
+    date_line = gf.zone_from_polygon("fiji", [(-17.0, 179.99), (-17.0, -179.99), (-16.99, -179.99), (-16.99, 179.99)])
+    assert gf.zone_index([date_line]).bounds == (-90.0, 90.0, -180.0, 180.0)

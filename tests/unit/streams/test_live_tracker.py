@@ -14,7 +14,8 @@ from schemas import events as ev
 from schemas import topics as tp
 from simulator.truth import GroundTruthDay, truth_day
 from streams import geofence
-from streams.tracker import RiderLive, Tracker, TrackerParams, events_of
+from streams.tracker import STATE_FORMAT, RiderLive, StaleState, Tracker, TrackerParams, events_of
+from streams.tracker_worker import _fleet_snapshot
 
 
 def _shift(day: GroundTruthDay) -> list[ev.RiderShiftStarted]:
@@ -150,3 +151,20 @@ def test_a_snapshot_and_its_plan_restore_the_rider(day: GroundTruthDay) -> None:
     other = dataclasses.replace(rider.route, route_id="newer")
     orphan = RiderLive.restore(snap, (None, other))
     assert orphan.route is None and orphan.eta is None and orphan.device == rider.device
+
+
+def test_state_written_by_another_version_is_refused_not_misread(day: GroundTruthDay) -> None:
+    """A worker upgraded over a checkpoint of other state classes must not load it as its own."""
+    tracker = Tracker()
+    _feed(tracker, day, slice(0, len(day.pings) // 4))
+    rider = tracker.riders[day.riders[0].rider_id]
+    old = rider.snapshot()
+    old["format"] = STATE_FORMAT - 1
+    with pytest.raises(StaleState, match=f"format {STATE_FORMAT - 1}"):
+        RiderLive.restore(old, (None, rider.route))
+    del old["format"]  # written before formats were recorded
+    with pytest.raises(StaleState):
+        RiderLive.restore(old, (None, rider.route))
+    # the fleet's learning: the current format loads, an older layout is dropped (learning starts over)
+    assert _fleet_snapshot(pickle.dumps((5.0, tracker.fleet, STATE_FORMAT)))[1].model == tracker.fleet.model
+    assert _fleet_snapshot(pickle.dumps((5.0, tracker.fleet))) is None

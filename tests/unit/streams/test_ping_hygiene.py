@@ -94,6 +94,18 @@ def test_a_resent_ping_is_a_duplicate_and_changes_nothing() -> None:
     assert hy.screen(state, new_id_same_fix)[1].reason is Drop.DUPLICATE
 
 
+@pytest.mark.parametrize("sent_before", [5, 7, 8, 9, 12])  # the memory at different points of its turnover
+def test_a_resend_is_recognised_among_the_last_dedupe_window_pings_only(sent_before: int) -> None:
+    params = hy.HygieneParams(dedupe_window=4)
+    sent = [ping(5 * i, at(25 * i, 0)) for i in range(sent_before)]
+    state, _ = feed(device(), sent, params)
+
+    for back in range(1, 5):
+        assert hy.screen(state, sent[-back], params)[1].reason is Drop.DUPLICATE
+    forgotten, verdict = hy.screen(state, sent[-5], params)  # beyond the window: judged by its time alone
+    assert verdict.reason is Drop.OUT_OF_ORDER and forgotten.heard_s == state.heard_s
+
+
 def test_a_ping_older_than_the_last_fix_within_the_late_window_is_out_of_order() -> None:
     state, verdicts = feed(device(), [ping(0, at(0, 0)), ping(10, at(50, 0)), ping(5, at(25, 0))])
     assert reasons(verdicts) == [None, None, Drop.OUT_OF_ORDER]

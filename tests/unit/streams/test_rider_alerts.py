@@ -353,6 +353,17 @@ def test_sla_breach_fires_once_when_the_window_ends_without_delivery() -> None:
     assert [a for a in rider.tick(2010) if a.kind is K.SLA_BREACH] == []
 
 
+def test_sla_breach_of_a_later_stop_whose_window_ends_first() -> None:
+    # windows need not end in stop order: the tick's "no window ended yet" shortcut takes the earliest
+    windows = {"ord-1": (S0, S0 + 3600.0), "ord-2": (S0, S0 + 1200.0), "ord-3": (S0, S0 + 3600.0)}
+    route = al.alert_route(eta.eta_route(plan(), ev.VehicleType.SCOOTER, windows), HUB)
+    state = al.on_fence(al.start_route(on_the_road(planned=False), route, S0), fence(gf.Departure, "hub-1", 0))
+    device = hy.DeviceState(rider_id=RIDER, heard_s=S0 + 1190)
+    assert al.on_tick(state, device, S0 + 1190)[1] == ()
+    _, out = al.on_tick(state, device, S0 + 1210)
+    assert kinds(out) == [K.SLA_BREACH] and out[0].order_id == "ord-2"
+
+
 def test_arriving_within_the_window_keeps_the_promise_while_the_attempt_goes_on() -> None:
     state = al.on_fence(on_the_road(), fence(gf.Arrival, "ord-1", 1700))
     device = hy.DeviceState(rider_id=RIDER, heard_s=S0 + 1900)
