@@ -15,7 +15,7 @@ class InvalidEvent(ValueError):
 
 
 def _lat_lon(name: str, lat: float, lon: float) -> None:
-    if not (math.isfinite(lat) and -90.0 <= lat <= 90.0) or not (math.isfinite(lon) and -180.0 <= lon <= 180.0):
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):  # NaN and infinities compare False
         raise InvalidEvent(f"{name}: lat/lon ({lat}, {lon}) out of range")
 
 
@@ -44,6 +44,10 @@ def check(event: ev.Event) -> None:
     if event.occurred_at.tzinfo is None:
         raise InvalidEvent(f"{type(event).__name__}.occurred_at must be timezone-aware UTC")
     match event:
+        case ev.GpsPing():  # first: most events are pings
+            _lat_lon("ping", event.lat, event.lon)
+            if event.accuracy_m is not None and not event.accuracy_m >= 0:
+                raise InvalidEvent(f"accuracy_m must be >= 0, got {event.accuracy_m}")
         case ev.OrderCreated():
             _lat_lon("drop", event.drop.lat, event.drop.lon)
             if event.pickup is not None:
@@ -63,10 +67,6 @@ def check(event: ev.Event) -> None:
             for value in (event.capacity_weight_kg, event.capacity_volume_l, event.capacity_units):
                 if not (value >= 0 and math.isfinite(value)):
                     raise InvalidEvent(f"capacities must be finite and >= 0, got {value}")
-        case ev.GpsPing():
-            _lat_lon("ping", event.lat, event.lon)
-            if event.accuracy_m is not None and not event.accuracy_m >= 0:
-                raise InvalidEvent(f"accuracy_m must be >= 0, got {event.accuracy_m}")
         case ev.RoutePlanned():
             for stop in event.stops:
                 _lat_lon(f"stop {stop.order_id}", stop.lat, stop.lon)
