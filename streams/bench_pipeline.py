@@ -12,8 +12,9 @@ late and out-of-order fixes):
    record done, final checkpoint included;
 3. **latency** (``p99_latency_ms``): a second day (the next one, so the riders' clocks move on)
    is produced by another process at half the measured throughput while the same worker runs;
-   a ping's latency is from its produce time (the message's CreateTime) to the moment its
-   batch's outputs were handed to the producer (librdkafka sends them within ``linger.ms``, 2).
+   a ping's latency is from its produce time (the message's CreateTime) to the moment the
+   outputs of its slice of the batch (``TrackerWorker.emit_every`` records) were handed to the
+   producer (librdkafka sends them within ``linger.ms``, 2).
 """
 
 from __future__ import annotations

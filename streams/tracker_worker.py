@@ -3,8 +3,9 @@
 Why not one Faust agent per ping: on this machine Faust's per-event stream path delivered 4-5k
 events/s doing nothing at all (faust-streaming 0.15.3 on the embedded broker), a Faust table write
 per event about 3k/s, and the target is 20k pings/s. So the hot path is a plain batched
-consumer: fetch up to ``batch`` records, decode them with fastavro, fold them into the tracker,
-produce what it returns, and checkpoint. It runs inside the Faust worker process (a thread
+consumer: fetch up to ``batch`` records, decode them (the codec; pings by its generated flat reader), fold them into the tracker,
+produce what it returns (every ``emit_every`` records, so a large fetch does not hold back the
+first pings' ETAs), and checkpoint. It runs inside the Faust worker process (a thread
 started by ``streams.agents.tracking``) or on its own (``milestream bench pipeline``).
 
 **Durable state, nothing lost, nothing counted twice.** Riders are partitioned by the murmur2
