@@ -65,9 +65,9 @@ DEAD_LETTER = TopicSpec(name="dead-letter", key="source_key", events=(ev.DeadLet
 DISPATCH_QUEUE = TopicSpec(
     name="dispatch-queue", key="hub_id",
     events=(ev.OrderCreated, ev.OrderCancelled, ev.StatusChanged, ev.RiderShiftStarted, ev.RiderShiftEnded,
-            ev.EtaUpdated),
-    doc="Internal: order and shift events, and ETAs past their window, re-keyed by hub for the dispatcher "
-        "(plans and re-plans).",
+            ev.EtaUpdated, ev.AlertRaised, ev.GpsPing),
+    doc="Internal: order and shift events, ETAs past their window, riders gone offline and their first fix "
+        "back, re-keyed by hub for the dispatcher (plans and re-plans).",
 )
 
 ALL: tuple[TopicSpec, ...] = (INBOX, ORDERS, RIDERS, GPS, ROUTES, TRACKING, ETAS, ALERTS, NOTIFICATIONS, DEAD_LETTER,

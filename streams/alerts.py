@@ -21,6 +21,9 @@ the hub or on a break. So the state tracks the rider's :class:`Task` from shift,
   spanning 10 s (a lone GPS speed spike is not speeding). Warning; critical at 1.25x the limit.
 - **device_silent** (on shift, not on a break): :func:`streams.hygiene.is_silent`, checked on a
   timer. Critical while out on the route, else warning.
+- **rider_offline** (out on the route): silent for ``offline_s`` (5 min). Critical; the tracker
+  also hands it to the dispatcher, which gives the stops not started to other riders. It ends
+  with the device's next accepted fix (:func:`back_online`), which the dispatcher hears too.
 
 Speed limits per vehicle type (configurable, :data:`SPEED_LIMIT_KMH`): bike 25 km/h (the
 e-bike assistance cap), scooter 60, van 70, car 80: urban company policy, not road law.
@@ -72,8 +75,8 @@ from streams.hygiene import DeviceState, HygieneParams, is_silent
 from streams.ids import derived_id
 
 __all__ = [
-    "SPEED_LIMIT_KMH", "Alert", "AlertKind", "AlertParams", "AlertRoute", "AlertState", "Progress", "Segment", "Task",
-    "Watch", "alert_event", "alert_route", "end_break", "end_shift", "on_etas", "on_fence", "on_ping", "on_tick",
+    "OFFLINE", "SPEED_LIMIT_KMH", "Alert", "AlertKind", "AlertParams", "AlertRoute", "AlertState", "Progress", "Segment", "Task",
+    "Watch", "alert_event", "alert_route", "back_online", "end_break", "end_shift", "on_etas", "on_fence", "on_ping", "on_tick",
     "start_break", "start_route", "start_shift", "stop_closed",
 ]
 
@@ -97,14 +100,16 @@ class AlertKind(enum.StrEnum):
     ROUTE_DEVIATION = "route_deviation"
     OVERSPEED = "overspeed"
     DEVICE_SILENT = "device_silent"
+    RIDER_OFFLINE = "rider_offline"
 
 
 K = AlertKind
 _TASK_BOUND = (K.IDLE, K.WAITING_AT_CUSTOMER, K.ROUTE_DEVIATION)  # end with the task they belong to
 # Rider-level keys and tasks as module constants: on the per-ping path an enum member lookup
 # (``K.IDLE``, ~120 ns on 3.11) costs more than the comparison it feeds.
-_OVERSPEED, _IDLE, _DEVIATION, _SILENT, _WAITING = (
-    K.OVERSPEED.value, K.IDLE.value, K.ROUTE_DEVIATION.value, K.DEVICE_SILENT.value, K.WAITING_AT_CUSTOMER.value)
+_OVERSPEED, _IDLE, _DEVIATION, _SILENT, _WAITING, OFFLINE = (
+    K.OVERSPEED.value, K.IDLE.value, K.ROUTE_DEVIATION.value, K.DEVICE_SILENT.value, K.WAITING_AT_CUSTOMER.value,
+    K.RIDER_OFFLINE.value)
 
 SPEED_LIMIT_KMH: Mapping[str, float] = MappingProxyType({
     VehicleType.BIKE: 25.0,
@@ -137,6 +142,7 @@ class AlertParams:
     delay_critical_s: float = 900.0
     sla_grace_s: float = 0.0
     rearm_s: float = 600.0
+    offline_s: float = 300.0  # silent this long out on the route: offline, its stops not started re-planned
     hygiene: HygieneParams = HYGIENE_DEFAULTS  # one definition of "silent": the worker's hygiene params
 
 
@@ -485,6 +491,11 @@ def on_etas(state: AlertState, etas: Iterable[StopEta],
     return _settle(state, fired, ends, now, params)
 
 
+def back_online(state: AlertState, at_s: float, params: AlertParams = DEFAULT_PARAMS) -> AlertState:
+    """An accepted fix after a rider_offline alert: the episode ends (the caller tells the dispatcher)."""
+    return _settle(state, (), (OFFLINE,), at_s, params)[0] if OFFLINE in state.raised else state
+
+
 def on_tick(state: AlertState, device: DeviceState, now_s: float,
             params: AlertParams = DEFAULT_PARAMS) -> tuple[AlertState, tuple[Alert, ...]]:
     """The rules that time alone triggers: device silent, SLA breach, waiting at the customer."""
@@ -500,11 +511,15 @@ def on_tick(state: AlertState, device: DeviceState, now_s: float,
     silent = is_silent(device, now_s, params.hygiene) if heard is not None \
         else now_s - p.shift_s >= params.hygiene.silent_after_s
     if silent:
+        out = task in (Task.DRIVING, Task.AT_STOP)
+        quiet = now_s - (p.shift_s if heard is None else heard)
         if task is not _BREAK and _SILENT not in raised and _armed(state, _SILENT, now_s, params):
-            out = task in (Task.DRIVING, Task.AT_STOP)
-            quiet = now_s - (p.shift_s if heard is None else heard)
             fired.append(_alert(state, K.DEVICE_SILENT, Severity.CRITICAL if out else Severity.WARNING, now_s,
                                 f"no ping for {quiet / 60:.0f} min"))
+        if out and quiet >= params.offline_s and OFFLINE not in raised and _armed(state, OFFLINE, now_s, params):
+            fired.append(_alert(state, K.RIDER_OFFLINE, Severity.CRITICAL, now_s,
+                                f"no ping for {quiet / 60:.0f} min out on the route: its stops not started go to "
+                                "other riders"))
     elif _SILENT in raised:
         ends.append(_SILENT)
 

@@ -72,7 +72,7 @@ class HubPool:
 
 
 def on_event(pool: HubPool, event: ev.Event) -> HubPool:
-    if isinstance(event, ev.EtaUpdated):  # for the re-planner (streams.replan), nothing for the pool
+    if isinstance(event, ev.EtaUpdated | ev.AlertRaised | ev.GpsPing):  # for the re-planner (streams.replan) only
         return pool
     clock = max(pool.clock, event.occurred_at) if pool.clock else event.occurred_at
     pending, free, taken = pool.pending, pool.free, pool.taken
@@ -98,6 +98,16 @@ def on_event(pool: HubPool, event: ev.Event) -> HubPool:
             free = {k: v for k, v in free.items() if k != event.rider_id}
     return dataclasses.replace(pool, pending=pending, free=free, taken=taken, clock=clock, version=pool.version + 1,
                                last_event_id=event.event_id)
+
+
+def give_back(pool: HubPool, orders: Iterable[PendingOrder]) -> HubPool:
+    """Orders a re-plan dropped from a route (an offline rider's, say, that no rider on a route
+    could take): pending again, so a free rider's plan may take them."""
+    back = {o.order_id: o for o in orders}
+    if not back:
+        return pool
+    return dataclasses.replace(pool, pending={**pool.pending, **back}, taken=pool.taken - back.keys(),
+                               version=pool.version + 1)
 
 
 def take(pool: HubPool, order_ids: Iterable[str]) -> HubPool:

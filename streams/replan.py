@@ -11,7 +11,8 @@ Five events re-plan routes already being driven:
   their latest position, that can carry it and have the skills (``Changes.new_jobs``);
 - **delay** (``EtaUpdated`` whose p50 is more than ``late_after_s`` past the window end): once
   per order, so a stop that stays late does not re-plan its rider over and over;
-- **rider offline** (no accepted fix for ``offline_after_s``, or a shift ended with stops left):
+- **rider offline** (no accepted fix for ``offline_after_s``, the tracker's ``rider_offline``
+  alert (silent 5 min out on the route), or a shift ended with stops left):
   the rider keeps only the stop being served; the stops not started go to the nearest riders.
 
 Triggers wait in :attr:`ReplanState.pending`; :func:`due` merges those that share riders into one
@@ -22,8 +23,8 @@ whose result comes back stale (the rider got a new route meanwhile) or that fail
 (:func:`abandon`) puts its triggers back.
 
 The dispatch agent keeps this state beside dispatch's pool (:class:`Hub`, fed the dispatch-queue
-events and dispatch's own routes; positions come from status changes with a location, as it
-reads no GPS, and delays from ``EtaUpdated`` do not reach it). The solve itself
+events and dispatch's own routes; positions come from status changes with a location and from
+the tracker's forwarded first fix of a rider back from offline, as it reads no GPS). The solve itself
 (:func:`solver.reoptimise.reoptimise` on the request's situation, changes and policy) is the
 caller's business, off the event loop; :func:`apply_result` turns its solution into
 new route plans and unassignable orders (plain records the agent turns into events), with the
@@ -47,6 +48,7 @@ from schemas import events as ev
 from solver.model import Job, Problem, Route, Solution, Vehicle, haversine_m
 from solver.reoptimise import Changes, Policy, Rider, RouteChange, Situation, build, diff
 from streams import dispatch
+from streams.alerts import AlertKind
 from streams.dispatch import VEHICLE_SPEED_MPS, FreeRider, HubPool, PendingOrder
 from streams.ids import derived_id
 
@@ -235,6 +237,8 @@ def on_event(state: ReplanState, event: ev.Event, params: ReplanParams = DEFAULT
             return dataclasses.replace(state, riders={**state.riders, event.rider_id: rider})
         case ev.RiderShiftEnded() if event.rider_id in state.riders:
             return _shift_ended(state, event, params)
+        case ev.AlertRaised() if event.kind == AlertKind.RIDER_OFFLINE and event.rider_id in state.plans:
+            return _offline_alert(state, event, params)
         case ev.EtaUpdated():
             return _eta(state, event, params)
     return state
@@ -339,6 +343,16 @@ def _shift_ended(state: ReplanState, e: ev.RiderShiftEnded, params: ReplanParams
                                    plans=_without(state.plans, e.rider_id))
     # Stops left: redistributed like an offline rider's, who keeps the stop being served.
     return _go_offline(state, e.rider_id, _secs(e.occurred_at), params, f"shift ended ({e.reason})")
+
+
+def _offline_alert(state: ReplanState, e: ev.AlertRaised, params: ReplanParams) -> ReplanState:
+    """The tracker saw the rider's device silent out on the route (dispatch reads no GPS itself)."""
+    assert e.rider_id is not None
+    if e.rider_id in state.offline:
+        return state
+    if not _released(state, state.plans[e.rider_id]):  # nothing to hand over; no new work meanwhile
+        return dataclasses.replace(state, offline=state.offline | {e.rider_id})
+    return _go_offline(state, e.rider_id, _secs(e.occurred_at), params, e.message)
 
 
 def _eta(state: ReplanState, e: ev.EtaUpdated, params: ReplanParams) -> ReplanState:
@@ -595,6 +609,8 @@ def on_hub_event(hub: Hub, event: ev.Event, params: ReplanParams = DISPATCH_PARA
     if isinstance(event, ev.StatusChanged) and event.rider_id and event.location is not None:
         routes = on_fixes(routes, {event.rider_id: Fix(event.location.lat, event.location.lon,
                                                        _secs(event.occurred_at))})
+    elif isinstance(event, ev.GpsPing):  # a device back after an offline alert (the tracker forwards it)
+        routes = on_fixes(routes, {event.rider_id: Fix(event.lat, event.lon, _secs(event.device_time))})
     return dataclasses.replace(hub, pool=dispatch.on_event(hub.pool, event), routes=routes)
 
 
@@ -626,11 +642,13 @@ def finish_replan(hub: Hub, request: ReplanRequest, solution: Solution, now: flo
                   params: ReplanParams = DISPATCH_PARAMS) -> tuple[Hub, ReplanOutcome, Published]:
     """Apply the solver's answer (to the hub as it is now) and say what to publish: a route per
     changed rider with the re-plan's reason, an assignment per stop new to its rider (an urgent
-    order leaves dispatch's pool with it), an alert per order dropped from a route."""
+    order leaves dispatch's pool with it), an alert per order dropped from a route (it goes back to
+    dispatch's pool, where a free rider's plan may take it)."""
     before = {r: set(p.stops) | ({p.started} if p.started else set()) for r, p in hub.routes.plans.items()}
     routes, outcome = apply_result(hub.routes, request, solution, now, params)
     placed = {s.order_id for p in outcome.plans for s in p.stops}
-    hub = dataclasses.replace(hub, pool=dispatch.take(hub.pool, placed), routes=routes,
+    dropped = [routes.orders[u.order_id] for u in outcome.unassignable if u.order_id in routes.orders]
+    hub = dataclasses.replace(hub, pool=dispatch.give_back(dispatch.take(hub.pool, placed), dropped), routes=routes,
                               solving=tuple(r for r in hub.solving if r.request_id != request.request_id))
     at = _dt(now)
     assignments: list[ev.OrderAssigned] = []
@@ -658,7 +676,7 @@ def finish_replan(hub: Hub, request: ReplanRequest, solution: Solution, now: flo
                        subject_id=u.order_id, kind="replan_dropped_order", severity=ev.Severity.WARNING,
                        rider_id=u.previous_rider, order_id=u.order_id,
                        message=f"order {u.order_id} dropped from {u.previous_rider}'s route by a re-plan "
-                               f"({request.reason}): {u.reason}")
+                               f"({request.reason}): {u.reason}; back with dispatch for a free rider")
         for u in outcome.unassignable)
     return hub, outcome, Published(assignments=tuple(assignments), routes=tuple(planned), alerts=alerts)
 

@@ -11,7 +11,9 @@ tell each other:
 - estimates are recomputed when :func:`streams.eta.due` says so and emitted when they moved
   (:func:`streams.eta.should_emit`); the emitted ones feed the delay-risk alert, and those past
   their window also go to the hub's dispatcher, which re-plans a rider who is late enough;
-- time-only rules (device silent, SLA breach, waiting at the customer) run on :meth:`Tracker.tick`.
+- time-only rules (device silent, SLA breach, waiting at the customer) run on :meth:`Tracker.tick`;
+  a rider offline (silent out on the route) goes to the hub's dispatcher too, and so does the
+  device's first accepted fix when it is back.
 
 Time is **stream time**: device times for what a ping says, the largest receive time seen for
 "now". Nothing reads the wall clock, so a replay after a crash, or a simulated day played fast,
@@ -286,6 +288,10 @@ class Tracker:
         assert fix is not None
         t = fix[0]
         pos = (fix[1], fix[2])
+        if alerts.OFFLINE in r.alert.raised:  # back after an offline alert: the dispatcher hears it (its fix)
+            r.alert = alerts.back_online(r.alert, t, params.alerts)
+            if r.route is not None:
+                out.append((tp.DISPATCH_QUEUE, ping, r.route.hub_id))
         a = r.anchor
         if a is None or verdict.reanchored or t - a[0] >= SEGMENT_MIN_S:  # most pings extend the segment
             self._speed_sample(r, t, pos, ping.accuracy_m or 0.0, verdict.reanchored, recv)
@@ -325,7 +331,11 @@ class Tracker:
             if state is not r.alert:
                 r.alert = state
                 self.dirty.add(r.rider_id)
-            out.extend((tp.ALERTS, alerts.alert_event(a)) for a in fired)
+            for a in fired:
+                event = alerts.alert_event(a)
+                out.append((tp.ALERTS, event))
+                if a.kind is alerts.AlertKind.RIDER_OFFLINE and r.route is not None:  # dispatch re-plans its stops
+                    out.append((tp.DISPATCH_QUEUE, event, r.route.hub_id))
         return out
 
     # ---- internals ------------------------------------------------------------------------

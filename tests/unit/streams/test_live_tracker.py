@@ -13,7 +13,7 @@ import pytest
 from schemas import events as ev
 from schemas import topics as tp
 from simulator.truth import GroundTruthDay, truth_day
-from streams import geofence
+from streams import alerts, geofence
 from streams.tracker import STATE_FORMAT, RiderLive, StaleState, Tracker, TrackerParams, events_of
 from streams.tracker_worker import _fleet_snapshot
 
@@ -168,3 +168,28 @@ def test_state_written_by_another_version_is_refused_not_misread(day: GroundTrut
     # the fleet's learning: the current format loads, an older layout is dropped (learning starts over)
     assert _fleet_snapshot(pickle.dumps((5.0, tracker.fleet, STATE_FORMAT)))[1].model == tracker.fleet.model
     assert _fleet_snapshot(pickle.dumps((5.0, tracker.fleet))) is None
+
+
+def test_a_rider_silent_out_on_the_route_goes_to_the_dispatcher_and_so_does_its_first_fix_back(
+        day: GroundTruthDay) -> None:
+    tracker = Tracker()
+    quiet = day.riders[0].rider_id
+    hub = day.riders[0].route.hub_id
+    out = _feed(tracker, day, slice(0, 0))
+    pings = list(enumerate(day.pings))
+    k = len(pings) // 3
+    while not (pings[k][1].ping.rider_id == quiet and tracker.riders[quiet].alert.progress.task is alerts.Task.DRIVING):
+        out += tracker.on_ping(pings[k][1].ping, "gps", k, pings[k][1].received_s)
+        k += 1
+    silent_until = day.pings[k].received_s + 480  # the device drops out for 8 minutes
+    for i, o in pings[k:]:
+        if o.ping.rider_id != quiet or o.received_s >= silent_until:  # the other rider moves stream time on
+            out += tracker.on_ping(o.ping, "gps", i, o.received_s)
+    offline = [e for e in events_of(out, tp.ALERTS) if e.kind == "rider_offline"]
+    assert [e.rider_id for e in offline] == [quiet]
+    forwarded = [(o[1], o[2]) for o in out if o[0] is tp.DISPATCH_QUEUE and not isinstance(o[1], ev.EtaUpdated)
+                 and o[1].rider_id == quiet]
+    assert [type(e) for e, _ in forwarded] == [ev.AlertRaised, ev.GpsPing]  # once each
+    assert forwarded[0] == (offline[0], hub) and forwarded[1][1] == hub
+    back = next(o.ping for _, o in pings[k:] if o.ping.rider_id == quiet and o.received_s >= silent_until)
+    assert forwarded[1][0].device_time >= back.device_time

@@ -113,6 +113,24 @@ def test_an_urgent_order_placed_by_a_replan_is_assigned_and_leaves_dispatchs_poo
     assert again.pool.pending == {}
 
 
+def test_an_offline_riders_stops_no_rider_on_a_route_takes_go_back_to_dispatch_for_a_free_rider() -> None:
+    hub = fold(dispatched(), ev.AlertRaised(
+        event_id="off-a", occurred_at=at(400), subject_id="a", kind="rider_offline", severity=ev.Severity.CRITICAL,
+        rider_id="a", message="no ping for 5 min out on the route"))
+    hub, (request,) = rp.start_replans(hub, ts(401))
+    assert request.offline == ("a",) and request.riders == ("b",)
+    # b's route has no room for them (the solver leaves them out): a's stops are dropped...
+    unplaced = sm.Solution(routes=solution(b=("o4",)).routes,
+                           unassigned=tuple(sm.Unassigned(job_id=o, reason="no capacity") for o in ("o1", "o2", "o3")))
+    hub, outcome, out = rp.finish_replan(hub, request, unplaced, ts(402))
+    assert {u.order_id for u in outcome.unassignable} == {"o1", "o2", "o3"}
+    assert all("back with dispatch" in a.message for a in out.alerts) and len(out.alerts) == 3
+    assert [r.stops for r in out.routes if r.rider_id == "a"] == [()]
+    # ...back in dispatch's pool: a rider starting a shift now gets them planned
+    assert set(hub.pool.pending) == {"o1", "o2", "o3"} and not hub.pool.taken & {"o1", "o2", "o3"}
+    assert rp.on_hub_event(hub, shift("c")).pool.ready
+
+
 def test_a_solve_cut_short_gives_its_triggers_back() -> None:
     hub = fold(dispatched(), status("o4", S.FAILED, "b", 700, reason="address not found"))
     started, (request,) = rp.start_replans(hub, ts(701))

@@ -391,6 +391,24 @@ def test_a_silent_device_alerts_once_by_task_and_ends_when_heard() -> None:
     assert out == ()
 
 
+def test_a_rider_silent_five_minutes_out_on_the_route_is_offline_until_the_next_fix() -> None:
+    rider = Rider(on_the_road())
+    rider.ping(0, 0, 0)
+    assert kinds(rider.tick(130)) == [K.DEVICE_SILENT]
+    assert rider.tick(290) == []  # silent, not yet offline
+    out = rider.tick(310) + rider.tick(400)
+    assert kinds(out) == [K.RIDER_OFFLINE] and out[0].severity is ev.Severity.CRITICAL
+    assert "5 min" in out[0].message
+    back = al.back_online(rider.state, S0 + 420)
+    assert al.OFFLINE not in back.raised and al.back_online(back, S0 + 425) is back
+    # at the hub or on a break a quiet device is no lost rider
+    at_hub = al.on_fence(on_the_road(), fence(gf.Arrival, "hub-1", 0))
+    _, out = al.on_tick(at_hub, hy.DeviceState(rider_id=RIDER, heard_s=S0), S0 + 900)
+    assert kinds(out) == [K.DEVICE_SILENT]
+    _, out = al.on_tick(al.start_break(on_the_road(), S0), hy.DeviceState(rider_id=RIDER, heard_s=S0), S0 + 900)
+    assert out == ()
+
+
 def test_a_device_never_heard_is_silent_since_the_shift_began() -> None:
     state = al.start_shift(al.AlertState(rider_id=RIDER), ev.VehicleType.BIKE, S0)
     device = hy.DeviceState(rider_id=RIDER)
