@@ -64,18 +64,23 @@ def _setup_events(day: GroundTruthDay) -> list[tuple[tp.TopicSpec, ev.Event]]:
     return out
 
 
-def _produce(settings: Settings, events: Sequence[tuple[tp.TopicSpec, ev.Event]], rate: float | None = None,
-             progress: Callable[[int], None] | None = None) -> None:
+def _produce(settings: Settings, events: Sequence[tuple[tp.TopicSpec, ev.Event]], rate: float | None = None) -> None:
+    codec = Codec()
+    names = {s.name: settings.topic(s.name) for s in TOPICS}
+    _produce_encoded(settings, [(names[s.name], e.key.encode(), codec.encode(e, names[s.name])) for s, e in events],
+                     rate)
+
+
+def _produce_encoded(settings: Settings, messages: Sequence[tuple[str, bytes, bytes]], rate: float | None = None) -> None:
+    """(topic, key, value) messages, as fast as they go or paced at ``rate`` a second (through the
+    device gateway's batching, ``LIVE_LINGER_MS``)."""
     from confluent_kafka import Producer
 
-    codec = Codec()
     producer = Producer(producer_config(settings, **{"linger.ms": 5 if rate is None else LIVE_LINGER_MS,
                                                      "socket.nagle.disable": True,
                                                      "queue.buffering.max.messages": 2_000_000}))
-    names = {s.name: settings.topic(s.name) for s in TOPICS}
-    encoded = [(names[s.name], e.key.encode(), codec.encode(e, names[s.name])) for s, e in events]
     started = time.perf_counter()
-    for i, (topic, key, value) in enumerate(encoded):
+    for i, (topic, key, value) in enumerate(messages):
         if rate is not None:
             wait = started + i / rate - time.perf_counter()
             if wait > 0.002:
@@ -89,22 +94,6 @@ def _produce(settings: Settings, events: Sequence[tuple[tp.TopicSpec, ev.Event]]
                 producer.poll(0.05)
         if i % 20000 == 0:
             producer.poll(0)
-            if progress is not None:
-                progress(i)
-    producer.flush(60)
-
-
-def _produce_raw(settings: Settings, topic: str, messages: Sequence[tuple[bytes, bytes]]) -> None:
-    from confluent_kafka import Producer
-
-    producer = Producer(producer_config(settings, **{"linger.ms": 5, "queue.buffering.max.messages": 2_000_000}))
-    for key, value in messages:
-        while True:
-            try:
-                producer.produce(topic, value, key)
-                break
-            except BufferError:
-                producer.poll(0.05)
     producer.flush(60)
 
 
@@ -166,7 +155,7 @@ def run(riders: int = 400, stops: int = 3, seed: int = 1, latency_s: float = 20.
         setup = _setup_events(day)
         codec = Codec()
         gps_topic = settings.topic(tp.GPS.name)
-        pings = [(o.ping.rider_id.encode(), codec.encode(o.ping, gps_topic)) for o in day.pings]
+        pings = [(gps_topic, o.ping.rider_id.encode(), codec.encode(o.ping, gps_topic)) for o in day.pings]
         total = len(setup) + len(pings)
         del day  # the simulation's objects would otherwise weigh on every garbage collection of the worker
         gc.collect()
@@ -201,7 +190,7 @@ def run(riders: int = 400, stops: int = 3, seed: int = 1, latency_s: float = 20.
         target[0] = total
         log(f"throughput: {len(pings):,} pings produced at once, the worker takes them as they come")
         # from another process: a producer loop in this one would take the GIL from the worker's thread
-        backlog = multiprocessing.get_context("spawn").Process(target=_produce_raw, args=(settings, gps_topic, pings))
+        backlog = multiprocessing.get_context("spawn").Process(target=_produce_encoded, args=(settings, pings))
         backlog.start()
         _await(reached, thread, deadline)
         backlog.join(60)
