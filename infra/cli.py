@@ -215,9 +215,10 @@ def _check_time_limit(seconds: float) -> None:
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
-    from solver import SolveParams, solomon, solve
+    from benchmarks import solomon
+    from benchmarks.verify import verify
+    from solver import SolveParams, solve
     from solver.problem_json import problem_from_json
-    from solver.verify import verify
 
     _check_time_limit(args.time_limit)
     params = SolveParams(time_limit_s=args.time_limit, engine=args.engine)
@@ -271,7 +272,8 @@ def _fmt(x: float | None, spec: str) -> str:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from solver import bench, solomon
+    from benchmarks import solomon
+    from benchmarks import solver as bench
 
     _check_time_limit(args.time_limit)
     data = Path(args.data_dir) if args.data_dir else BENCH_DATA
@@ -341,7 +343,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_reopt(args: argparse.Namespace) -> int:
-    from solver import bench_reopt
+    from benchmarks import reopt as bench_reopt
 
     _at_least_one(("--runs", args.runs), ("--stops", args.stops), ("--riders", args.riders))
     extra = {}
@@ -355,7 +357,7 @@ def cmd_bench_reopt(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_scale(args: argparse.Namespace) -> int:
-    from solver import bench_scale
+    from benchmarks import scale as bench_scale
 
     _at_least_one(("--orders", args.orders), ("--riders", args.riders), ("--processes", args.processes),
                   ("--part-jobs", args.part_jobs), *(("--hubs", h) for h in args.hubs))
@@ -368,7 +370,7 @@ def cmd_bench_scale(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_eta(args: argparse.Namespace) -> int:
-    from streams import bench_eta
+    from benchmarks import eta as bench_eta
 
     _at_least_one(("--riders", args.riders), ("--stops", args.stops))
     if args.warmup_days < 0:
@@ -380,7 +382,7 @@ def cmd_bench_eta(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_pipeline(args: argparse.Namespace) -> int:
-    from streams import bench_pipeline
+    from benchmarks import pipeline as bench_pipeline
 
     _at_least_one(("--riders", args.riders), ("--stops", args.stops), ("--batch", args.batch))
     if args.latency_s <= 0 or args.checkpoint_s <= 0 or (args.latency_rate is not None and args.latency_rate <= 0):
@@ -448,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Per instance: vehicles, distance (arcs truncated to one decimal), gap % to "
                                      "the dist_trunc1 best-known distance and wall time, for our solver and each "
                                      "peer (PyVRP, VROOM; optional, pip install 'milestream[bench]'), every plan "
-                                     "verified by solver.verify; then mean/median gap and time ratio per solver. "
+                                     "verified by benchmarks.verify; then mean/median gap and time ratio per solver. "
                                      "Progress goes to stderr. Exit code 1 if any plan is infeasible.")
     bs.add_argument("--time-limit", type=float, default=10.0, help="seconds per instance and solver (default 10)")
     bs.add_argument("--instances", help="comma-separated names, e.g. C101,R101 (default: all in the data dir)")

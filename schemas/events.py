@@ -60,7 +60,7 @@ class ZoneEventKind(enum.StrEnum):
 
 
 class NoticeKind(enum.StrEnum):
-    """The wire mirror of ``streams.notify.NoticeKind`` (same values; the contract imports nothing of ours)."""
+    """The wire mirror of ``streams.domain.orders.notify.NoticeKind`` (same values; the contract imports nothing of ours)."""
 
     OUT_FOR_DELIVERY = "out_for_delivery"
     ARRIVING_SOON = "arriving_soon"

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from schemas import events as ev
 from simulator.world import offset_point, rng_for, sim_id
-from solver.model import haversine_m
+from solver.geo import haversine_m
 
 FAILURE_REASONS = ("customer_not_available", "address_not_found")
 

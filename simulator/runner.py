@@ -22,7 +22,7 @@ from schemas import events as ev
 from schemas import topics as tp
 from simulator import driving
 from simulator.world import SPEED_MPS, Day
-from streams import otp
+from streams.domain.orders import otp
 
 log = logging.getLogger(__name__)
 TERMINAL = {ev.OrderStatus.DELIVERED, ev.OrderStatus.RETURNED_TO_HUB, ev.OrderStatus.CANCELLED}

@@ -23,7 +23,7 @@ day, the same gaps and resends, and errors that differ only in size.
 Cost: a day of 10 riders x 30 stops at a 5 s ping clock (~25,000 pings) takes about 0.7 s, most
 of it building the ``GpsPing`` events (~17 us per fix with noise applied).
 
-Times are epoch seconds (floats), as in :mod:`streams.eta` and :mod:`streams.geofence`; the local
+Times are epoch seconds (floats), as in :mod:`streams.domain.tracking.eta` and :mod:`streams.domain.tracking.geofence`; the local
 hour is ``(t + utc_offset_s) // 3600 % 24``.
 """
 
@@ -43,7 +43,7 @@ from h3.api import basic_int as h3_int
 
 from schemas import events as ev
 from simulator.world import FLEET, offset_point, rng_for
-from solver.model import haversine_m
+from solver.geo import haversine_m
 from solver.travel import PROFILES
 
 Position = tuple[float, float]  # (lat, lon) in degrees
@@ -90,7 +90,7 @@ class TrueSpeeds:
     normal_zone_factor: tuple[float, float] = (0.9, 1.05)
     pace_sigma: float = 0.12
     leg_sigma: float = 0.1
-    utc_offset_s: float = 0.0  # must match the model's (streams.eta.SpeedParams.utc_offset_s)
+    utc_offset_s: float = 0.0  # must match the model's (streams.domain.tracking.eta.SpeedParams.utc_offset_s)
     # memos of pure functions of the fields (not init: a replaced copy starts afresh)
     _zones: dict[int, float] = field(default_factory=dict, init=False, compare=False, repr=False)
     _paces: dict[str, float] = field(default_factory=dict, init=False, compare=False, repr=False)

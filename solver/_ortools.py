@@ -56,7 +56,7 @@ COST_SCALE = 36_000  # solver cost units per money unit
 PER_SECOND = COST_SCALE / 3600  # a cost per hour, in solver units per second
 # A re-plan with at most this many jobs per second of search time also searches from scratch for
 # half the time (both searches converge; the fresh one reorders a late route more freely); a
-# larger one spends it all from the warm start (tuned on solver.bench_reopt: 30 and 60 jobs
+# larger one spends it all from the warm start (tuned on benchmarks.reopt: 30 and 60 jobs
 # gain at 0.15 s, 120 lose).
 SPLIT_JOBS_PER_S = 500
 

@@ -33,8 +33,9 @@ from dataclasses import dataclass, replace
 
 from solver import solve
 from solver.eligibility import NO_ROOM, fits, screen
+from solver.geo import haversine_m
 from solver.matrix import MatrixProblem
-from solver.model import RELOAD, Job, Problem, Route, Solution, Unassigned, Vehicle, Visit, haversine_m
+from solver.model import RELOAD, Job, Problem, Route, Solution, Unassigned, Vehicle, Visit
 from solver.params import SolveParams
 
 PART_JOBS = 250  # a part's size: big enough for good routes, small enough for a few seconds' search

@@ -27,29 +27,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG)
-_RAD = math.pi / 180
+from solver.geo import haversine_matrix_m
+
 _CAPACITY_TOLERANCE = 1e-9  # relative: float sums of demands may overshoot by an ulp or so
-
-
-def haversine_m(a: tuple[float, float], b: tuple[float, float]) -> float:
-    """Great-circle distance in metres between two (lat, lon) points in degrees."""
-    lat1, lat2 = a[0] * _RAD, b[0] * _RAD  # written out: on the tracking hot path (several calls per ping)
-    h = math.sin((lat2 - lat1) * 0.5) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((b[1] - a[1]) * _RAD * 0.5) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
-
-
-def haversine_matrix_m(locations: Sequence[tuple[float, float]]) -> Any:
-    """All pairwise :func:`haversine_m` at once, as a numpy array (2,000 locations in well under a
-    second, where a Python double loop takes seconds)."""
-    import numpy as np
-
-    lat, lon = np.radians(np.asarray(locations, dtype=float).reshape(-1, 2)).T
-    h = (np.sin((lat[:, None] - lat[None, :]) / 2) ** 2
-         + np.cos(lat)[:, None] * np.cos(lat)[None, :] * np.sin((lon[:, None] - lon[None, :]) / 2) ** 2)
-    return 2 * EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(h)))
 
 
 def travel_seconds(distance_m: float, speed_mps: float) -> int:

@@ -22,7 +22,7 @@ What the re-planned problem keeps and changes, rider by rider:
   also the solver's warm start, so kept stops tend to keep their order too.
 
 The default search time (:data:`TIME_LIMIT_S`) keeps a 40-stop re-plan, building and scheduling
-included, under 300 ms (see :mod:`solver.bench_reopt`).
+included, under 300 ms (see :mod:`benchmarks.reopt`).
 """
 
 from __future__ import annotations

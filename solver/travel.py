@@ -33,8 +33,8 @@ import h3
 import numpy as np
 from h3.api import basic_int as h3_int
 
+from solver.geo import haversine_matrix_m as model_haversine_matrix_m
 from solver.model import Matrix, Vehicle
-from solver.model import haversine_matrix_m as model_haversine_matrix_m
 
 Location = tuple[float, float]  # (lat, lon) in degrees
 Metres = tuple[tuple[float, ...], ...]
@@ -121,7 +121,7 @@ class TravelModel(Protocol):
 
 
 def haversine_matrix_m(locations: Sequence[Location]) -> np.ndarray:
-    """Great-circle metres between all locations: :func:`solver.model.haversine_m` in vector form
+    """Great-circle metres between all locations: :func:`solver.geo.haversine_m` in vector form
     (same formula, same radius), because 2,000 x 2,000 calls of it take seconds. Read-only."""
     return _haversine_matrix(tuple((float(lat), float(lon)) for lat, lon in locations))
 

@@ -1,2 +1,5 @@
-"""Stream processing: pure domain logic (lifecycle, tracking, dispatch, OTP) and the Faust
-agents at the edge (``streams.app``, ``streams.agents``). Pure modules never import faust."""
+"""Stream processing: the pure delivery domain (``streams.domain``) and its edges: the Faust app and
+agents (``streams.app``, ``streams.agents``) and the batched workers (``streams.workers``).
+
+The domain imports no I/O; the edges import the domain, ``schemas`` and ``solver``, never ``infra``
+(settings are passed in by the entry points)."""

@@ -20,8 +20,8 @@ from schemas import Codec, DecodeError, InvalidEvent, UnknownSchema
 from schemas import events as ev
 from schemas import topics as tp
 from schemas.codec import SchemaRegistryClient
-from streams import lifecycle, otp
-from streams.ids import derived_id
+from streams.domain.ids import derived_id
+from streams.domain.orders import lifecycle, otp
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Dispatch, keyed by hub: pools unassigned orders and free riders; a timer plans a hub once its
 pool has been quiet for the batch window, then re-plans the routes being driven that a failed
 delivery, a cancellation, an urgent order or a shift ended with stops left calls for
-(:mod:`streams.replan`). Every solve runs in one worker process, off the loop."""
+(:mod:`streams.domain.dispatch.replan`). Every solve runs in one worker process, off the loop."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from typing import Any
 from schemas import topics as tp
 from solver import SolveParams, solve
 from solver.reoptimise import reoptimise
-from streams import dispatch, replan
 from streams.app import (
     alerts_topic,
     app,
@@ -28,6 +27,8 @@ from streams.app import (
     routes_topic,
     settings,
 )
+from streams.domain.dispatch import pool as dispatch
+from streams.domain.dispatch import replan
 
 log = logging.getLogger(__name__)
 _last_change: dict[bytes, float] = {}

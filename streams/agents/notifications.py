@@ -1,5 +1,5 @@
 """Customer notices, keyed by order: the ledger and the ETAs fold into one order's notice state
-(``streams.notify``), and every notice goes out as a ``CustomerNotified`` on ``notifications``.
+(``streams.domain.orders.notify``), and every notice goes out as a ``CustomerNotified`` on ``notifications``.
 
 One agent reads both ``orders`` and ``etas`` (both keyed by order id, so one writer owns each
 order's state). A timer tells "arriving soon" when the clock, not a new estimate, brings the p50
@@ -15,8 +15,8 @@ from typing import Any
 
 from schemas import events as ev
 from schemas import topics as tp
-from streams import notify as nt
 from streams.app import _table, app, decode, handles_each, notifications_topic, orders_topic, publish, settings
+from streams.domain.orders import notify as nt
 
 PARAMS = nt.NoticeParams()
 TICK_S = 5.0

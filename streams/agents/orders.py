@@ -6,7 +6,6 @@ from typing import Any
 
 from schemas import events as ev
 from schemas import topics as tp
-from streams import lifecycle
 from streams.app import (
     app,
     dead_letter,
@@ -20,6 +19,7 @@ from streams.app import (
     policy,
     publish,
 )
+from streams.domain.orders import lifecycle
 
 
 async def handle_submission(message: Any) -> None:

@@ -1,8 +1,8 @@
 """Rider tracking in the worker: GPS pings, route plans and shifts, keyed by rider, through
-:class:`streams.tracker.Tracker` (hygiene, geofences, ETAs, alerts).
+:class:`streams.domain.tracking.tracker.Tracker` (hygiene, geofences, ETAs, alerts).
 
 It is not a per-event Faust agent: Faust's per-event path ran 4-5k events/s here and the tracker
-must take 20k pings/s, so the worker hosts the batched :class:`streams.tracker_worker.TrackerWorker`
+must take 20k pings/s, so the worker hosts the batched :class:`streams.workers.tracking.TrackerWorker`
 on a thread of its own, started with the worker and stopped (with a last checkpoint) before it
 shuts down. Its consumer group is ``<app_id>-tracking``; its state lives in the compacted
 ``<prefix><app_id>-tracking-state`` topic.
@@ -15,7 +15,7 @@ import threading
 from typing import Any
 
 from streams.app import app, codec, settings
-from streams.tracker_worker import TrackerWorker
+from streams.workers.tracking import TrackerWorker
 
 log = logging.getLogger(__name__)
 _running: dict[str, Any] = {}

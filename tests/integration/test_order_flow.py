@@ -15,7 +15,7 @@ from infra.settings import Settings
 from projections.writer import ProjectionWriter
 from schemas import events as ev
 from schemas import topics as tp
-from streams import otp
+from streams.domain.orders import otp
 
 
 def test_order_flows_from_created_to_delivered_into_clickhouse(settings: Settings, kafka: Kafka, worker: object,

@@ -17,7 +17,7 @@ from projections import kpi
 from projections.writer import ProjectionWriter
 from schemas import events as ev
 from schemas import topics as tp
-from solver.model import haversine_m
+from solver.geo import haversine_m
 
 
 class Killed(BaseException):

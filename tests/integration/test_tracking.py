@@ -24,7 +24,7 @@ from schemas import DecodeError, InvalidEvent
 from schemas import events as ev
 from schemas import topics as tp
 from simulator.truth import GroundTruthDay, truth_day
-from streams.tracker import Tracker, events_of
+from streams.domain.tracking.tracker import Tracker, events_of
 
 
 def _start(settings: Settings, log: Path) -> subprocess.Popen[bytes]:

@@ -16,7 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from infra.road_table import OsrmTable, RoadTableError, ValhallaMatrix
-from solver.model import Job, Problem, Vehicle, haversine_m
+from solver.geo import haversine_m
+from solver.model import Job, Problem, Vehicle
 from solver.travel import PROFILES, TravelModel, problem_durations
 
 LOCATIONS = [(48.8566, 2.3522), (48.8867, 2.3431), (48.8400, 2.2800), (48.8700, 2.3900),

@@ -17,9 +17,9 @@ from schemas import topics as tp
 from simulator import driving as dr
 from simulator import world
 from simulator.runner import DayRunner
-from solver.model import haversine_m
-from streams import lifecycle as lc
-from streams import otp
+from solver.geo import haversine_m
+from streams.domain.orders import lifecycle as lc
+from streams.domain.orders import otp
 
 S = ev.OrderStatus
 KEY = "unit-test-otp-key"

@@ -15,7 +15,7 @@ from schemas import events as ev
 from schemas.rules import check
 from simulator import truth as tr
 from simulator.world import offset_point
-from solver.model import haversine_m
+from solver.geo import haversine_m
 from solver.travel import PROFILES
 
 HUB = (12.9716, 77.5946)

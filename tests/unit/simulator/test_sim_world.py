@@ -11,7 +11,7 @@ import pytest
 from schemas import Codec
 from schemas import events as ev
 from simulator import world
-from solver.model import haversine_m
+from solver.geo import haversine_m
 
 SMALL = world.DayConfig(seed=11, orders=60, riders=7)
 

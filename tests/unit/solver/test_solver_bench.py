@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import solomon_tiny as tiny
 
-from solver import bench
-from solver.bench import OURS, VROOM, Run
-from solver.solomon import Bks, Instance
+from benchmarks import solver as bench
+from benchmarks.solomon import Bks, Instance
+from benchmarks.solver import OURS, VROOM, Run
 
 BKS = {"TINY8": Bks("TINY8", 3, 125.0, "test", "dist_trunc1")}
 

@@ -1,4 +1,4 @@
-"""City-sized instances: a hub's dispatch batch at peak, and the seeded city day of :mod:`solver.city`."""
+"""City-sized instances: a hub's dispatch batch at peak, and the seeded city day of :mod:`benchmarks.city`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from collections import Counter
 
 import solver_scenarios as sc
 
+from benchmarks.city import DAY_S, HOUR, KINDS, KM_LAT, SIDE_KM, SKILLS, city_day, point
 from solver import SolveParams, solve
-from solver.city import DAY_S, HOUR, KINDS, KM_LAT, SIDE_KM, SKILLS, city_day, point
 from solver.eligibility import screen
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import solomon_tiny as tiny
 
+from benchmarks import solomon
+from benchmarks import solver as bench
+from benchmarks.verify import verify
 from infra.cli import main
-from solver import bench, solomon
-from solver.verify import verify
 
 KEYS = ["vehicles", "distance", "routes", "unassigned"]
 

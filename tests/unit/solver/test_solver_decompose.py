@@ -10,8 +10,8 @@ from dataclasses import replace
 
 import solver_scenarios as sc
 
+from benchmarks.city import city_day, point
 from solver import SolveParams, solve
-from solver.city import city_day, point
 from solver.decompose import _second_chance, solve_large, split, subproblem
 from solver.eligibility import fits
 from solver.matrix import MatrixProblem
@@ -148,7 +148,7 @@ def test_without_vehicles_every_job_is_unassigned_with_the_cause() -> None:
 
 
 def test_city_decompose_and_bench_modules_load_no_solver_library() -> None:
-    probe = ("import json, sys\nimport solver.city, solver.decompose, solver.bench_scale\n"
+    probe = ("import json, sys\nimport benchmarks.city, solver.decompose, benchmarks.scale\n"
              "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & {'ortools', 'pyvrp', 'infra'})))")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30, check=True).stdout
     assert json.loads(out) == []

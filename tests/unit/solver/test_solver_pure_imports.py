@@ -6,8 +6,8 @@ import json
 import subprocess
 import sys
 
-MODULES = ["solver.matrix", "solver.solomon", "solver.verify", "solver.problem_json", "solver.bench", "solver.engines",
-           "solver.reoptimise", "solver.bench_reopt", "solver.city", "solver.decompose", "solver.bench_scale",
+MODULES = ["solver.matrix", "benchmarks.solomon", "benchmarks.verify", "solver.problem_json", "benchmarks.solver", "solver.engines",
+           "solver.reoptimise", "benchmarks.reopt", "benchmarks.city", "solver.decompose", "benchmarks.scale",
            "solver.travel"]
 FORBIDDEN = ("ortools", "pyvrp", "vroom", "infra")
 

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import solomon_tiny as tiny
 
-from solver import SolveParams, solomon, solve
+from benchmarks import solomon
+from benchmarks.solomon import Customer
+from solver import SolveParams, solve
 from solver.matrix import MatrixProblem
 from solver.model import Job, Vehicle, schedule_route
-from solver.solomon import Customer
 
 DATA = Path(__file__).resolve().parents[3].parent / "shared" / "benchmarks" / "vrptw"
 

@@ -11,7 +11,8 @@ import sys
 import h3
 import pytest
 
-from solver.model import Job, Problem, Vehicle, haversine_m, travel_seconds
+from solver.geo import haversine_m
+from solver.model import Job, Problem, Vehicle, travel_seconds
 from solver.travel import (
     PROFILES,
     HaversineTravel,

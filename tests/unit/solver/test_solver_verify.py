@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import solomon_tiny as tiny
 
-from solver import solomon
-from solver.verify import verify
+from benchmarks import solomon
+from benchmarks.verify import verify
 
 GOOD = [[1, 2, 3], [4, 5, 6], [8, 7]]
 # 10+10+10+22.3 (sqrt 500 = 22.36 truncated) twice, then 10 + 9.0 (sqrt 82) + 1.4 (sqrt 2)

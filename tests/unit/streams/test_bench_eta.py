@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 
 import pytest
 
+from benchmarks import eta as bench_eta
 from schemas import events as ev
 from simulator.truth import GpsNoise, GroundTruthDay, StopVisit, TrueSpeeds
 from simulator.world import offset_point
 from solver.travel import PROFILES
-from streams import bench_eta, eta
+from streams.domain.tracking import eta
 
 T0 = datetime.fromtimestamp(0, UTC)
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from schemas import events as ev
-from streams import notify as nt
+from streams.domain.orders import notify as nt
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # on a 10-minute boundary
 S0 = T0.timestamp()

@@ -3,7 +3,7 @@ is what lets a replay after a crash re-derive events that consumers recognise.""
 
 import uuid
 
-from streams.ids import NAMESPACE, derived_id
+from streams.domain.ids import NAMESPACE, derived_id
 
 
 def test_derived_ids_are_the_uuid5_of_source_and_purpose() -> None:

@@ -9,7 +9,7 @@ import math
 import pytest
 from test_eta_model import HUB, POINTS, at, planned
 
-from streams import eta
+from streams.domain.tracking import eta
 
 SHARP = eta.SpeedParams(leg_weight_s=1.0, service_weight_s=1.0)  # next to no prior: the data speak
 

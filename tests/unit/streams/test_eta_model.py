@@ -12,9 +12,9 @@ import pytest
 from h3.api import basic_int as h3_int
 
 from schemas import events as ev
-from solver.model import haversine_m
+from solver.geo import haversine_m
 from solver.travel import PROFILES
-from streams import eta
+from streams.domain.tracking import eta
 
 T0 = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)  # local midnight (utc_offset_s=0)
 MIDNIGHT = T0.timestamp()

@@ -12,7 +12,7 @@ from datetime import timedelta
 from route_fixture import HUB, RIDER, STOPS, T0, offset, route
 
 from schemas import events as ev
-from streams import geofence as gf
+from streams.domain.tracking import geofence as gf
 
 P = gf.GeofenceParams()
 

@@ -10,7 +10,7 @@ import pytest
 from schemas import Codec
 from schemas import events as ev
 from solver import model as sm
-from streams import dispatch as dp
+from streams.domain.dispatch import pool as dp
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 HUB = "hub-1"

@@ -13,9 +13,9 @@ import pytest
 from schemas import events as ev
 from schemas import topics as tp
 from simulator.truth import GroundTruthDay, truth_day
-from streams import alerts, geofence
-from streams.tracker import STATE_FORMAT, RiderLive, StaleState, Tracker, TrackerParams, events_of
-from streams.tracker_worker import _fleet_snapshot
+from streams.domain.tracking import alerts, geofence
+from streams.domain.tracking.tracker import STATE_FORMAT, RiderLive, StaleState, Tracker, TrackerParams, events_of
+from streams.workers.tracking import _fleet_snapshot
 
 
 def _shift(day: GroundTruthDay) -> list[ev.RiderShiftStarted]:

@@ -1,4 +1,4 @@
-"""What the notifications agent relies on in ``streams.notify``: the rider on each notice, when a
+"""What the notifications agent relies on in ``streams.domain.orders.notify``: the rider on each notice, when a
 timer tick can matter for an order, and notice kinds that map one to one onto the wire enum."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from schemas import events as ev
-from streams import notify as nt
+from streams.domain.orders import notify as nt
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 S0 = T0.timestamp()

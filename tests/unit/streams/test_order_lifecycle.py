@@ -12,9 +12,9 @@ import pytest
 from schemas import Codec
 from schemas import events as ev
 from schemas.events import OrderStatus as S
-from streams import lifecycle as lc
-from streams import otp
-from streams.ids import derived_id
+from streams.domain.ids import derived_id
+from streams.domain.orders import lifecycle as lc
+from streams.domain.orders import otp
 
 KEY = otp.key_bytes("unit-test-otp-key")
 POLICY = lc.Policy(otp_key=KEY, otp_max_attempts=3, otp_ttl=timedelta(hours=2))
@@ -586,8 +586,8 @@ def test_every_event_the_lifecycle_emits_keeps_the_wire_contract() -> None:
 def test_geofence_arrival_after_the_handover_is_ignored_not_dead_lettered() -> None:
     """The geofence path lags the rider app; its late arrival is no illegal claim."""
     from schemas import events as _ev
-    from streams import lifecycle as _lc
-    from streams import otp as _otp
+    from streams.domain.orders import lifecycle as _lc
+    from streams.domain.orders import otp as _otp
 
     policy = _lc.Policy(otp_key=_otp.key_bytes("k"))
     t = _dt.datetime(2026, 11, 24, 9, tzinfo=UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams import otp
+from streams.domain.orders import otp
 
 KEY = otp.key_bytes("unit-test-otp-key")
 OTHER_KEY = otp.key_bytes("another-key")

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from schemas import events as ev
-from solver.model import EARTH_RADIUS_M, haversine_m
-from streams import hygiene as hy
+from solver.geo import EARTH_RADIUS_M, haversine_m
+from streams.domain.tracking import hygiene as hy
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 ORIGIN = (12.9716, 77.5946)

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 from schemas import events as ev
 from solver import model as sm
-from streams import dispatch
-from streams import replan as rp
+from streams.domain.dispatch import pool as dispatch
+from streams.domain.dispatch import replan as rp
 
 S = ev.OrderStatus
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from schemas import events as ev
 from solver import SolveParams, solve
 from solver.reoptimise import Policy, build, reoptimise
-from streams import dispatch
-from streams import replan as rp
+from streams.domain.dispatch import pool as dispatch
+from streams.domain.dispatch import replan as rp
 
 S = ev.OrderStatus
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from schemas import events as ev
-from streams import alerts as al
-from streams import eta
-from streams import geofence as gf
-from streams import hygiene as hy
+from streams.domain.tracking import alerts as al
+from streams.domain.tracking import eta
+from streams.domain.tracking import geofence as gf
+from streams.domain.tracking import hygiene as hy
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 S0 = T0.timestamp()

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from schemas import events as ev
 from solver.model import Job, Problem, Solution, Vehicle
-from streams.ids import derived_id
+from streams.domain.ids import derived_id
 
 DISPATCH_REASON = "dispatch"  # RoutePlanned.reason of a new plan (a re-plan gives its triggers)
 
@@ -72,7 +72,7 @@ class HubPool:
 
 
 def on_event(pool: HubPool, event: ev.Event) -> HubPool:
-    if isinstance(event, ev.EtaUpdated | ev.AlertRaised | ev.GpsPing):  # for the re-planner (streams.replan) only
+    if isinstance(event, ev.EtaUpdated | ev.AlertRaised | ev.GpsPing):  # for the re-planner (streams.domain.dispatch.replan) only
         return pool
     clock = max(pool.clock, event.occurred_at) if pool.clock else event.occurred_at
     pending, free, taken = pool.pending, pool.free, pool.taken

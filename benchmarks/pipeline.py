@@ -6,7 +6,7 @@ late and out-of-order fixes):
 
 1. **ceiling**: a plain consumer reads the day's pings from the topic and decodes them
    (fastavro): the most any worker could do with these messages on this broker;
-2. **throughput** (``pings_per_s``): a :class:`streams.tracker_worker.TrackerWorker` works the
+2. **throughput** (``pings_per_s``): a :class:`streams.workers.tracking.TrackerWorker` works the
    same backlog (decode -> hygiene -> geofence -> ETA -> alerts -> produce outputs ->
    checkpoints with acknowledged outputs and state), timed from its first batch to the last
    record done, final checkpoint included;
@@ -36,7 +36,7 @@ from schemas import Codec
 from schemas import events as ev
 from schemas import topics as tp
 from simulator.truth import DayParams, GroundTruthDay, truth_day
-from streams.tracker_worker import TrackerWorker
+from streams.workers.tracking import TrackerWorker
 
 # The device fleet's pings reach Kafka through an ingest gateway that batches for up to this long (it
 # counts in the latency: a ping's time starts when the gateway takes it). The embedded broker's fetch

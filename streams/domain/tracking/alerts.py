@@ -3,15 +3,15 @@
 The same fact means different things in different tasks: standing still for ten minutes is
 *idle* on the way to a stop, *waiting at the customer* inside the stop's fence, and nothing at
 the hub or on a break. So the state tracks the rider's :class:`Task` from shift, route, fence
-(:mod:`streams.geofence`) and proof-of-delivery events, and every rule names the tasks it watches:
+(:mod:`streams.domain.tracking.geofence`) and proof-of-delivery events, and every rule names the tasks it watches:
 
-- **delay_risk** (on shift): a stop's p90 ETA (:class:`streams.eta.StopEta`) is past its promised
+- **delay_risk** (on shift): a stop's p90 ETA (:class:`streams.domain.tracking.eta.StopEta`) is past its promised
   window end. Warning; critical when the p50 is late too or the p90 by 15 min or more.
 - **sla_breach** (on shift): the window end passed and the stop is neither closed (delivered,
   failed, cancelled) nor was it arrived at within the window (an attempt at the door in time
   keeps the promise while it goes on). Critical.
 - **idle** (driving): stationary for 5 min, i.e. hygiene's odometer anchor
-  (:class:`streams.hygiene.DeviceState`) has not moved and the fix is within 150 m of it, away
+  (:class:`streams.domain.tracking.hygiene.DeviceState`) has not moved and the fix is within 150 m of it, away
   from the hub and every open stop. Warning.
 - **waiting_at_customer** (at a stop): inside the stop's fence after arrival, with no POD and no
   departure, for 15 min. Info: it is the customer's door, not a lost rider.
@@ -19,7 +19,7 @@ the hub or on a break. So the state tracks the rider's :class:`Task` from shift,
   current leg and the next one, for 3 fixes over 2 min. Warning.
 - **overspeed** (on shift): device speed over the vehicle's limit for 3 consecutive fixes
   spanning 10 s (a lone GPS speed spike is not speeding). Warning; critical at 1.25x the limit.
-- **device_silent** (on shift, not on a break): :func:`streams.hygiene.is_silent`, checked on a
+- **device_silent** (on shift, not on a break): :func:`streams.domain.tracking.hygiene.is_silent`, checked on a
   timer. Critical while out on the route, else warning.
 - **rider_offline** (out on the route): silent for ``offline_s`` (5 min). Critical; the tracker
   also hands it to the dispatcher, which gives the stops not started to other riders. It ends
@@ -43,7 +43,7 @@ stop went unseen (a GPS gap) and who carries on along the plan is not off it. It
 ``max(corridor_m, corridor_share x leg length)`` plus the fix's accuracy: roads bend away from
 the straight line more on long legs (on a street grid an L-shaped path strays half the leg's
 length from the diagonal). Distances are a local flat
-approximation around the route's start, as in :mod:`streams.geofence`.
+approximation around the route's start, as in :mod:`streams.domain.tracking.geofence`.
 
 **Inputs.** Feed only pings hygiene accepted, with the device state it returned (idle reads its
 odometer anchor: no second stationarity detector with its own noise floor); feed the ETA agent's
@@ -68,11 +68,12 @@ from typing import NamedTuple
 
 from schemas import events as ev
 from schemas.events import Severity, VehicleType
-from streams.eta import EtaRoute, Position, StopEta
-from streams.geofence import M_PER_DEG, Arrival, Departure, FenceKind
-from streams.hygiene import DEFAULT_PARAMS as HYGIENE_DEFAULTS
-from streams.hygiene import DeviceState, HygieneParams, is_silent
-from streams.ids import derived_id
+from solver.geo import M_PER_DEG
+from streams.domain.ids import derived_id
+from streams.domain.tracking.eta import EtaRoute, Position, StopEta
+from streams.domain.tracking.geofence import Arrival, Departure, FenceKind
+from streams.domain.tracking.hygiene import DEFAULT_PARAMS as HYGIENE_DEFAULTS
+from streams.domain.tracking.hygiene import DeviceState, HygieneParams, is_silent
 
 __all__ = [
     "OFFLINE", "SPEED_LIMIT_KMH", "Alert", "AlertKind", "AlertParams", "AlertRoute", "AlertState", "Progress", "Segment", "Task",
@@ -307,7 +308,7 @@ def end_break(state: AlertState, at_s: float) -> AlertState:
 
 
 def on_fence(state: AlertState, event: Arrival | Departure) -> AlertState:
-    """Arrivals and departures from :mod:`streams.geofence` move the rider between tasks. During a
+    """Arrivals and departures from :mod:`streams.domain.tracking.geofence` move the rider between tasks. During a
     break they only change the task the break resumes to."""
     p = state.progress
     route = state.route

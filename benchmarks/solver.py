@@ -1,8 +1,8 @@
 """Benchmark the solver on Solomon VRPTW instances against best-known solutions and peer solvers.
 
-Everything is in the DIMACS convention (see :mod:`solver.solomon`): the gap is to the
+Everything is in the DIMACS convention (see :mod:`benchmarks.solomon`): the gap is to the
 ``dist_trunc1`` best-known distance. Every plan, ours and the peers', is checked by
-:func:`solver.verify.verify` from the instance data. Peers (PyVRP, VROOM via pyvroom) are optional
+:func:`benchmarks.verify.verify` from the instance data. Peers (PyVRP, VROOM via pyvroom) are optional
 benchmark extras (``pip install milestream[bench]``): a peer whose package is missing is skipped
 with a message, never an error. Each peer gets the same wall-clock limit and one thread, and sees the
 same integer data as our solver (every distance, time and demand in tenths of a Solomon unit).
@@ -31,9 +31,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from solver import SolveParams, solomon, solve
-from solver.solomon import SCALE, Bks, Instance, truncated_tenths
-from solver.verify import verify
+from benchmarks import solomon
+from benchmarks.solomon import SCALE, Bks, Instance, truncated_tenths
+from benchmarks.verify import verify
+from solver import SolveParams, solve
 
 OURS = "milestream"
 VROOM = "vroom"

@@ -45,12 +45,13 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from schemas import events as ev
-from solver.model import Job, Problem, Route, Solution, Vehicle, haversine_m
+from solver.geo import haversine_m
+from solver.model import Job, Problem, Route, Solution, Vehicle
 from solver.reoptimise import Changes, Policy, Rider, RouteChange, Situation, build, diff
-from streams import dispatch
-from streams.alerts import AlertKind
-from streams.dispatch import VEHICLE_SPEED_MPS, FreeRider, HubPool, PendingOrder
-from streams.ids import derived_id
+from streams.domain.dispatch import pool as dispatch
+from streams.domain.dispatch.pool import VEHICLE_SPEED_MPS, FreeRider, HubPool, PendingOrder
+from streams.domain.ids import derived_id
+from streams.domain.tracking.alerts import AlertKind
 
 S = ev.OrderStatus
 
@@ -84,7 +85,7 @@ DISPATCH_PARAMS = dataclasses.replace(DEFAULT_PARAMS, offline_after_s=math.inf)
 
 
 class Fix(NamedTuple):
-    """A rider's latest accepted fix (see :mod:`streams.hygiene`)."""
+    """A rider's latest accepted fix (see :mod:`streams.domain.tracking.hygiene`)."""
 
     lat: float
     lon: float

@@ -24,8 +24,8 @@ from datetime import datetime, timedelta
 
 from schemas import events as ev
 from schemas.events import OrderStatus as S
-from streams import otp
-from streams.ids import derived_id
+from streams.domain.ids import derived_id
+from streams.domain.orders import otp
 
 TERMINAL = frozenset({S.DELIVERED, S.RETURNED_TO_HUB, S.CANCELLED})
 

@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from solver.solomon import Customer, Instance
+from benchmarks.solomon import Customer, Instance
 
 
 @dataclass(frozen=True, slots=True)

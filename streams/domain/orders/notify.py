@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 from schemas import events as ev
 from schemas.events import NoticeKind, OrderStatus  # the kinds are the wire enum
-from streams.ids import derived_id
+from streams.domain.ids import derived_id
 
 __all__ = [
     "Notice", "NoticeKind", "NoticeParams", "NoticeState", "Phase", "eta_window", "on_eta", "on_next_stop",

@@ -1,4 +1,4 @@
-"""Benchmark planning at city scale: a seeded city day (:func:`solver.city.city_day`, by default
+"""Benchmark planning at city scale: a seeded city day (:func:`benchmarks.city.city_day`, by default
 2,000 orders and 80 riders of mixed vehicles) from one hub and from five, planned by
 :func:`solver.decompose.solve_large` within a wall-clock budget that includes building the
 problem, then checked by :meth:`Solution.violations` against the whole problem.
@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from solver.city import city_day
+from benchmarks.city import city_day
 from solver.decompose import PART_JOBS, solve_large
 from solver.model import RELOAD
 from solver.params import SolveParams

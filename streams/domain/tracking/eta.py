@@ -50,7 +50,7 @@ from typing import NamedTuple
 from h3.api import basic_int as h3_int
 
 from schemas import events as ev
-from solver.model import EARTH_RADIUS_M, haversine_m
+from solver.geo import EARTH_RADIUS_M, haversine_m
 from solver.travel import HOURS, PROFILES, Profile
 
 Position = tuple[float, float]  # (lat, lon) in degrees

@@ -29,7 +29,7 @@ each departure (reloads, end of shift).
 Cost: fences are indexed by H3 cell (cells within the widest enter radius, precomputed per route),
 so a ping far from every fence costs one ``latlng_to_cell`` and one dict lookup and returns the
 same state object (as does one near a fence but outside its enter radius, with nothing going on). Distances are a local equirectangular approximation in metres (error well
-under 0.1% within a few km, far below GPS noise; :func:`solver.model.haversine_m` is ~4x dearer
+under 0.1% within a few km, far below GPS noise; :func:`solver.geo.haversine_m` is ~4x dearer
 and not needed at this scale), compared squared. Times are device times in epoch seconds.
 Caching ``latlng_to_cell`` by rounded coordinates was measured slower than the call itself.
 
@@ -56,9 +56,7 @@ from h3.api import basic_int as h3_int
 
 from schemas import events as ev
 from schemas.events import FenceKind, ZoneEventKind  # the kinds are the wire enums
-from solver.model import EARTH_RADIUS_M, haversine_matrix_m
-
-M_PER_DEG = EARTH_RADIUS_M * math.pi / 180.0
+from solver.geo import M_PER_DEG, haversine_matrix_m
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

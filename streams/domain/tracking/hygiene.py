@@ -54,7 +54,7 @@ from types import MappingProxyType
 from typing import NamedTuple, Protocol
 
 from schemas.events import VehicleType
-from solver.model import EARTH_RADIUS_M
+from solver.geo import M_PER_DEG
 
 __all__ = [
     "DEFAULT_PARAMS", "DeviceState", "Drop", "HygieneParams", "PingLike", "Verdict", "is_silent", "screen",
@@ -120,7 +120,7 @@ class HygieneParams:
 
 
 DEFAULT_PARAMS = HygieneParams()
-_M_PER_DEG = EARTH_RADIUS_M * math.pi / 180.0
+_M_PER_DEG = M_PER_DEG
 _RAD_PER_2DEG = math.pi / 360.0  # cos of the mean latitude: cos((lat_a + lat_b) * _RAD_PER_2DEG)
 
 

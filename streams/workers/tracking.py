@@ -1,4 +1,4 @@
-"""The tracking worker: Kafka at the edges of :class:`streams.tracker.Tracker`, in batches.
+"""The tracking worker: Kafka at the edges of :class:`streams.domain.tracking.tracker.Tracker`, in batches.
 
 Why not one Faust agent per ping: on this machine Faust's per-event stream path delivered 4-5k
 events/s doing nothing at all (faust-streaming 0.15.3 on the embedded broker), a Faust table write
@@ -11,7 +11,7 @@ started by ``streams.agents.tracking``) or on its own (``milestream bench pipeli
 **Durable state, nothing lost, nothing counted twice.** Riders are partitioned by the murmur2
 hash of their id on every input topic, so partition *p* of ``gps``, ``routes`` and ``riders``
 holds the same riders. The state of those riders is checkpointed to partition *p* of the
-compacted ``<app_id>-tracking-state`` topic (:meth:`streams.tracker.RiderLive.snapshot` per
+compacted ``<app_id>-tracking-state`` topic (:meth:`streams.domain.tracking.tracker.RiderLive.snapshot` per
 rider, its last two plans apart, the fleet's learning under ``__fleet__``). A checkpoint takes the
 consumer's positions, writes the riders changed so far (spread over the next steps, 50 a step, so
 the loop never stalls on all of them), waits for the broker's acks of every output and state
@@ -52,9 +52,9 @@ from infra.settings import Settings
 from schemas import Codec, DecodeError, InvalidEvent, UnknownSchema
 from schemas import events as ev
 from schemas import topics as tp
-from streams import geofence
-from streams.ids import derived_id
-from streams.tracker import STATE_FORMAT, Fleet, RiderLive, Tracker, TrackerParams
+from streams.domain.ids import derived_id
+from streams.domain.tracking import geofence
+from streams.domain.tracking.tracker import STATE_FORMAT, Fleet, RiderLive, Tracker, TrackerParams
 
 log = logging.getLogger(__name__)
 

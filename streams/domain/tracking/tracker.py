@@ -1,15 +1,15 @@
 """Live tracking of riders, pure: one place where a rider's pings go through hygiene, geofences,
 ETAs and alerts, in that order, and come out as the events to publish.
 
-The modules it composes each own one rule set (:mod:`streams.hygiene`, :mod:`streams.geofence`,
-:mod:`streams.eta`, :mod:`streams.alerts`); this module owns the order they run in and what they
+The modules it composes each own one rule set (:mod:`streams.domain.tracking.hygiene`, :mod:`streams.domain.tracking.geofence`,
+:mod:`streams.domain.tracking.eta`, :mod:`streams.domain.tracking.alerts`); this module owns the order they run in and what they
 tell each other:
 
 - only pings hygiene accepts move the rider, feed speed samples and reach the geofences;
 - an arrival at a stop closes the ETA's leg (scored against the estimates made for it, and
   learned from), a departure starts the next one; leaving the hub starts the first;
-- estimates are recomputed when :func:`streams.eta.due` says so and emitted when they moved
-  (:func:`streams.eta.should_emit`); the emitted ones feed the delay-risk alert, and those past
+- estimates are recomputed when :func:`streams.domain.tracking.eta.due` says so and emitted when they moved
+  (:func:`streams.domain.tracking.eta.should_emit`); the emitted ones feed the delay-risk alert, and those past
   their window also go to the hub's dispatcher, which re-plans a rider who is late enough;
 - time-only rules (device silent, SLA breach, waiting at the customer) run on :meth:`Tracker.tick`;
   a rider offline (silent out on the route) goes to the hub's dispatcher too, and so does the
@@ -17,7 +17,7 @@ tell each other:
 
 Time is **stream time**: device times for what a ping says, the largest receive time seen for
 "now". Nothing reads the wall clock, so a replay after a crash, or a simulated day played fast,
-derives the same events with the same ids (:func:`streams.ids.derived_id` of their sources).
+derives the same events with the same ids (:func:`streams.domain.ids.derived_id` of their sources).
 
 :class:`Tracker` keeps every rider's :class:`RiderLive` and the fleet's learning
 (:class:`Fleet`: speeds, leg and service factors, calibration). The worker hands it decoded
@@ -40,8 +40,9 @@ from typing import Any
 
 from schemas import events as ev
 from schemas import topics as tp
-from streams import alerts, eta, geofence, hygiene, lifecycle
-from streams.ids import derived_id
+from streams.domain.ids import derived_id
+from streams.domain.orders import lifecycle
+from streams.domain.tracking import alerts, eta, geofence, hygiene
 
 
 def _readonly(d: dict[Any, Any]) -> types.MappingProxyType[Any, Any]:

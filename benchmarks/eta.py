@@ -1,7 +1,7 @@
 """``milestream bench eta``, pure compute (no Kafka): simulated days with ground truth replayed
 through the tracking pipeline, scored against what really happened.
 
-The pipeline is the worker's own :class:`streams.tracker.Tracker`, per ping in delivery order
+The pipeline is the worker's own :class:`streams.domain.tracking.tracker.Tracker`, per ping in delivery order
 (hygiene -> geofence -> ETA, ``update`` when ``due``). The system learns
 from its own past data only: segment speeds from its accepted fixes, legs and service times from
 its own arrivals and departures, the band from its own past errors. Warm-up days run first in the
@@ -55,10 +55,10 @@ import numpy as np
 
 from schemas import events as ev
 from simulator.truth import GroundTruthDay, StopVisit, TrueSpeeds, truth_day
-from solver.model import haversine_m
+from solver.geo import haversine_m
 from solver.travel import PROFILES
-from streams import eta
-from streams.tracker import Fleet, Tracker
+from streams.domain.tracking import eta
+from streams.domain.tracking.tracker import Fleet, Tracker
 
 Progress = Callable[[str], None]
 
@@ -168,7 +168,7 @@ def naive_speeds() -> dict[str, float]:
 
 def replay(day: GroundTruthDay, learned: Learned, *, baseline_mps: Mapping[str, float] | None = None,
            naive_mps: Mapping[str, float] | None = None, score: bool = False) -> Replay:
-    """Run a day's pings through the worker's own :class:`streams.tracker.Tracker` (hygiene ->
+    """Run a day's pings through the worker's own :class:`streams.domain.tracking.tracker.Tracker` (hygiene ->
     geofence -> ETA, learning as the worker does); with ``score``, take :class:`Sample` s for
     scoring (``baseline_mps`` needed; ``naive_mps`` defaults to :func:`naive_speeds`)."""
     left_hub = {v.rider_id: v.departure_s for v in day.visits if v.is_hub and v.sequence < 0}

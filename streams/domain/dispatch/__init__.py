@@ -1,0 +1,1 @@
+"""Dispatch per hub: the pool of orders and free riders, the problems it builds, and re-plans."""

@@ -1,0 +1,1 @@
+"""Orders: the lifecycle state machine (the ledger's only rules), delivery OTPs, customer notices."""

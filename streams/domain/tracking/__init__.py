@@ -1,0 +1,1 @@
+"""Live tracking: ping hygiene, geofences and zones, ETAs, alerts, and the tracker that composes them."""
