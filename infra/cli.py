@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import signal
 import sys
-import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -41,82 +38,24 @@ def _table(rows: list[dict[str, Any]] | list[list[Any]], columns: list[str] | No
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from infra.kafka import aiokafka_config
-    from infra.stack import Stack, count_events
-    from projections import kpi
-    from schemas import topics as tp
-    from simulator.runner import DayRunner
-    from simulator.world import DayConfig, make_day
+    from infra.demo import DemoDay, run_demo
 
-    started = time.monotonic()
-    data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="milestream-demo-"))
-    settings = Settings.from_env(data_dir=str(data_dir))
-    if not args.json:
-        _err(f"milestream demo: {args.orders} orders, {args.riders} riders, 1 hub, seed {args.seed}, "
-             f"{args.speedup:g}x time; data in {data_dir}")
-    stack = Stack(settings)
-    stack.start(with_sql_endpoint=False)
-    s = stack.settings
-    db = s.clickhouse_database
-    if not args.json:
-        _err(f"  broker {s.kafka_bootstrap}, worker pid {stack.worker.pid if stack.worker else '-'}, ClickHouse "
-             f"{s.resolved_clickhouse_dsn}")
-    try:
-        day = make_day(DayConfig(seed=args.seed, orders=args.orders, riders=args.riders))
-        runner = DayRunner(day=day, kafka=aiokafka_config(s), topic=s.topic, otp_key=s.otp_key, speedup=args.speedup)
-        done = threading.Event()
-
-        def report() -> None:
-            while not done.wait(3.0):
-                p = runner.progress
-                w = stack.writer.stats if stack.writer else None
-                _err(f"  [{time.monotonic() - started:5.0f}s] sim {runner.clock.now():%H:%M} | routes {p.routes} | "
-                     f"delivered {p.delivered} failed {p.failed} settled {p.settled}/{p.orders} | riders home "
-                     f"{p.riders_done} | produced {p.produced} | projected {w.events if w else 0}"
-                     + ("" if stack.worker_alive() else " | WORKER DOWN"))
-
-        reporter = threading.Thread(target=report, daemon=True)
-        if not args.json:
-            reporter.start()
-        try:
-            asyncio.run(runner.run(timeout_s=args.timeout, alive=stack.worker_alive))
-        finally:
-            done.set()
-        # Everything produced is now in Kafka; wait for the worker's last outputs and the projection.
-        projected = [s.topic(t.name) for t in tp.PROJECTED]
-        produced = in_ch = -1
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            produced = count_events(s, projected)
-            with stack.lock:
-                in_ch = int(stack.client.query(kpi.events_in_clickhouse_sql(db)).result_rows[0][0])
-            if produced == in_ch and produced == count_events(s, projected):
-                break
-            time.sleep(1.0)
-        with stack.lock:
-            kpis = kpi.query_dicts(stack.client, kpi.order_kpis_sql(db))[0]
-            distance = kpi.query_dicts(stack.client, kpi.distance_per_rider_sql(db))
-            dead = kpi.query_dicts(stack.client, f"SELECT error_kind, count() AS n FROM {db}.dead_letters FINAL "
-                                                 f"GROUP BY error_kind ORDER BY error_kind")
-        summary = {**{k: (float(v) if isinstance(v, float) else v) for k, v in kpis.items()},
-                   "events_produced": produced, "events_in_clickhouse": in_ch,
-                   "dead_letters": {d["error_kind"]: d["n"] for d in dead},
-                   "distance_km_per_rider": {d["rider_id"]: float(d["km"]) for d in distance},
-                   "elapsed_s": round(time.monotonic() - started, 1), "data_dir": str(data_dir)}
-    finally:
-        stack.stop()
+    day = DemoDay(orders=args.orders, riders=args.riders, seed=args.seed, speedup=args.speedup,
+                  timeout_s=args.timeout, data_dir=Path(args.data_dir) if args.data_dir else None)
+    summary = run_demo(day, progress=None if args.json else _err)
     if args.json:
-        print(json.dumps(summary, default=str))
+        print(json.dumps(summary.to_dict(), default=str))
     else:
+        produced, in_ch = summary.events_produced, summary.events_in_clickhouse
         print("\nDelivery day KPIs (read back from ClickHouse)")
-        print(_table([{k: kpis[k] for k in kpis}]))
+        print(_table([dict(summary.kpis)]))
         print("\nDistance per rider (km, from GPS)")
+        distance = [{"rider_id": r, "km": km} for r, km in summary.distance_km_per_rider.items()]
         print(_table(distance) if distance else "(no GPS)")
         print(f"\nevents produced {produced}, in ClickHouse {in_ch}"
               + (" (match)" if produced == in_ch else " (MISMATCH)")
-              + f"; dead letters {summary['dead_letters'] or 0}; {summary['elapsed_s']}s")
-    ok = produced == in_ch and kpis["delivered"] + kpis["failed"] + kpis["cancelled"] == kpis["orders_created"]
-    return 0 if ok else 1
+              + f"; dead letters {summary.dead_letters or 0}; {summary.elapsed_s}s")
+    return 0 if summary.ok else 1
 
 
 # -- up / sql / config ---------------------------------------------------------------------------------

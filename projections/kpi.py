@@ -50,6 +50,10 @@ def events_in_clickhouse_sql(db: str) -> str:
     return f"SELECT uniqExact(event_id) FROM {db}.events"
 
 
+def dead_letters_by_kind_sql(db: str) -> str:
+    return f"SELECT error_kind, count() AS n FROM {db}.dead_letters FINAL GROUP BY error_kind ORDER BY error_kind"
+
+
 def query_dicts(client: Any, sql: str) -> list[dict[str, Any]]:
     result = client.query(sql)
     return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]

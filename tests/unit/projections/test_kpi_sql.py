@@ -11,7 +11,8 @@ import pytest
 
 from projections import kpi
 
-QUERIES = [kpi.order_kpis_sql, kpi.distance_per_rider_sql, kpi.events_in_clickhouse_sql]
+QUERIES = [kpi.order_kpis_sql, kpi.distance_per_rider_sql, kpi.events_in_clickhouse_sql,
+           kpi.dead_letters_by_kind_sql]
 
 
 @pytest.mark.parametrize("make", QUERIES, ids=lambda f: f.__name__)
@@ -26,6 +27,7 @@ def test_query_targets_the_given_database(make: Any) -> None:
 def test_state_and_gps_queries_read_with_final() -> None:
     assert re.search(r"FROM db\.order_state FINAL", kpi.order_kpis_sql("db"))
     assert re.search(r"FROM db\.gps_pings FINAL", kpi.distance_per_rider_sql("db"))
+    assert re.search(r"FROM db\.dead_letters FINAL", kpi.dead_letters_by_kind_sql("db"))
 
 
 def test_event_count_deduplicates_on_event_id() -> None:
