@@ -53,7 +53,7 @@ from schemas import Codec, DecodeError, InvalidEvent, UnknownSchema
 from schemas import events as ev
 from schemas import topics as tp
 from streams.domain.ids import derived_id
-from streams.domain.tracking import geofence
+from streams.domain.tracking import zones
 from streams.domain.tracking.tracker import STATE_FORMAT, Fleet, RiderLive, Tracker, TrackerParams
 
 log = logging.getLogger(__name__)
@@ -64,11 +64,11 @@ PLAN_SUFFIX = "\x00plans"  # key of a rider's last two plans (rider ids are prin
 MARKER_KEY = b"__marker__"
 
 
-def load_zones(path: str, params: geofence.ZoneParams = geofence.ZoneParams()) -> geofence.ZoneIndex:
+def load_zones(path: str, params: zones.ZoneParams = zones.ZoneParams()) -> zones.ZoneIndex:
     """The custom zones of ``MILESTREAM_ZONES_FILE``; a clear error names the file."""
     try:
         with open(path, encoding="utf-8") as f:
-            return geofence.zones_from_geojson(json.load(f), params)
+            return zones.zones_from_geojson(json.load(f), params)
     except (OSError, ValueError) as exc:
         raise ValueError(f"MILESTREAM_ZONES_FILE={path}: {exc}") from exc
 

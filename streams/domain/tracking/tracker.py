@@ -43,6 +43,7 @@ from schemas import topics as tp
 from streams.domain.ids import derived_id
 from streams.domain.orders import lifecycle
 from streams.domain.tracking import alerts, eta, geofence, hygiene
+from streams.domain.tracking.zones import RiderZones, ZoneEvent, ZoneIndex, ZoneParams, on_ping_zones
 
 
 def _readonly(d: dict[Any, Any]) -> types.MappingProxyType[Any, Any]:
@@ -62,8 +63,8 @@ SPEED_BATCH_S = 300.0  # learn_speeds runs on the samples gathered over this muc
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TrackerParams:
-    zones: geofence.ZoneIndex | None = None  # custom zones (MILESTREAM_ZONES_FILE), watched for every rider
-    zone_params: geofence.ZoneParams = geofence.ZoneParams()
+    zones: ZoneIndex | None = None  # custom zones (MILESTREAM_ZONES_FILE), watched for every rider
+    zone_params: ZoneParams = ZoneParams()
     geofence: geofence.GeofenceParams = geofence.GeofenceParams()
     hygiene: hygiene.HygieneParams = hygiene.DEFAULT_PARAMS
     emit: eta.EmitParams = eta.EmitParams()
@@ -106,7 +107,7 @@ class RiderLive:
         self.vehicle_type = vehicle_type
         self.device = hygiene.DeviceState(rider_id=rider_id, vehicle_type=vehicle_type)
         self.fences = geofence.RiderFences(rider_id=rider_id)
-        self.zones = geofence.RiderZones(rider_id=rider_id)
+        self.zones = RiderZones(rider_id=rider_id)
         self.alert = alerts.AlertState(rider_id=rider_id)
         self.route: ev.RoutePlanned | None = None
         self.eta: eta.RiderEta | None = None
@@ -300,7 +301,7 @@ class Tracker:
         if fired:
             out.extend([(tp.ALERTS, alerts.alert_event(a)) for a in fired])
         if params.zones is not None:
-            r.zones, zone_events = geofence.on_ping_zones(r.zones, params.zones, ping, params.zone_params)
+            r.zones, zone_events = on_ping_zones(r.zones, params.zones, ping, params.zone_params)
             out.extend([(tp.TRACKING, _zone_event(z)) for z in zone_events])
         if r.route is None or r.eta is None:
             return out
@@ -399,7 +400,7 @@ class Tracker:
         return out
 
 
-def _zone_event(z: geofence.ZoneEvent) -> ev.ZoneEvent:
+def _zone_event(z: ZoneEvent) -> ev.ZoneEvent:
     return ev.ZoneEvent(event_id=derived_id(f"{z.rider_id}/{z.zone_id}/{z.kind.value}", z.at.isoformat()),
                         occurred_at=z.at, rider_id=z.rider_id, zone_id=z.zone_id, kind=z.kind,
                         at=z.at, source_ping_id=z.source_ping_id)

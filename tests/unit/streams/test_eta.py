@@ -9,6 +9,7 @@ import math
 import pytest
 from test_eta_model import HUB, POINTS, at, planned
 
+from solver.geo import haversine_m
 from streams.domain.tracking import eta
 
 SHARP = eta.SpeedParams(leg_weight_s=1.0, service_weight_s=1.0)  # next to no prior: the data speak
@@ -112,7 +113,7 @@ def test_a_leg_is_learned_against_the_planned_stop_to_stop_time_not_from_where_d
 
 
 def offset_toward(a: tuple[float, float], b: tuple[float, float], metres: float) -> tuple[float, float]:
-    f = metres / eta.haversine_m(a, b)
+    f = metres / haversine_m(a, b)
     return a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f
 
 

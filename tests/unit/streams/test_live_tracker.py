@@ -13,7 +13,8 @@ import pytest
 from schemas import events as ev
 from schemas import topics as tp
 from simulator.truth import GroundTruthDay, truth_day
-from streams.domain.tracking import alerts, geofence
+from streams.domain.tracking import alerts
+from streams.domain.tracking import zones as zn
 from streams.domain.tracking.tracker import STATE_FORMAT, RiderLive, StaleState, Tracker, TrackerParams, events_of
 from streams.workers.tracking import _fleet_snapshot
 
@@ -119,10 +120,10 @@ def test_custom_zones_give_entered_dwelled_and_exited_events(day: GroundTruthDay
     d = 0.004  # a square of ~900 m around the second stop
     square = [[stop.lon - d, stop.lat - d], [stop.lon + d, stop.lat - d], [stop.lon + d, stop.lat + d],
               [stop.lon - d, stop.lat + d], [stop.lon - d, stop.lat - d]]
-    zones = geofence.zones_from_geojson({"type": "FeatureCollection", "features": [
+    zones = zn.zones_from_geojson({"type": "FeatureCollection", "features": [
         {"type": "Feature", "properties": {"zone_id": "market"}, "geometry": {"type": "Polygon", "coordinates": [square]}}]},
-        geofence.ZoneParams(dwell_s=60.0))
-    out = _feed(Tracker(TrackerParams(zones=zones, zone_params=geofence.ZoneParams(dwell_s=60.0))), day)
+        zn.ZoneParams(dwell_s=60.0))
+    out = _feed(Tracker(TrackerParams(zones=zones, zone_params=zn.ZoneParams(dwell_s=60.0))), day)
     mine = [e for e in events_of(out, tp.TRACKING) if isinstance(e, ev.ZoneEvent) and e.rider_id == rider.rider_id]
     kinds = [e.kind for e in mine]
     assert kinds[:3] == [ev.ZoneEventKind.ENTERED, ev.ZoneEventKind.DWELLED, ev.ZoneEventKind.EXITED]
@@ -133,9 +134,9 @@ def test_custom_zones_give_entered_dwelled_and_exited_events(day: GroundTruthDay
 
 def test_a_zones_file_that_is_not_geojson_polygons_is_refused() -> None:
     with pytest.raises(ValueError, match="feature 0 has no"):
-        geofence.zones_from_geojson({"type": "FeatureCollection", "features": [{"geometry": {"type": "Polygon"}}]})
+        zn.zones_from_geojson({"type": "FeatureCollection", "features": [{"geometry": {"type": "Polygon"}}]})
     with pytest.raises(ValueError, match="is not a Polygon"):
-        geofence.zones_from_geojson({"type": "FeatureCollection", "features": [
+        zn.zones_from_geojson({"type": "FeatureCollection", "features": [
             {"id": "z", "geometry": {"type": "Point", "coordinates": [77.6, 12.9]}}]})
 
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from schemas import events as ev
+from solver.geo import M_PER_DEG
 from streams.domain.tracking import alerts as al
 from streams.domain.tracking import eta
 from streams.domain.tracking import geofence as gf
@@ -26,7 +27,7 @@ P = al.AlertParams()
 
 def offset(north_m: float, east_m: float) -> tuple[float, float]:
     lat, lon = HUB
-    return lat + north_m / gf.M_PER_DEG, lon + east_m / (gf.M_PER_DEG * math.cos(math.radians(lat)))
+    return lat + north_m / M_PER_DEG, lon + east_m / (M_PER_DEG * math.cos(math.radians(lat)))
 
 
 # hub -> 1 km north -> 1 km east -> 1 km north; windows end 30, 45, 60 min after T0
