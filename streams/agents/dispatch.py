@@ -1,7 +1,8 @@
 """Dispatch, keyed by hub: pools unassigned orders and free riders; a timer plans a hub once its
 pool has been quiet for the batch window, then re-plans the routes being driven that a failed
 delivery, a cancellation, an urgent order or a shift ended with stops left calls for
-(:mod:`streams.domain.dispatch.replan`). Every solve runs in one worker process, off the loop."""
+(:mod:`streams.domain.dispatch.replan`, :mod:`streams.domain.dispatch.hub`). Every solve runs in
+one worker process, off the loop."""
 
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ from streams.app import (
     routes_topic,
     settings,
 )
+from streams.domain.dispatch import hub as hubs
 from streams.domain.dispatch import pool as dispatch
-from streams.domain.dispatch import replan
 
 log = logging.getLogger(__name__)
 _last_change: dict[bytes, float] = {}
@@ -42,8 +43,8 @@ def _solver_pool() -> ProcessPoolExecutor:
     return _executor
 
 
-def _hub(key: bytes) -> replan.Hub:
-    return replan.hub_state(hub_pools.get(key), key.decode())
+def _hub(key: bytes) -> hubs.Hub:
+    return hubs.hub_state(hub_pools.get(key), key.decode())
 
 
 async def handle_hub_input(message: Any) -> None:
@@ -51,7 +52,7 @@ async def handle_hub_input(message: Any) -> None:
     if item is None:
         return
     hub = message.key  # raw bytes: the table key
-    hub_pools[hub] = replan.on_hub_event(_hub(hub), item)
+    hub_pools[hub] = hubs.on_hub_event(_hub(hub), item)
     _last_change[hub] = time.monotonic()
 
 
@@ -90,7 +91,7 @@ async def _dispatch(hub: bytes) -> None:
     await publish(inbox_topic, outcome.assignments)
     await publish(routes_topic, outcome.routes)
     await publish(alerts_topic, outcome.alerts)
-    hub_pools[hub] = replan.on_dispatched(current, outcome)
+    hub_pools[hub] = hubs.on_dispatched(current, outcome)
 
 
 async def _replan(hub: bytes) -> None:
@@ -99,7 +100,7 @@ async def _replan(hub: bytes) -> None:
     if now is None or not (state.routes.pending or state.solving):
         return
     left_over = state.solving
-    state, requests = replan.start_replans(state, now)
+    state, requests = hubs.start_replans(state, now)
     if not requests and not left_over:  # all held by the rate limit: nothing new to keep
         return
     hub_pools[hub] = state
@@ -111,11 +112,11 @@ async def _replan(hub: bytes) -> None:
                 SolveParams(time_limit_s=settings.dispatch_time_limit_s))
         except Exception:
             log.exception("hub %s: re-plan %s failed; its triggers wait for the next round", hub, request.request_id)
-            hub_pools[hub] = replan.fail_replan(_hub(hub), request)
+            hub_pools[hub] = hubs.fail_replan(_hub(hub), request)
             continue
         current = _hub(hub)
         now = _stream_now(hub, current.pool) or now
-        current, outcome, out = replan.finish_replan(current, request, solution, now)
+        current, outcome, out = hubs.finish_replan(current, request, solution, now)
         log.info("hub %s: re-plan (%s) for %s in %.1fs: %d routes, %d dropped%s", hub, request.reason,
                  ", ".join(request.riders + request.offline), time.monotonic() - started, len(out.routes),
                  len(out.alerts), " (stale: again next round)" if outcome.stale else "")

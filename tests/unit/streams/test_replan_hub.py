@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from schemas import events as ev
 from solver import model as sm
+from streams.domain.dispatch import hub as hb
 from streams.domain.dispatch import pool as dispatch
 from streams.domain.dispatch import replan as rp
 
@@ -57,18 +58,18 @@ def solution(**routes: tuple[str, ...]) -> sm.Solution:
                                              distance_m=4000.0) for r, stops in routes.items()), unassigned=())
 
 
-def fold(hub: rp.Hub, *events: ev.Event) -> rp.Hub:
+def fold(hub: hb.Hub, *events: ev.Event) -> hb.Hub:
     for e in events:
-        hub = rp.on_hub_event(hub, e)
+        hub = hb.on_hub_event(hub, e)
     return hub
 
 
-def dispatched() -> rp.Hub:
+def dispatched() -> hb.Hub:
     """Riders a (o1, o2, o3) and b (o4), planned by dispatch, all out for delivery."""
-    hub = fold(rp.hub_state(None, HUB), shift("a"), shift("b"),
+    hub = fold(hb.hub_state(None, HUB), shift("a"), shift("b"),
                *(order(f"o{k}", 12.97 + 0.01 * k) for k in range(1, 5)))
     routes = {"a": ("o1", "o2", "o3"), "b": ("o4",)}
-    hub = rp.on_dispatched(hub, dispatch.apply_plan(hub.pool, dispatch.build_problem(hub.pool), solution(**routes)))
+    hub = hb.on_dispatched(hub, dispatch.apply_plan(hub.pool, dispatch.build_problem(hub.pool), solution(**routes)))
     return fold(hub, *(status(o, S.OUT_FOR_DELIVERY, r, 60) for r, stops in routes.items() for o in stops))
 
 
@@ -83,12 +84,12 @@ def test_a_failed_delivery_replans_its_rider_with_the_reason_and_without_the_sto
     door = (12.98, 77.591)
     hub = fold(dispatched(), status("o1", S.ARRIVED, "a", 600, where=door),
                status("o1", S.FAILED, "a", 700, reason="customer not home", where=door))
-    hub, (request,) = rp.start_replans(hub, ts(701))
+    hub, (request,) = hb.start_replans(hub, ts(701))
     assert request.riders == ("a",) and hub.solving == (request,)
     assert request.situation.riders[0].position == door  # the status change's location is the rider's fix
 
     # The solver keeps the order of the stops left: the rider still gets a new route (the old one lists o1).
-    hub, outcome, out = rp.finish_replan(hub, request, solution(a=("o2", "o3")), ts(702))
+    hub, outcome, out = hb.finish_replan(hub, request, solution(a=("o2", "o3")), ts(702))
     (route,) = out.routes
     assert route.rider_id == "a" and route.reason == "failed_delivery o1 (customer not home)"
     assert [s.order_id for s in route.stops] == ["o2", "o3"]
@@ -102,14 +103,14 @@ def test_a_failed_delivery_replans_its_rider_with_the_reason_and_without_the_sto
 def test_an_urgent_order_placed_by_a_replan_is_assigned_and_leaves_dispatchs_pool() -> None:
     hub = fold(dispatched(), order("vip", 12.985, created_s=300, priority=9))
     assert "vip" in hub.pool.pending and not hub.pool.ready  # no free rider: dispatch cannot plan it
-    hub, (request,) = rp.start_replans(hub, ts(310))
+    hub, (request,) = hb.start_replans(hub, ts(310))
     assert request.changes.new_jobs[0].id == "vip"
-    hub, _, out = rp.finish_replan(hub, request, solution(a=("o1", "vip", "o2", "o3"), b=("o4",)), ts(311))
+    hub, _, out = hb.finish_replan(hub, request, solution(a=("o1", "vip", "o2", "o3"), b=("o4",)), ts(311))
     (assigned,) = out.assignments
     assert (assigned.order_id, assigned.rider_id, assigned.sequence) == ("vip", "a", 2)
     assert assigned.route_id == next(r.route_id for r in out.routes if r.rider_id == "a")
     assert "vip" not in hub.pool.pending
-    again = rp.on_hub_event(hub, shift("c"))  # a free rider now: dispatch still must not plan vip
+    again = hb.on_hub_event(hub, shift("c"))  # a free rider now: dispatch still must not plan vip
     assert again.pool.pending == {}
 
 
@@ -117,50 +118,50 @@ def test_an_offline_riders_stops_no_rider_on_a_route_takes_go_back_to_dispatch_f
     hub = fold(dispatched(), ev.AlertRaised(
         event_id="off-a", occurred_at=at(400), subject_id="a", kind="rider_offline", severity=ev.Severity.CRITICAL,
         rider_id="a", message="no ping for 5 min out on the route"))
-    hub, (request,) = rp.start_replans(hub, ts(401))
+    hub, (request,) = hb.start_replans(hub, ts(401))
     assert request.offline == ("a",) and request.riders == ("b",)
     # b's route has no room for them (the solver leaves them out): a's stops are dropped...
     unplaced = sm.Solution(routes=solution(b=("o4",)).routes,
                            unassigned=tuple(sm.Unassigned(job_id=o, reason="no capacity") for o in ("o1", "o2", "o3")))
-    hub, outcome, out = rp.finish_replan(hub, request, unplaced, ts(402))
+    hub, outcome, out = hb.finish_replan(hub, request, unplaced, ts(402))
     assert {u.order_id for u in outcome.unassignable} == {"o1", "o2", "o3"}
     assert all("back with dispatch" in a.message for a in out.alerts) and len(out.alerts) == 3
     assert [r.stops for r in out.routes if r.rider_id == "a"] == [()]
     # ...back in dispatch's pool: a rider starting a shift now gets them planned
     assert set(hub.pool.pending) == {"o1", "o2", "o3"} and not hub.pool.taken & {"o1", "o2", "o3"}
-    assert rp.on_hub_event(hub, shift("c")).pool.ready
+    assert hb.on_hub_event(hub, shift("c")).pool.ready
 
 
 def test_a_solve_cut_short_gives_its_triggers_back() -> None:
     hub = fold(dispatched(), status("o4", S.FAILED, "b", 700, reason="address not found"))
-    started, (request,) = rp.start_replans(hub, ts(701))
+    started, (request,) = hb.start_replans(hub, ts(701))
     assert started.routes.pending == () and started.routes.in_flight == {"b"}
 
     # The worker died mid-solve: the stored hub still lists the request; the next round retries it
     # once the rate limit allows.
-    held, requests = rp.start_replans(started, ts(720))
+    held, requests = hb.start_replans(started, ts(720))
     assert requests == [] and held.solving == () and held.routes.in_flight == frozenset()
     assert [t.subject_id for t in held.routes.pending] == ["o4"]
-    _, (retry,) = rp.start_replans(held, ts(701 + rp.DISPATCH_PARAMS.min_interval_s + 1))
+    _, (retry,) = hb.start_replans(held, ts(701 + rp.DISPATCH_PARAMS.min_interval_s + 1))
     assert retry.reason == request.reason
 
-    failed = rp.fail_replan(started, request)  # the solver raised
+    failed = hb.fail_replan(started, request)  # the solver raised
     assert failed.solving == () and [t.subject_id for t in failed.routes.pending] == ["o4"]
 
 
 def test_a_bare_pool_stored_before_replanning_keeps_its_orders() -> None:
     pool = dispatch.on_event(dispatch.HubPool(hub_id=HUB), order("o1", 12.98))
     object.__delattr__(pool, "taken")  # as unpickled from a changelog written before the field existed
-    hub = rp.hub_state(pool, HUB)
+    hub = hb.hub_state(pool, HUB)
     assert set(hub.pool.pending) == {"o1"} and hub.pool.version == 1 and hub.pool.taken == frozenset()
     assert hub.routes == rp.ReplanState(hub_id=HUB)
-    assert rp.hub_state(hub, HUB) is hub
+    assert hb.hub_state(hub, HUB) is hub
 
 
 def test_no_rider_is_judged_offline_for_silence_without_gps() -> None:
     hub = dispatched()
     later = dataclasses.replace(hub.pool, clock=at(3 * 3600))
-    _, requests = rp.start_replans(dataclasses.replace(hub, pool=later), ts(3 * 3600))
+    _, requests = hb.start_replans(dataclasses.replace(hub, pool=later), ts(3 * 3600))
     assert requests == []
     _, requests = rp.due(hub.routes, ts(3 * 3600))  # with GPS-fed defaults, a rider silent this long is offline
     assert requests and requests[0].triggers[0].kind is rp.TriggerKind.RIDER_OFFLINE

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from schemas import events as ev
 from solver import SolveParams, solve
 from solver.reoptimise import Policy, build, reoptimise
+from streams.domain.dispatch import hub as hb
 from streams.domain.dispatch import pool as dispatch
 from streams.domain.dispatch import replan as rp
 
@@ -213,19 +214,19 @@ def test_the_trackers_offline_alert_redistributes_at_the_dispatcher_and_its_fix_
         ) -> None:
     """Dispatch reads no GPS (DISPATCH_PARAMS: no fix-based offline rule); the tracker's rider_offline
     alert and its forwarded first fix back are how a hub's dispatcher learns either."""
-    hub = rp.Hub(pool=dispatch.HubPool(hub_id="h1"), routes=fleet(rp.DISPATCH_PARAMS))
+    hub = hb.Hub(pool=dispatch.HubPool(hub_id="h1"), routes=fleet(rp.DISPATCH_PARAMS))
     alert = ev.AlertRaised(event_id=eid(), occurred_at=at(400), subject_id="a", kind="rider_offline",
                            severity=ev.Severity.CRITICAL, rider_id="a", message="no ping for 5 min out on the route")
-    hub = rp.on_hub_event(hub, alert)
+    hub = hb.on_hub_event(hub, alert)
     assert hub.routes.offline == {"a"}
     (trigger,) = hub.routes.pending
     assert (trigger.kind, trigger.subject_id, trigger.note) == ("rider_offline", "a", alert.message)
     assert "a" in trigger.riders and trigger.riders - {"a"}  # someone takes a's stops
-    assert rp.on_hub_event(hub, alert).routes.pending == hub.routes.pending  # told twice: one trigger
+    assert hb.on_hub_event(hub, alert).routes.pending == hub.routes.pending  # told twice: one trigger
     assert hub.pool == dispatch.HubPool(hub_id="h1")  # nothing for dispatch's own pool
     back = ev.GpsPing(event_id=eid(), occurred_at=at(700), rider_id="a", device_id="d", device_time=at(699),
                       lat=POSITIONS["a"][0], lon=POSITIONS["a"][1])
-    hub = rp.on_hub_event(hub, back)
+    hub = hb.on_hub_event(hub, back)
     assert hub.routes.offline == frozenset() and hub.routes.positions["a"].at_s == ts(699)
 
 
