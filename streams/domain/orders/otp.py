@@ -5,23 +5,65 @@ reprocessing that event after a crash yields the same OTP. It is never stored or
 clear: the order state keeps a salted PBKDF2 hash; the notification event carries it sealed
 (HMAC-SHA256 keystream + tag) for the customer-notification system, which shares the key; the
 rider app sends back only the salted hash of what the customer told the rider.
+
+The secret is at least 32 random bytes (hex or base64url): a passphrase could be guessed offline
+from any issued tag. The working key is derived from it with HKDF-SHA256 under a label of its
+own, so the same secret could key something else without the two uses ever sharing a key.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
+import string
 from dataclasses import dataclass
 
 PBKDF2_ITERATIONS = 20_000
 _NONCE = 16
 _TAG = 16
+MIN_SECRET_BYTES = 32
+KDF_INFO = b"milestream/delivery-otp/v1"
+_BASE64URL = frozenset(string.ascii_letters + string.digits + "-_")
+MAKE_ONE = 'python -c "import secrets; print(secrets.token_hex(32))"'
+
+
+def secret_bytes(secret: str) -> bytes:
+    """The random bytes a key string carries: hex (64+ digits) or base64url (43+ characters).
+    Raises ValueError saying how to make a good one."""
+    text = secret.strip()
+    if not text:
+        raise ValueError(f"the OTP key is empty; make one with: {MAKE_ONE}")
+    try:
+        if all(c in string.hexdigits for c in text):
+            raw = bytes.fromhex(text)
+        elif all(c in _BASE64URL for c in text.rstrip("=")):
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        else:
+            raise ValueError
+    except (ValueError, binascii.Error):
+        raise ValueError(f"the OTP key is neither hex nor base64url; make one with: {MAKE_ONE}") from None
+    if len(raw) < MIN_SECRET_BYTES:
+        raise ValueError(f"the OTP key holds {len(raw)} bytes, fewer than the {MIN_SECRET_BYTES} random bytes it "
+                         f"needs (64 hex digits or 43 base64url characters); make one with: {MAKE_ONE}")
+    return raw
+
+
+def hkdf_sha256(secret: bytes, info: bytes, length: int = 32, salt: bytes = b"") -> bytes:
+    """HKDF (RFC 5869) with SHA-256: extract, then expand under ``info``."""
+    prk = hmac.new(salt or b"\x00" * 32, secret, hashlib.sha256).digest()
+    out, block, counter = b"", b"", 1
+    while len(out) < length:
+        block = hmac.new(prk, block + info + bytes([counter]), hashlib.sha256).digest()
+        out += block
+        counter += 1
+    return out[:length]
 
 
 def key_bytes(secret: str) -> bytes:
-    if not secret:
-        raise ValueError("OTP key is empty: set MILESTREAM_OTP_KEY")
-    return hashlib.sha256(secret.encode()).digest()
+    """The OTP working key from the shared secret (see :func:`secret_bytes` for its form)."""
+    return hkdf_sha256(secret_bytes(secret), KDF_INFO)
 
 
 def _prf(key: bytes, label: str, data: bytes) -> bytes:

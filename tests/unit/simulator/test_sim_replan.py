@@ -22,7 +22,7 @@ from streams.domain.orders import lifecycle as lc
 from streams.domain.orders import otp
 
 S = ev.OrderStatus
-KEY = "unit-test-otp-key"
+KEY = "e5" * 32
 DAY = world.make_day(world.DayConfig(seed=5, orders=12, riders=2))
 RIDER, OTHER = DAY.shifts[0].rider_id, DAY.shifts[1].rider_id
 T0 = DAY.config.day_start

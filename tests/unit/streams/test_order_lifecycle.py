@@ -16,7 +16,7 @@ from streams.domain.ids import derived_id
 from streams.domain.orders import lifecycle as lc
 from streams.domain.orders import otp
 
-KEY = otp.key_bytes("unit-test-otp-key")
+KEY = otp.key_bytes("c3" * 32)
 POLICY = lc.Policy(otp_key=KEY, otp_max_attempts=3, otp_ttl=timedelta(hours=2))
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 ORDER = "ord-1"
@@ -589,7 +589,7 @@ def test_geofence_arrival_after_the_handover_is_ignored_not_dead_lettered() -> N
     from streams.domain.orders import lifecycle as _lc
     from streams.domain.orders import otp as _otp
 
-    policy = _lc.Policy(otp_key=_otp.key_bytes("k"))
+    policy = _lc.Policy(otp_key=_otp.key_bytes("d4" * 32))
     t = _dt.datetime(2026, 11, 24, 9, tzinfo=UTC)
     state = _lc.OrderState(order_id="o1", tracking_id="T", hub_id="h", status=_ev.OrderStatus.DELIVERED)
     late = _ev.StatusChanged(event_id="g1", occurred_at=t, order_id="o1", to_status=_ev.OrderStatus.ARRIVED,

@@ -6,8 +6,9 @@ import pytest
 
 from streams.domain.orders import otp
 
-KEY = otp.key_bytes("unit-test-otp-key")
-OTHER_KEY = otp.key_bytes("another-key")
+SECRET = "a1" * 32  # 32 bytes as hex, the form MILESTREAM_OTP_KEY takes
+KEY = otp.key_bytes(SECRET)
+OTHER_KEY = otp.key_bytes("b2" * 32)
 
 
 def test_issued_otp_opens_with_the_shared_key_to_the_derived_six_digit_code() -> None:
@@ -89,8 +90,47 @@ def test_matches_is_false_for_none_and_for_a_different_hash() -> None:
     assert otp.matches(b"", stored) is False
 
 
-def test_key_bytes_refuses_an_empty_secret() -> None:
-    with pytest.raises(ValueError, match="MILESTREAM_OTP_KEY"):
+def test_key_bytes_refuses_an_empty_secret_saying_how_to_make_one() -> None:
+    with pytest.raises(ValueError, match="secrets.token_hex"):
         otp.key_bytes("")
-    assert len(otp.key_bytes("x")) == 32
-    assert otp.key_bytes("x") != otp.key_bytes("y")
+
+
+@pytest.mark.parametrize("secret", [
+    "unit-test-otp-key",  # a passphrase: guessable offline from any issued tag
+    "ab" * 31,  # 31 bytes of hex
+    "q" * 42,  # 31 bytes of base64url
+    "correct horse battery staple correct horse battery staple",  # not an encoding at all
+    "a" * 65,  # odd number of hex digits
+])
+def test_key_bytes_refuses_secrets_shorter_than_32_random_bytes(secret: str) -> None:
+    with pytest.raises(ValueError, match="OTP key") as info:
+        otp.key_bytes(secret)
+    assert "secrets.token_hex(32)" in str(info.value)
+
+
+def test_key_bytes_accepts_hex_and_base64url_of_32_bytes_and_reads_the_same_bytes() -> None:
+    import base64
+    import secrets
+
+    raw = secrets.token_bytes(32)
+    as_hex, as_b64 = raw.hex(), base64.urlsafe_b64encode(raw).decode()
+    assert otp.secret_bytes(as_hex) == otp.secret_bytes(as_hex.upper()) == raw
+    assert otp.secret_bytes(as_b64) == otp.secret_bytes(as_b64.rstrip("=")) == raw
+    assert otp.key_bytes(as_hex) == otp.key_bytes(as_b64)
+    assert len(otp.key_bytes(secrets.token_hex(64))) == 32
+
+
+def test_working_key_is_hkdf_of_the_secret_not_the_secret_or_its_plain_hash() -> None:
+    import hashlib
+
+    raw = bytes.fromhex(SECRET)
+    assert KEY == otp.hkdf_sha256(raw, otp.KDF_INFO)
+    assert KEY not in (raw, hashlib.sha256(raw).digest(), hashlib.sha256(SECRET.encode()).digest())
+    assert otp.hkdf_sha256(raw, b"another use") != KEY  # domain separated
+
+
+def test_hkdf_matches_rfc_5869_test_case_1() -> None:
+    okm = otp.hkdf_sha256(bytes.fromhex("0b" * 22), bytes.fromhex("f0f1f2f3f4f5f6f7f8f9"), 42,
+                          salt=bytes.fromhex("000102030405060708090a0b0c"))
+    assert okm.hex() == ("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
+                         "34007208d5b887185865")
