@@ -1,6 +1,6 @@
 """Independent check of a Solomon plan against the instance data itself, pure.
 
-Deliberately shares no code with the solver or :meth:`solver.model.Solution.violations`: it
+Deliberately shares no code with the solver or :func:`solver.checker.violations`: it
 recomputes every arc from the coordinates (DIMACS: Euclidean truncated to one decimal, for cost
 and travel time, exact integer arithmetic in tenths) and walks each route from the depot. A plan
 is a list of routes, each the Solomon customer numbers in visit order (depot implied at both
