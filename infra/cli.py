@@ -333,6 +333,28 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_clients(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from benchmarks import clients as bench_clients
+    from infra.kafka import EmbeddedBroker, aiokafka_config, confluent_config
+
+    _at_least_one(("--messages", args.messages), ("--runs", args.runs))
+    settings = Settings.from_env()
+    broker = None if settings.kafka_bootstrap else EmbeddedBroker().start()
+    try:
+        if broker is not None:
+            settings = dataclasses.replace(settings, kafka_bootstrap=broker.bootstrap)
+        # aiokafka takes kafka-python's connection arguments (it began as its port)
+        result = bench_clients.run(confluent_config(settings), aiokafka_config(settings), messages=args.messages,
+                                   runs=args.runs, seed=args.seed, partitions=settings.kafka_partitions, log=_err)
+    finally:
+        if broker is not None:
+            broker.stop()
+    print(json.dumps(result) if args.json else "\n".join(bench_clients.report(result)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="milestream",
@@ -473,6 +495,18 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--json", action="store_true", help="print one JSON object (pings_per_s, ceiling_per_s, "
                                                           "p99_latency_ms, ...)")
     bp.set_defaults(func=cmd_bench_pipeline)
+    bk = bsub.add_parser(
+        "clients", help="kafka-python beside confluent-kafka on the tracker, produce and projection paths",
+        description="On the embedded broker (or MILESTREAM_KAFKA_BOOTSTRAP): a backlog of encoded GpsPing events, "
+                    "then per run and client in turn: the tracker path (consumer group, batches, decode, one "
+                    "output per record with acks=all, commit), the produce path (acks=all) and the projection "
+                    "path (batches, a commit after each; no ClickHouse). Prints the median records/s per client "
+                    "and path and the ratio kafka-python / confluent-kafka. Figures only.")
+    bk.add_argument("--messages", type=int, default=100_000, help="pings in the backlog (default 100000)")
+    bk.add_argument("--runs", type=int, default=3, help="runs per client, interleaved (default 3)")
+    bk.add_argument("--seed", type=int, default=1, help="simulated day's seed (default 1)")
+    bk.add_argument("--json", action="store_true", help="print one JSON object (median, ratio, runs_per_s, config)")
+    bk.set_defaults(func=cmd_bench_clients)
     return p
 
 
