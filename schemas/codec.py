@@ -9,12 +9,17 @@ both framings are always accepted on read.
 Payloads written with a released earlier schema version are read into the current types by
 Avro schema resolution (the writer schema is found from the fingerprint).
 
+Registry look-ups never block a consumer's event loop: ``decode`` answers from the registry
+client's cache (a schema id once found is kept, one not found is remembered for a while), and an
+async edge fetches what :meth:`Codec.missing_schema_id` names in an executor before decoding.
+
 Errors::
 
     DecodeError
     ├── MalformedMessage   not an Avro message we can parse
     └── UnknownSchema      framing is fine but the fingerprint / schema id is not ours
     InvalidEvent (ValueError)  decodes, but breaks a rule of the contract (see rules.py)
+    RegistryError          the schema registry refused or did not answer a registration
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ import enum
 import io
 import json
 import struct
+import threading
+import time
 import typing
 from collections.abc import Callable
 from dataclasses import fields, is_dataclass
@@ -36,6 +43,7 @@ from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from schemas import events as ev
 from schemas.flat import flat_reader
+from schemas.redact import mask_urls
 from schemas.rules import InvalidEvent, check
 
 SCHEMA_DIR = Path(__file__).parent
@@ -55,7 +63,12 @@ class UnknownSchema(DecodeError):
     pass
 
 
-__all__ = ["Codec", "DecodeError", "MalformedMessage", "UnknownSchema", "InvalidEvent", "load_schema"]
+class RegistryError(Exception):
+    """The schema registry refused a request or did not answer in time (text has no credentials)."""
+
+
+__all__ = ["Codec", "DecodeError", "MalformedMessage", "RegistryError", "SchemaRegistryClient", "UnknownSchema",
+           "InvalidEvent", "load_schema"]
 
 
 def load_schema(path: Path) -> dict[str, Any]:
@@ -142,9 +155,15 @@ class _Writer(typing.NamedTuple):
 
 class Codec:
     """Encodes events for Kafka and decodes what it reads back. Thread-safe, no I/O
-    except through an optional schema registry client."""
+    except through an optional schema registry client.
 
-    def __init__(self, schema_dir: Path = SCHEMA_DIR, registry: SchemaRegistryClient | None = None) -> None:
+    ``fetch_on_decode``: whether ``decode`` may ask the registry for a schema id it has never
+    looked up (fine on a consumer thread, with the client's short timeout). An event-loop edge
+    passes False and fetches :meth:`missing_schema_id` in an executor first; a remembered miss is
+    ``UnknownSchema`` without any request either way."""
+
+    def __init__(self, schema_dir: Path = SCHEMA_DIR, registry: SchemaRegistryClient | None = None,
+                 fetch_on_decode: bool = True) -> None:
         by_name = {cls.__name__: cls for cls in ev.EVENT_TYPES}
         self._current: dict[type, tuple[Any, bytes]] = {}
         self._source: dict[type, dict[str, Any]] = {}  # the .avsc as written, for the registry
@@ -171,8 +190,14 @@ class Codec:
                 cls = by_name[path.stem]
                 self._by_fingerprint[fp] = _Writer(fastavro.parse_schema(source), cls, self._current[cls][0])
         self._registry = registry
+        self._fetch_on_decode = fetch_on_decode
         self._registry_ids: dict[tuple[str, type], int] = {}
         self._by_registry_id: dict[int, _Writer] = {}
+        self._not_ours: dict[int, str] = {}  # registry ids whose schema is not one of our events
+
+    @property
+    def registry(self) -> SchemaRegistryClient | None:
+        return self._registry
 
     def schema_of(self, cls: type[ev.Event]) -> Any:
         return self._plain[cls]
@@ -251,50 +276,162 @@ class Codec:
             self._registry_ids[key] = self._registry.register(subject, schema_json)
         return self._registry_ids[key]
 
+    def missing_schema_id(self, data: bytes | None) -> int | None:
+        """The schema id of a Confluent-framed message that ``decode`` would have to ask the
+        registry for (never looked up, or a remembered miss that has expired); None when decoding
+        needs no request. Cheap: an async edge calls it on every message."""
+        if self._registry is None or not data or len(data) < 5 or data[:1] != CONFLUENT_MAGIC:
+            return None
+        schema_id = struct.unpack(">I", data[1:5])[0]
+        if schema_id in self._by_registry_id or schema_id in self._not_ours:
+            return None
+        return None if self._registry.cached(schema_id) is not None else schema_id
+
+    def fetch_schema(self, schema_id: int) -> None:
+        """Look ``schema_id`` up in the registry (blocking, bounded by its timeout) so that the next
+        ``decode`` answers from the cache. For an executor."""
+        if self._registry is not None:
+            self._registry.fetch(schema_id)
+
     def _writer_for_registry_id(self, schema_id: int) -> _Writer:
-        if schema_id not in self._by_registry_id:
-            if self._registry is None:
-                raise UnknownSchema(f"Confluent-framed message (schema id {schema_id}) but no schema registry is configured")
-            try:
-                raw = json.loads(self._registry.schema(schema_id))
-            except Exception as exc:
-                raise UnknownSchema(f"schema id {schema_id} not found in the registry: {exc}") from exc
+        writer = self._by_registry_id.get(schema_id)
+        if writer is not None:
+            return writer
+        if schema_id in self._not_ours:
+            raise UnknownSchema(self._not_ours[schema_id])
+        if self._registry is None:
+            raise UnknownSchema(f"Confluent-framed message (schema id {schema_id}) but no schema registry is configured")
+        found = self._registry.cached(schema_id)
+        if found is None:
+            if not self._fetch_on_decode:
+                raise UnknownSchema(f"schema id {schema_id} has not been looked up in the registry yet")
+            found = self._registry.fetch(schema_id)
+        if found.schema is None:
+            raise UnknownSchema(f"schema id {schema_id} not found in the registry: {found.reason}")
+        try:
+            raw = json.loads(found.schema)
             parsed = fastavro.parse_schema(raw, _write_hint=False)
-            writer = self._by_fingerprint.get(schema_fingerprint(parsed))
-            if writer is None:
-                name = raw.get("name") if isinstance(raw, dict) else None
-                cls = next((c for c in ev.EVENT_TYPES if c.__name__ == name), None)
-                if cls is None:
-                    raise UnknownSchema(f"schema id {schema_id} ({name}) is not a milestream event")
-                writer = _Writer(fastavro.parse_schema(raw), cls, self._current[cls][0])
-            self._by_registry_id[schema_id] = writer
-        return self._by_registry_id[schema_id]
+        except Exception as exc:  # the registry's text is input too
+            raise UnknownSchema(f"schema id {schema_id}: the registry's schema does not parse: {exc!r}") from exc
+        writer = self._by_fingerprint.get(schema_fingerprint(parsed))
+        if writer is None:
+            name = raw.get("name") if isinstance(raw, dict) else None
+            cls = next((c for c in ev.EVENT_TYPES if c.__name__ == name), None)
+            if cls is None:
+                self._not_ours[schema_id] = f"schema id {schema_id} ({str(name)[:100]!r}) is not a milestream event"
+                raise UnknownSchema(self._not_ours[schema_id])
+            writer = _Writer(fastavro.parse_schema(raw), cls, self._current[cls][0])
+        self._by_registry_id[schema_id] = writer
+        return writer
+
+
+class Lookup(typing.NamedTuple):
+    """What the registry said about one schema id: its schema, or why there is none."""
+
+    schema: str | None
+    reason: str = ""
 
 
 class SchemaRegistryClient:
-    """Minimal Confluent Schema Registry REST client (register, fetch by id)."""
+    """Minimal Confluent Schema Registry REST client: register a schema, look one up by id.
 
-    def __init__(self, url: str, timeout_s: float = 10.0) -> None:
-        self.url = url.rstrip("/")
+    Credentials in the URL (``https://key:secret@host``) are sent as basic auth and kept out of
+    ``url`` and of every error text. Look-ups are cached: a schema found stays (ids are immutable),
+    a miss (not found, refused, unreachable, too slow) is remembered for ``miss_ttl_s`` so a flood
+    of unknown ids costs one request per id and TTL. Thread-safe."""
+
+    MAX_MISSES = 10_000
+
+    def __init__(self, url: str, timeout_s: float = 2.0, miss_ttl_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        import base64
+        from urllib.parse import unquote, urlsplit, urlunsplit
+
+        parts = urlsplit(url)
+        self._auth: str | None = None
+        if parts.username is not None or parts.password is not None:
+            pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+            self._auth = "Basic " + base64.b64encode(pair.encode()).decode()
+            host = parts.hostname or ""
+            netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
+            parts = parts._replace(netloc=netloc)
+        self.url = urlunsplit(parts).rstrip("/")
         self.timeout_s = timeout_s
+        self.miss_ttl_s = miss_ttl_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._found: dict[int, str] = {}
+        self._missed: dict[int, tuple[float, str]] = {}  # id -> (remembered until, reason)
+
+    def __repr__(self) -> str:
+        return f"SchemaRegistryClient({self.url!r}, timeout_s={self.timeout_s:g})"
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        import urllib.error
         import urllib.request
 
-        req = urllib.request.Request(
-            self.url + path,
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
-        )
-        with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-            return json.loads(resp.read())
+        headers = {"Content-Type": "application/vnd.schemaregistry.v1+json",
+                   "Accept": "application/vnd.schemaregistry.v1+json"}
+        if self._auth:
+            headers["Authorization"] = self._auth
+        req = urllib.request.Request(self.url + path, method=method, headers=headers,
+                                     data=None if body is None else json.dumps(body).encode())
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:  # timeout: per socket operation
+                answer = json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            try:
+                detail = exc.read(300).decode("utf-8", "replace")
+            except OSError:
+                detail = ""
+            raise RegistryError(mask_urls(f"{method} {self.url}{path}: HTTP {exc.code} {detail}")) from None
+        except (OSError, ValueError) as exc:  # URLError, timeouts, refused connections, bad JSON
+            raise RegistryError(mask_urls(f"{method} {self.url}{path}: {exc}")) from None
+        if not isinstance(answer, dict):
+            raise RegistryError(f"{method} {self.url}{path}: the answer is not a JSON object")
+        return answer
 
     def register(self, subject: str, schema_json: str) -> int:
-        return int(self._call("POST", f"/subjects/{subject}/versions", {"schema": schema_json})["id"])
+        answer = self._call("POST", f"/subjects/{subject}/versions", {"schema": schema_json})
+        if not isinstance(answer.get("id"), int):
+            raise RegistryError(f"POST {self.url}/subjects/{subject}/versions: no schema id in the answer")
+        return int(answer["id"])
 
-    def schema(self, schema_id: int) -> str:
-        return str(self._call("GET", f"/schemas/ids/{schema_id}")["schema"])
+    def cached(self, schema_id: int) -> Lookup | None:
+        """What is known about ``schema_id`` without a request; None if it must be fetched."""
+        with self._lock:
+            if schema_id in self._found:
+                return Lookup(self._found[schema_id])
+            missed = self._missed.get(schema_id)
+            if missed is not None and missed[0] > self._clock():
+                return Lookup(None, missed[1])
+        return None
+
+    def fetch(self, schema_id: int) -> Lookup:
+        """The schema of ``schema_id``, from the cache or one request of at most ``timeout_s``;
+        a failure is a remembered miss, never an exception."""
+        known = self.cached(schema_id)
+        if known is not None:
+            return known
+        try:
+            schema = self._call("GET", f"/schemas/ids/{int(schema_id)}").get("schema")
+            if not isinstance(schema, str):
+                raise RegistryError(f"GET {self.url}/schemas/ids/{schema_id}: no schema text in the answer")
+        except RegistryError as exc:
+            reason = str(exc)
+            with self._lock:
+                if len(self._missed) >= self.MAX_MISSES:
+                    now = self._clock()
+                    for key in [k for k, (until, _) in self._missed.items() if until <= now]:
+                        del self._missed[key]
+                    while len(self._missed) >= self.MAX_MISSES:
+                        del self._missed[next(iter(self._missed))]
+                self._missed[schema_id] = (self._clock() + self.miss_ttl_s, reason)
+            return Lookup(None, reason)
+        with self._lock:
+            self._found[schema_id] = schema
+            self._missed.pop(schema_id, None)
+        return Lookup(schema)
 
 
 def timestamp(dt: datetime) -> int:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import stat
 from pathlib import Path
 
 import pytest
 
 from infra.settings import Settings
+
+OTP_KEY = "5e" * 32  # 32 bytes as hex: the form MILESTREAM_OTP_KEY takes
 
 
 def env(tmp_path: Path, **values: str) -> dict[str, str]:
@@ -98,14 +101,75 @@ def test_default_data_dir_follows_xdg_data_home(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_describe_masks_the_otp_key_and_the_sasl_password(tmp_path: Path) -> None:
-    s = Settings.from_env(env(tmp_path, otp_key="super-secret-otp-key", kafka_sasl_password="hunter2-sasl",
+    s = Settings.from_env(env(tmp_path, otp_key=OTP_KEY, kafka_sasl_password="hunter2-sasl",
                               kafka_sasl_username="alice"))
     described = {var: (value, default, doc) for var, value, default, doc in s.describe()}
     assert described["MILESTREAM_OTP_KEY"][0] == "****"
     assert described["MILESTREAM_KAFKA_SASL_PASSWORD"][0] == "****"
     assert described["MILESTREAM_KAFKA_SASL_USERNAME"][0] == "alice"
     text = repr(s.describe())
-    assert "super-secret-otp-key" not in text and "hunter2-sasl" not in text
+    assert OTP_KEY not in text and "hunter2-sasl" not in text
+
+
+def test_every_url_setting_is_shown_with_its_password_masked(tmp_path: Path) -> None:
+    s = Settings.from_env(env(tmp_path, clickhouse_dsn="https://reporter:ch-pass-1@ch.example:8443/db",
+                              schema_registry_url="https://regkey:reg-pass-2@registry.example",
+                              kafka_bootstrap="broker.example:9093"))
+    shown = "\n".join(f"{var}={value} ({default})" for var, value, default, _ in s.describe())
+    shown += s.display("resolved_clickhouse_dsn") + repr(s)
+    assert "ch-pass-1" not in shown and "reg-pass-2" not in shown
+    assert "https://reporter:****@ch.example:8443/db" in shown
+    assert "https://regkey:****@registry.example" in shown
+    assert s.display("kafka_bootstrap") == "broker.example:9093"
+
+
+def test_repr_of_settings_masks_secrets(tmp_path: Path) -> None:
+    s = Settings.from_env(env(tmp_path, otp_key=OTP_KEY, kafka_sasl_password="hunter2-sasl"))
+    assert OTP_KEY not in repr(s) and "hunter2-sasl" not in repr(s) and "kafka_sasl_password='****'" in repr(s)
+
+
+def test_a_bad_clickhouse_dsn_is_reported_without_its_password(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="MILESTREAM_CLICKHOUSE_DSN") as info:
+        Settings.from_env(env(tmp_path, clickhouse_dsn="tcp://u:tcp-pass-3@ch.example:9000"))
+    assert "tcp-pass-3" not in str(info.value)
+
+
+@pytest.mark.parametrize("key", ["super-secret-otp-key", "ab" * 16, "not base64 at all!"])
+def test_a_weak_otp_key_is_refused_at_start_naming_the_variable(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ValueError, match="MILESTREAM_OTP_KEY") as info:
+        Settings.from_env(env(tmp_path, otp_key=key))
+    assert "secrets.token_hex(32)" in str(info.value) and key not in str(info.value)
+
+
+def test_require_otp_key_names_the_variable_and_how_to_make_one(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="MILESTREAM_OTP_KEY is not set") as info:
+        Settings.from_env(env(tmp_path)).require_otp_key()
+    assert 'python -c "import secrets; print(secrets.token_hex(32))"' in str(info.value)
+    keyed = Settings.from_env(env(tmp_path, otp_key=OTP_KEY))
+    assert keyed.require_otp_key() is keyed
+
+
+def test_registry_timeout_must_stay_below_the_session_timeout(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="MILESTREAM_SCHEMA_REGISTRY_TIMEOUT_S"):
+        Settings.from_env(env(tmp_path, schema_registry_timeout_s="6", kafka_session_timeout_s="6"))
+    s = Settings.from_env(env(tmp_path, schema_registry_url="http://u:p@registry.example", schema_registry_timeout_s="1.5",
+                              schema_registry_miss_ttl_s="30"))
+    client = s.registry_client()
+    assert (client.timeout_s, client.miss_ttl_s) == (1.5, 30.0)
+    assert "p@" not in client.url
+    assert Settings.from_env(env(tmp_path)).registry_client() is None
+
+
+def test_make_data_dir_is_private_to_the_owner_even_if_it_existed_open(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "logs").mkdir(parents=True, mode=0o755)
+    data.chmod(0o755)
+    Settings.from_env(env(data)).make_data_dir()
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    assert stat.S_IMODE((data / "logs").stat().st_mode) == 0o700
+    fresh = tmp_path / "fresh" / "milestream"
+    Settings.from_env(env(fresh)).make_data_dir()
+    assert stat.S_IMODE(fresh.stat().st_mode) == stat.S_IMODE((fresh / "logs").stat().st_mode) == 0o700
 
 
 def test_describe_shows_empty_secrets_as_empty(tmp_path: Path) -> None:
@@ -123,7 +187,7 @@ def test_describe_lists_every_setting_with_its_default_and_a_doc(tmp_path: Path)
 
 
 def test_to_env_round_trips_through_from_env(tmp_path: Path) -> None:
-    s = Settings.from_env(env(tmp_path, kafka_partitions="5", dispatch_batch_window_s="0.75", otp_key="k",
+    s = Settings.from_env(env(tmp_path, kafka_partitions="5", dispatch_batch_window_s="0.75", otp_key=OTP_KEY,
                               clickhouse_dsn="http://ch:8123"))
     assert Settings.from_env(s.to_env()) == s
 
@@ -138,7 +202,8 @@ def test_with_otp_key_generates_a_random_key_only_when_none_is_set(tmp_path: Pat
     s = Settings.from_env(env(tmp_path))
     a, b = s.with_otp_key(), s.with_otp_key()
     assert a.otp_key and b.otp_key and a.otp_key != b.otp_key
-    keyed = Settings.from_env(env(tmp_path, otp_key="fixed"))
+    assert len(bytes.fromhex(a.otp_key)) == 32
+    keyed = Settings.from_env(env(tmp_path, otp_key=OTP_KEY))
     assert keyed.with_otp_key() is keyed
 
 
