@@ -1,5 +1,11 @@
 """Events to ClickHouse rows, pure. ``fold_order`` keeps the current-order-state row and is
-idempotent: an event at or below the row's version (ledger offset) changes nothing."""
+idempotent: an event at or below the row's version (ledger offset) changes nothing.
+
+Text from outside reaches a terminal through the tables: free-text columns (failure reasons,
+dead-letter reasons) are stored with control characters escaped and URL credentials masked
+(``schemas.redact``); the payload is JSON, which escapes control characters itself. Identifiers
+(event, order, rider, device ids, stream and source keys) are stored as they are, so they still
+join across tables and match the ledger; ``milestream sql`` escapes every cell it prints."""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from typing import Any
 
 from schemas import events as ev
 from schemas.codec import to_record
+from schemas.redact import redact
 
 S = ev.OrderStatus
 
@@ -32,7 +39,8 @@ def _json_default(value: Any) -> Any:
 
 
 def event_row(event: ev.Event, topic: str, partition: int, offset: int) -> tuple[Any, ...]:
-    payload = json.dumps(to_record(event), default=_json_default, separators=(",", ":"))
+    # ensure_ascii: control characters (and all non-ASCII) as \uXXXX escapes, never raw.
+    payload = json.dumps(to_record(event), default=_json_default, separators=(",", ":"), ensure_ascii=True)
     return (event.event_id, type(event).__name__, event.key, event.occurred_at, topic, partition, offset,
             event.schema_version, payload)
 
@@ -44,7 +52,7 @@ def gps_row(ping: ev.GpsPing) -> tuple[Any, ...]:
 
 def dead_letter_row(letter: ev.DeadLetter) -> tuple[Any, ...]:
     return (letter.event_id, letter.occurred_at, letter.source_topic, letter.source_partition, letter.source_offset,
-            letter.source_key, letter.error_kind.value, letter.reason, letter.original.hex())
+            letter.source_key, letter.error_kind.value, redact(letter.reason), letter.original.hex())
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,7 +124,7 @@ def fold_order(row: OrderRow | None, event: ev.Event, version: int) -> OrderRow 
             elif to is S.DELIVERED:
                 changes["delivered_at"] = at
             elif to is S.FAILED:
-                changes.update(failed_at=at, failure_reason=event.reason)
+                changes.update(failed_at=at, failure_reason=redact(event.reason))
             return dataclasses.replace(base, **changes)
         case _:
             return base

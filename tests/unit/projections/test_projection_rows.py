@@ -253,3 +253,37 @@ def test_dead_letter_row_keeps_the_original_bytes_as_hex_and_the_kind_as_text() 
     assert named == {"event_id": "dl", "occurred_at": at(1), "source_topic": "milestream.inbox", "source_partition": 1,
                      "source_offset": 9, "source_key": "k", "error_kind": "illegal_transition", "reason": "why",
                      "original": "c3016a756e6b"}
+
+
+# ---- text from outside -----------------------------------------------------------------------
+
+HOSTILE = "wrong address\x1b[2J\x1b]0;owned\x07\nFAKE ROW"
+
+
+def test_dead_letter_reason_is_stored_escaped_and_without_url_credentials_but_the_key_as_it_is() -> None:
+    letter = ev.DeadLetter(event_id="dl", occurred_at=at(1), source_key="key\x1bk", source_topic="milestream.inbox",
+                           source_partition=1, source_offset=9, original=b"\x1b",
+                           error_kind=ev.DeadLetterKind.UNKNOWN_SCHEMA,
+                           reason=f"registry http://u:reg-pass@registry:8081 said {HOSTILE}")
+    named = dict(zip(rows.DEAD_LETTER_COLUMNS, rows.dead_letter_row(letter), strict=True))
+    assert named["reason"] == ("registry http://u:****@registry:8081 said wrong address\\x1b[2J\\x1b]0;owned\\x07"
+                               "\\nFAKE ROW")
+    assert named["source_key"] == "key\x1bk"  # an identifier: the same as the event's stream key
+    assert rows.event_row(letter, "milestream.dead-letter", 0, 1)[2] == named["source_key"]
+
+
+def test_failure_reason_is_stored_escaped_and_ids_are_kept_for_joins() -> None:
+    order_id = "ord-\x1b-1"
+    ledger = [dataclasses.replace(created(), order_id=order_id),
+              dataclasses.replace(sc("e1", 5, S.CREATED, S.FAILED, HOSTILE), order_id=order_id)]
+    row = fold(ledger)
+    assert row is not None and row.order_id == order_id
+    assert row.failure_reason == "wrong address\\x1b[2J\\x1b]0;owned\\x07\\nFAKE ROW"
+    assert rows.event_row(ledger[1], "milestream.orders", 0, 1)[2] == order_id
+
+
+def test_event_payload_json_carries_control_characters_only_as_escapes() -> None:
+    event = sc("e1", 5, S.CREATED, S.FAILED, HOSTILE)
+    payload = rows.event_row(event, "milestream.orders", 0, 1)[-1]
+    assert all(c.isprintable() for c in payload)
+    assert json.loads(payload)["reason"] == HOSTILE  # nothing lost: JSON readers get the original text
