@@ -25,6 +25,7 @@ from typing import Any
 from schemas.redact import escape_controls, mask_urls
 
 PRIVATE_UMASK = 0o077  # directories 0700, files 0600
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 OUR_LOGGERS = ("milestream", "infra", "streams", "projections", "schemas", "simulator", "solver", "benchmarks")
 
 _installed = False
@@ -95,10 +96,13 @@ def _print_masked(exc_type: type[BaseException], exc: BaseException, tb: Traceba
     sys.stderr.write(prefix + escape_controls(mask_urls(text), keep_lines=True))
 
 
-def install() -> None:
-    """Private files, safe log records and masked tracebacks for this process. Idempotent."""
+def install(level: str | int | None = None) -> None:
+    """Private files, safe log records and masked tracebacks for this process; with ``level``,
+    also log to stderr at that level. Idempotent."""
     global _installed
     os.umask(PRIVATE_UMASK)
+    if level is not None:
+        logging.basicConfig(level=level, format=FORMAT)
     if _installed:
         return
     _installed = True

@@ -66,11 +66,10 @@ def test_a_bad_format_string_is_left_for_logging_to_report() -> None:
 INSTALLED = r"""
 import logging, os, sys, threading
 from infra.logs import install
-install()
+install("INFO")
 data = sys.argv[1]
 os.makedirs(data + "/logs")
-handler = logging.FileHandler(data + "/logs/worker.log")
-logging.basicConfig(level=logging.INFO, handlers=[handler, logging.StreamHandler(sys.stderr)])
+logging.getLogger().addHandler(logging.FileHandler(data + "/logs/worker.log"))
 logging.getLogger("faust.worker").info("broker %s", "kafka://u:log-secret@b:9092")
 logging.getLogger("streams.agents").warning("order %s", "o\x1b]0;pwned\x07\nFAKE")
 t = threading.Thread(target=lambda: (_ for _ in ()).throw(RuntimeError("thread https://a:thread-secret@h")))
