@@ -12,21 +12,23 @@ from pathlib import Path
 from typing import Any
 
 from infra.settings import Settings
+from schemas.redact import escape_controls, mask_urls
 from solver.params import ENGINES
 
 log = logging.getLogger("milestream")
 
 
 def _err(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    print(mask_urls(msg), file=sys.stderr, flush=True)
 
 
 def _table(rows: list[dict[str, Any]] | list[list[Any]], columns: list[str] | None = None) -> str:
     if rows and isinstance(rows[0], dict):
         columns = list(rows[0])
         rows = [[r[c] for c in columns] for r in rows]  # type: ignore[index]
-    columns = columns or []
-    cells = [[("" if v is None else str(v)) for v in r] for r in rows]
+    # Cells hold data from outside: control characters shown as \x1b..., never sent to the terminal.
+    columns = [escape_controls(str(c)) for c in columns or []]
+    cells = [[("" if v is None else escape_controls(str(v))) for v in r] for r in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
     line = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
     out = [line, "  ".join("-" * w for w in widths)]
@@ -72,8 +74,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:
         stack.start()
         s = stack.settings
-        _err(f"milestream up: Kafka {s.kafka_bootstrap} ({'embedded' if stack.broker else 'external'}), "
-             f"ClickHouse {s.resolved_clickhouse_dsn}, worker pid {stack.worker.pid if stack.worker else '-'}; "
+        _err(f"milestream up: Kafka {s.display('kafka_bootstrap')} ({'embedded' if stack.broker else 'external'}), "
+             f"ClickHouse {s.display('resolved_clickhouse_dsn')}, worker pid {stack.worker.pid if stack.worker else '-'}; "
              f"logs in {Path(s.data_dir) / 'logs'}. Ctrl-C stops.")
         _err(f"  produce to {', '.join(s.topic(n) for n in ('inbox', 'riders', 'gps'))}; "
              "query with: milestream sql \"SELECT * FROM milestream.order_state FINAL LIMIT 10\"")
@@ -101,16 +103,16 @@ def cmd_sql(args: argparse.Namespace) -> int:
             res = connect(settings).query(args.query)
             result = {"columns": list(res.column_names), "rows": [list(r) for r in res.result_rows]}
         except Exception as exc:
-            result = {"error": str(exc)}
+            result = {"error": mask_urls(str(exc))}
     if "error" in result:
         _err(f"error: {result['error']}")
         return 2
     if args.format == "json":
         print(json.dumps([dict(zip(result["columns"], r, strict=True)) for r in result["rows"]], default=str))
     elif args.format == "tsv":
-        print("\t".join(result["columns"]))
+        print("\t".join(escape_controls(str(c)) for c in result["columns"]))
         for r in result["rows"]:
-            print("\t".join(str(v) for v in r))
+            print("\t".join(escape_controls(str(v)) for v in r))
     else:
         print(_table(result["rows"], result["columns"]))
     return 0
@@ -512,7 +514,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from infra.logs import install
+
+    install(logging.WARNING)  # umask 077, log records and tracebacks masked and escaped
     try:
         return int(args.func(args))
     except ValueError as exc:  # bad settings or arguments: a sentence, not a traceback

@@ -71,7 +71,8 @@ def run_demo(day: DemoDay, progress: Callable[[str], None] | None = None) -> Dem
 
     started = time.monotonic()
     data_dir = day.data_dir or Path(tempfile.mkdtemp(prefix="milestream-demo-"))
-    settings = Settings.from_env(data_dir=str(data_dir))
+    # One OTP key for the day (the environment's, or one drawn here), handed to every process it starts.
+    settings = Settings.from_env(data_dir=str(data_dir)).with_otp_key()
     if progress:
         progress(f"milestream demo: {day.orders} orders, {day.riders} riders, 1 hub, seed {day.seed}, "
                  f"{day.speedup:g}x time; data in {data_dir}")
@@ -81,7 +82,7 @@ def run_demo(day: DemoDay, progress: Callable[[str], None] | None = None) -> Dem
     db = s.clickhouse_database
     if progress:
         progress(f"  broker {s.kafka_bootstrap}, worker pid {stack.worker.pid if stack.worker else '-'}, ClickHouse "
-                 f"{s.resolved_clickhouse_dsn}")
+                 f"{s.display('resolved_clickhouse_dsn')}")
     try:
         world = make_day(DayConfig(seed=day.seed, orders=day.orders, riders=day.riders))
         runner = DayRunner(day=world, kafka=aiokafka_config(s), topic=s.topic, otp_key=s.otp_key, speedup=day.speedup)

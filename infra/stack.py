@@ -23,6 +23,7 @@ from infra.settings import Settings
 from projections.writer import ProjectionWriter
 from schemas import Codec, DecodeError, InvalidEvent
 from schemas import topics as tp
+from schemas.redact import mask_urls
 
 log = logging.getLogger(__name__)
 ENDPOINT_FILE = "sql-endpoint.json"
@@ -31,7 +32,7 @@ READ_ONLY_PREFIXES = ("select", "with", "show", "describe", "desc", "explain", "
 
 class Stack:
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings.with_otp_key()
+        self.settings = settings.require_otp_key()  # every worker seals OTPs with the same key
         self.data_dir = Path(self.settings.data_dir)
         self.broker: EmbeddedBroker | None = None
         self.worker: subprocess.Popen[bytes] | None = None
@@ -45,7 +46,7 @@ class Stack:
     # -- pieces ---------------------------------------------------------------------------
 
     def start_kafka(self) -> None:
-        (self.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        self.settings.make_data_dir()  # 0700: addresses, GPS traces and dead-lettered originals live here
         if not self.settings.kafka_bootstrap:
             self.broker = EmbeddedBroker(log_path=self.data_dir / "logs" / "broker.log").start()
             self.settings = dataclasses.replace(self.settings, kafka_bootstrap=self.broker.bootstrap)
@@ -99,7 +100,7 @@ class Stack:
                 result = self.client.query(sql)
             return 200, {"columns": list(result.column_names), "rows": [list(r) for r in result.result_rows]}
         except Exception as exc:  # ClickHouse errors go back to the caller as text
-            return 400, {"error": str(exc)}
+            return 400, {"error": mask_urls(str(exc))}
 
     def _spawn(self, target: Any, name: str, *args: Any) -> None:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)

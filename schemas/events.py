@@ -336,6 +336,8 @@ class DeadLetter(Event):
     original: bytes = field(repr=False)
     error_kind: DeadLetterKind
     reason: str
+    original_size: int | None = None  # set when ``original`` holds only the first bytes
+    original_sha256: str | None = None
 
     @property
     def key(self) -> str:

@@ -68,7 +68,11 @@ def check(event: ev.Event) -> None:
                 if not (value >= 0 and math.isfinite(value)):
                     raise InvalidEvent(f"capacities must be finite and >= 0, got {value}")
         case ev.RoutePlanned():
+            if not event.route_id or not event.hub_id:
+                raise InvalidEvent("RoutePlanned: route_id and hub_id must not be empty")
             for stop in event.stops:
+                if not stop.order_id:
+                    raise InvalidEvent(f"RoutePlanned {event.route_id}: a stop has an empty order_id")
                 _lat_lon(f"stop {stop.order_id}", stop.lat, stop.lon)
                 if stop.window_start is not None and stop.window_end is not None and stop.window_end < stop.window_start:
                     raise InvalidEvent(f"stop {stop.order_id}: window_end is before window_start")
