@@ -5,6 +5,7 @@ with unique hubs, orders, topic prefixes, consumer groups and databases."""
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -32,7 +33,7 @@ def settings(broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory) -
     run = uuid.uuid4().hex[:8]
     return Settings.from_env(
         {}, kafka_bootstrap=broker.bootstrap, topic_prefix=f"it{run}.", app_id=f"it{run}",
-        data_dir=str(tmp_path_factory.mktemp("data")), otp_key="integration-test-key",
+        data_dir=str(tmp_path_factory.mktemp("data")), otp_key=secrets.token_hex(32),
         dispatch_batch_window_s=0.5, dispatch_time_limit_s=1.0, kafka_partitions=3)
 
 
