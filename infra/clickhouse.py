@@ -17,5 +17,5 @@ def connect(settings: Settings) -> Any:
 
     dsn = settings.resolved_clickhouse_dsn
     if dsn.startswith("chdb://"):
-        Path(dsn.removeprefix("chdb://")).mkdir(parents=True, exist_ok=True)
+        Path(dsn.removeprefix("chdb://")).mkdir(mode=0o700, parents=True, exist_ok=True)
     return clickhouse_connect.get_client(dsn=dsn)
