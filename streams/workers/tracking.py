@@ -38,7 +38,6 @@ import dataclasses
 import gc
 import json
 import logging
-import pickle
 import threading
 import time
 import uuid
@@ -52,6 +51,7 @@ from infra.settings import Settings
 from schemas import Codec, DecodeError, InvalidEvent, UnknownSchema
 from schemas import events as ev
 from schemas import topics as tp
+from streams import state
 from streams.domain.ids import derived_id
 from streams.domain.tracking import zones
 from streams.domain.tracking.tracker import STATE_FORMAT, Fleet, RiderLive, Tracker, TrackerParams
@@ -73,16 +73,31 @@ def load_zones(path: str, params: zones.ZoneParams = zones.ZoneParams()) -> zone
         raise ValueError(f"MILESTREAM_ZONES_FILE={path}: {exc}") from exc
 
 
-def _fleet_snapshot(blob: bytes) -> tuple[float, Fleet] | None:
-    """The fleet's learning as checkpointed, or None when another version wrote it (learning starts over)."""
+def _fleet_snapshot(blob: bytes | None) -> tuple[float, Fleet] | None:
+    """The fleet's learning as checkpointed, or None when the record is refused (another version
+    wrote it, or it is no state record at all): learning starts over."""
     try:
-        now_s, fleet, written = pickle.loads(blob)
+        now_s, fleet, written = state.decode("tracker-fleet", blob)
         if written != STATE_FORMAT:
-            raise ValueError(f"format {written}, this version reads {STATE_FORMAT}")
-    except Exception as exc:  # noqa: BLE001 - classes of another version
-        log.warning("tracking: the fleet's learning was written by another version (%s); it starts over", exc)
+            raise state.StateError(f"tracker-fleet: format {written}, this version reads {STATE_FORMAT}")
+    except state.StateError as exc:
+        log.warning("tracking: the fleet's learning is refused (%s); it starts over", exc)
         return None
     return now_s, fleet
+
+
+def _rider_plans(rider_id: str, blob: bytes) -> tuple[ev.RoutePlanned | None, ...]:
+    """A rider's last plans as checkpointed; refused unless they are this rider's (and then the
+    rider starts with no plan, as a rider never planned)."""
+    try:
+        plans = state.decode("tracker-plans", blob)
+    except state.StateError as exc:
+        log.warning("tracking: the plans of rider %r are refused: %s", rider_id, exc)
+        return (None, None)
+    if any(p is not None and p.rider_id != rider_id for p in plans) or len(plans) != 2:
+        log.warning("tracking: the plans under rider %r are not its last two plans; refused", rider_id)
+        return (None, None)
+    return tuple(plans)
 
 
 class TrackerError(RuntimeError):
@@ -336,11 +351,14 @@ class TrackerWorker:
         if p is None or r is None or p not in self._owned:
             return
         plans = self._plans.get(rider_id)
-        if r.route is not None and (plans is None or plans[-1] is not r.route):  # a new plan: written first
-            plans = (None if plans is None else plans[-1], r.route)
-            self._plans[rider_id] = plans
-            self._send(self.state_topic, (rider_id + PLAN_SUFFIX).encode(), pickle.dumps(plans, protocol=5), p)
-        self._send(self.state_topic, rider_id.encode(), pickle.dumps(r.snapshot(), protocol=5), p)
+        try:
+            if r.route is not None and (plans is None or plans[-1] is not r.route):  # a new plan: written first
+                plans = (None if plans is None else plans[-1], r.route)
+                self._send(self.state_topic, (rider_id + PLAN_SUFFIX).encode(), state.encode("tracker-plans", plans), p)
+                self._plans[rider_id] = plans
+            self._send(self.state_topic, rider_id.encode(), state.encode("tracker-rider", r.snapshot()), p)
+        except state.StateError:  # a bug, not input: this rider restarts on its plan after a crash; the rest go on
+            log.exception("tracking: rider %r not checkpointed", rider_id)
 
     def _finish_checkpoint(self, positions: list[Any] | None, started: float) -> None:
         """Fleet snapshot (now and then), every write acknowledged, then the commit (of ``positions``,
@@ -348,7 +366,7 @@ class TrackerWorker:
         tracker = self.tracker
         if self._owned and started - self._last_fleet >= self.fleet_every_s:
             self._last_fleet = started
-            blob = pickle.dumps((tracker.now_s, tracker.fleet, STATE_FORMAT), protocol=pickle.HIGHEST_PROTOCOL)
+            blob = state.encode("tracker-fleet", state.FleetCheckpoint(tracker.now_s, tracker.fleet, STATE_FORMAT))
             for p in self._owned:
                 self._send(self.state_topic, FLEET_KEY, blob, p)
         self._flush()
@@ -430,21 +448,26 @@ class TrackerWorker:
                         riders[key] = m.value()
         finally:
             reader.close()
-        stale = 0
+        refused: list[str] = []
         for key, blob in riders.items():
-            rider_plans = pickle.loads(plans[key]) if key in plans else (None, None)
+            rider_id = key.decode("utf-8", "replace")
+            rider_plans: tuple[ev.RoutePlanned | None, ...] = (None, None)
             try:
-                r = RiderLive.restore(pickle.loads(blob), rider_plans)
-            except Exception as exc:  # noqa: BLE001 - written by another version: start the rider on its plan
-                stale += 1
-                log.debug("tracking: rider %r not restored: %s", key, exc)
-                r = self._afresh(key.decode(), rider_plans[-1])
+                if key in plans:
+                    rider_plans = _rider_plans(rider_id, plans[key])
+                r = RiderLive.restore(state.decode("tracker-rider", blob), rider_plans)
+                if r.rider_id != rider_id:
+                    raise state.StateError(f"tracker-rider: the record under {rider_id!r} is rider {r.rider_id!r}")
+            except Exception as exc:  # noqa: BLE001 - refused, stale or unusable: start the rider on its plan
+                refused.append(f"{rider_id!r}: {exc}")
+                r = self._afresh(rider_id, rider_plans[-1])
             self.tracker.riders[r.rider_id] = r
             self._rider_partition[r.rider_id] = partition
             self._plans[r.rider_id] = rider_plans
-        if stale:
-            log.warning("tracking: %d riders of partition %d had state of another version (format != %d); "
-                        "they start afresh on their last plan", stale, partition, STATE_FORMAT)
+        if refused:
+            log.warning("tracking: %d riders of partition %d start afresh on their last plan, their state refused "
+                        "(another version, or not a state record), e.g. %s", len(refused), partition,
+                        "; ".join(refused[:3]))
         if fleet is not None and fleet[0] >= self.tracker.now_s:  # the newest learning of any partition
             self.tracker.fleet = fleet[1]
             self.tracker.now_s = fleet[0]

@@ -29,10 +29,8 @@ never advanced twice by one record.
 
 from __future__ import annotations
 
-import copyreg
 import dataclasses
 import math
-import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,16 +43,9 @@ from streams.domain.orders import lifecycle
 from streams.domain.tracking import alerts, eta, geofence, hygiene
 from streams.domain.tracking.zones import RiderZones, ZoneEvent, ZoneIndex, ZoneParams, on_ping_zones
 
-
-def _readonly(d: dict[Any, Any]) -> types.MappingProxyType[Any, Any]:
-    return types.MappingProxyType(d)
-
-
-# The pure states hold read-only mappings, which pickle refuses; checkpoints store them as dicts.
-copyreg.pickle(types.MappingProxyType, lambda m: (_readonly, (dict(m),)))
-
-# Bumped whenever a pickled state class changes shape: a snapshot of another format is not
-# loaded (its classes may not even unpickle); the rider starts afresh on its last plan.
+# Bumped when what the rider and fleet states mean changes (a changed shape already changes the
+# checkpoint's schema, see ``streams.state``): a snapshot of another format is not loaded; the
+# rider starts afresh on its last plan.
 STATE_FORMAT = 2
 
 SEGMENT_MIN_S = 30.0  # speed samples span at least this: a 5 s step is shorter than 30 m of noise
@@ -143,7 +134,7 @@ class RiderLive:
             self.eta = dataclasses.replace(self.eta, route=self._eta_route) if self._eta_route is not None else None
 
     def snapshot(self) -> dict[str, Any]:
-        """The state without the plan, which is the costliest part to pickle and changes once per
+        """The state without the plan, which is the costliest part to write and changes once per
         route: the worker writes plans apart (see :meth:`restore`)."""
         state = self.__getstate__()
         state["route"] = None

@@ -1,11 +1,10 @@
 """The tracker composes hygiene, geofences, ETAs and alerts: on a simulated rider with a known
 truth, its outputs are the right events, a replayed record changes nothing, and a tracker
-restored from a pickled checkpoint continues exactly as one that never stopped."""
+restored from its checkpoint records (``streams.state``) continues exactly as one that never stopped."""
 
 from __future__ import annotations
 
 import dataclasses
-import pickle
 from datetime import timedelta
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from schemas import events as ev
 from schemas import topics as tp
 from simulator.truth import GroundTruthDay, truth_day
+from streams import state
 from streams.domain.tracking import alerts
 from streams.domain.tracking import zones as zn
 from streams.domain.tracking.tracker import STATE_FORMAT, RiderLive, StaleState, Tracker, TrackerParams, events_of
@@ -70,10 +70,10 @@ def test_pings_become_arrivals_departures_status_and_etas(day: GroundTruthDay) -
 def test_a_replayed_record_changes_nothing(day: GroundTruthDay) -> None:
     tracker = Tracker()
     _feed(tracker, day, slice(0, 300))
-    before = pickle.dumps(tracker.riders)
+    before = {k: state.encode("tracker-rider", r.snapshot()) for k, r in tracker.riders.items()}
     obs = day.pings[120]
     assert tracker.on_ping(obs.ping, "gps", 120, obs.received_s) == []
-    assert pickle.dumps(tracker.riders) == before
+    assert {k: state.encode("tracker-rider", r.snapshot()) for k, r in tracker.riders.items()} == before
     assert tracker.stats["skipped_replay"] == 1
 
 
@@ -83,8 +83,10 @@ def test_a_restored_checkpoint_continues_like_an_uninterrupted_tracker(day: Grou
     first = Tracker()
     before = _feed(first, day, slice(0, half))
     restored = Tracker()
-    restored.riders = pickle.loads(pickle.dumps(first.riders))
-    restored.fleet = pickle.loads(pickle.dumps(first.fleet))
+    restored.riders = {k: RiderLive.restore(state.decode("tracker-rider", state.encode("tracker-rider", r.snapshot())),
+                                            (None, r.route)) for k, r in first.riders.items()}
+    checkpoint = state.FleetCheckpoint(first.now_s, first.fleet, STATE_FORMAT)
+    restored.fleet = state.decode("tracker-fleet", state.encode("tracker-fleet", checkpoint)).fleet
     restored.now_s = first.now_s
     restored._tick_at_s = first._tick_at_s
     # the records before the checkpoint are delivered again (committed offsets lag): all skipped
@@ -144,7 +146,7 @@ def test_a_snapshot_and_its_plan_restore_the_rider(day: GroundTruthDay) -> None:
     tracker = Tracker()
     _feed(tracker, day, slice(0, len(day.pings) // 2))
     rider = tracker.riders[day.riders[0].rider_id]
-    snap = pickle.loads(pickle.dumps(rider.snapshot()))
+    snap = state.decode("tracker-rider", state.encode("tracker-rider", rider.snapshot()))
     assert snap["route"] is None and snap["route_id"] == rider.route.route_id
     back = RiderLive.restore(snap, (None, rider.route))
     assert back.__getstate__() == rider.__getstate__() and back.eta.route == rider.eta.route
@@ -167,8 +169,9 @@ def test_state_written_by_another_version_is_refused_not_misread(day: GroundTrut
     with pytest.raises(StaleState):
         RiderLive.restore(old, (None, rider.route))
     # the fleet's learning: the current format loads, an older layout is dropped (learning starts over)
-    assert _fleet_snapshot(pickle.dumps((5.0, tracker.fleet, STATE_FORMAT)))[1].model == tracker.fleet.model
-    assert _fleet_snapshot(pickle.dumps((5.0, tracker.fleet))) is None
+    fleet = state.FleetCheckpoint(5.0, tracker.fleet, STATE_FORMAT)
+    assert _fleet_snapshot(state.encode("tracker-fleet", fleet))[1].model == tracker.fleet.model
+    assert _fleet_snapshot(state.encode("tracker-fleet", fleet._replace(format=STATE_FORMAT - 1))) is None
 
 
 def test_a_rider_silent_out_on_the_route_goes_to_the_dispatcher_and_so_does_its_first_fix_back(
