@@ -357,6 +357,37 @@ def cmd_bench_clients(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_hostile(args: argparse.Namespace) -> int:
+    import dataclasses
+    import secrets
+    import tempfile
+    import uuid
+
+    from benchmarks import hostile as bench_hostile
+    from infra.kafka import confluent_config
+    from infra.stack import Stack
+
+    if args.messages < 0 or args.timeout is not None and args.timeout <= 0 or any(n < 1 for n in args.route_stops):
+        raise ValueError("--messages must be 0 or more; --timeout and --route-stops must be positive")
+    tag = uuid.uuid4().hex[:6]
+    with tempfile.TemporaryDirectory(prefix="milestream-hostile-") as data_dir:
+        # the whole system as `milestream up` runs it, on topics, groups and a data dir of its own
+        env = Settings.from_env()
+        settings = dataclasses.replace(env, topic_prefix=f"hostile{tag}.", app_id=f"hostile{tag}", data_dir=data_dir,
+                                       clickhouse_dsn="", otp_key=env.otp_key or secrets.token_hex(32))
+        stack = Stack(settings)
+        try:
+            stack.start(with_sql_endpoint=False)
+            target = bench_hostile.Target(client_config=confluent_config(stack.settings), topic=stack.settings.topic,
+                                          exits=lambda: [] if stack.worker_alive() else ["worker"])
+            result = bench_hostile.run(target, messages=args.messages, seed=args.seed, route_stops=tuple(args.route_stops),
+                                       timeout_s=args.timeout, idle_s=args.idle, log=_err)
+        finally:
+            stack.stop()
+    print(json.dumps(result, default=str) if args.json else "\n".join(bench_hostile.report(result)))
+    return 0 if not bench_hostile.problems(result) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="milestream",
@@ -509,6 +540,28 @@ def build_parser() -> argparse.ArgumentParser:
     bk.add_argument("--seed", type=int, default=1, help="simulated day's seed (default 1)")
     bk.add_argument("--json", action="store_true", help="print one JSON object (median, ratio, runs_per_s, config)")
     bk.set_defaults(func=cmd_bench_clients)
+    bh = bsub.add_parser(
+        "hostile", help="hostile input on every input topic, then valid traffic: what was dead-lettered, and how",
+        description="Starts the whole system as `milestream up` does (topics and a data dir of its own), produces a "
+                    "seeded corpus of hostile messages on inbox, gps, riders and routes (garbage, unknown schemas, "
+                    "truncated, NaN, far event times, bad keys, control characters, reserved and empty ids, "
+                    "oversized, huge routes, illegal transitions, duplicates, ...), then valid traffic, and checks "
+                    "that every hostile message is dead-lettered exactly once with the right kind, none reaches "
+                    "the ledger, no worker exits and the valid traffic reaches its end state. Exits 1 if not.")
+    bh.add_argument("--messages", type=int, default=100_000,
+                    help="messages in the corpus (default 100,000; 0: each variant once, a few hundred)")
+    bh.add_argument("--seed", type=int, default=1, help="corpus seed (default 1)")
+    bh.add_argument("--route-stops", type=lambda s: [int(x) for x in s.split(",")], default=[10_000, 20_000, 28_000],
+                    help="stops of the huge routes, comma-separated (default 10000,20000,28000; a tracker that "
+                         "takes them builds an N x N matrix: 28k stops is about 25 GB)")
+    bh.add_argument("--timeout", type=float, default=None,
+                    help="seconds to wait for the dead letters (default 120 + 1 per 50 messages)")
+    bh.add_argument("--idle", type=float, default=30.0, help="stop waiting after this many seconds with nothing new "
+                                                             "(default 30)")
+    bh.add_argument("--json", action="store_true", help="print one JSON object (hostile, dead_lettered, "
+                                                          "dead_lettered_twice, wrong_kind, on_ledger, processes_lost, "
+                                                          "valid_processed, duplicates, by_case, ...)")
+    bh.set_defaults(func=cmd_bench_hostile)
     return p
 
 
