@@ -62,7 +62,6 @@ log = logging.getLogger(__name__)
 
 NAMESPACE = "milestream.state"
 STATE_DIR = SCHEMA_DIR / "state"
-RELEASED_DIR = STATE_DIR / "released"
 HEADER_LEN = 10
 
 __all__ = ["KINDS", "NAMESPACE", "STATE_DIR", "FleetCheckpoint", "Kind", "RiderSnapshot", "StateCodec", "StateError",
@@ -787,47 +786,48 @@ def faust_value_type(kind: str) -> type:
 # ---- the schema folder --------------------------------------------------------------------------
 
 
-def _file(kind: str, schema: Mapping[str, Any]) -> Path:
-    return STATE_DIR / f"{schema['name']}.avsc"
+def _file(state_dir: Path, schema: Mapping[str, Any]) -> Path:
+    return state_dir / f"{schema['name']}.avsc"
 
 
 def _dumps(schema: Mapping[str, Any]) -> str:
     return json.dumps(schema, indent=2) + "\n"
 
 
-def differences(events: Codec | None = None) -> list[str]:
+def differences(state_dir: Path = STATE_DIR, events: Codec | None = None) -> list[str]:
     """Kinds whose committed ``.avsc`` differs from what the classes give (empty when in step)."""
     events = events or Codec()
     out = []
     for kind in KINDS:
         schema = schema_of(kind, events)
-        path = _file(kind, schema)
+        path = _file(state_dir, schema)
         if not path.exists():
-            out.append(f"{kind}: {path.relative_to(SCHEMA_DIR.parent)} is missing")
+            out.append(f"{kind}: {path.name} is missing from {state_dir}")
         elif json.loads(path.read_text()) != schema:
-            out.append(f"{kind}: {path.relative_to(SCHEMA_DIR.parent)} differs from the classes")
+            out.append(f"{kind}: {path.name} differs from the classes")
     return out
 
 
-def write(events: Codec | None = None) -> list[str]:
-    """Regenerate ``schemas/state/``: each schema that changed is kept in ``released/`` (named by
+def write(state_dir: Path = STATE_DIR, events: Codec | None = None) -> list[str]:
+    """Regenerate the schema folder: each schema that changed is kept in ``released/`` (named by
     its fingerprint) so that records already written stay readable. Returns what it did."""
     events = events or Codec()
     done = []
-    RELEASED_DIR.mkdir(parents=True, exist_ok=True)
     for kind in KINDS:
         schema = schema_of(kind, events)
-        path = _file(kind, schema)
+        path = _file(state_dir, schema)
         if path.exists():
             old = json.loads(path.read_text())
             if old == schema:
                 continue
             fp = schema_fingerprint(fastavro.parse_schema(old, _write_hint=False)).hex()
-            kept = RELEASED_DIR / f"{old['name']}.{fp}.avsc"
+            kept = state_dir / "released" / f"{old['name']}.{fp}.avsc"
+            kept.parent.mkdir(parents=True, exist_ok=True)
             kept.write_text(_dumps(old))
-            done.append(f"kept {kept.relative_to(SCHEMA_DIR.parent)}")
+            done.append(f"kept {old['name']}.avsc as released/{kept.name}")
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(_dumps(schema))
-        done.append(f"wrote {path.relative_to(SCHEMA_DIR.parent)}")
+        done.append(f"wrote {path.name}")
     return done
 
 

@@ -43,20 +43,20 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from infra.kafka import confluent_config, producer_config
-from infra.settings import Settings
-from schemas import Codec, DecodeError, InvalidEvent, UnknownSchema
+from schemas import Codec, InvalidEvent
 from schemas import events as ev
 from schemas import topics as tp
 from streams import state
-from streams.domain.ids import derived_id
 from streams.domain.tracking import zones
 from streams.domain.tracking.tracker import STATE_FORMAT, Fleet, RiderLive, Tracker, TrackerParams
+from streams.edge import Edge, Limits, Record, Rejection
+from streams.errors import KafkaFailure, WorkerError
+from streams.kafka import Publisher, TopicPlan, commit, ensure_topics
 
 log = logging.getLogger(__name__)
+GPS_NAME = tp.GPS.name
 
 INPUTS: tuple[tp.TopicSpec, ...] = (tp.GPS, tp.ROUTES, tp.RIDERS)
 FLEET_KEY = b"__fleet__"
@@ -100,12 +100,34 @@ def _rider_plans(rider_id: str, blob: bytes) -> tuple[ev.RoutePlanned | None, ..
     return tuple(plans)
 
 
-class TrackerError(RuntimeError):
-    """Kafka failed under the tracking worker (an output or checkpoint was not acknowledged)."""
+TrackerError = WorkerError  # an output or checkpoint was not acknowledged: the process must restart
 
 
-def state_topic(settings: Settings) -> str:
-    return f"{settings.topic_prefix}{settings.app_id}-tracking-state"
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrackingConfig:
+    """What a tracking worker needs to know; the entry point builds it from the settings."""
+
+    client: dict[str, Any]  # librdkafka settings shared by its clients: bootstrap, security
+    topic_prefix: str = "milestream."
+    app_id: str = "milestream"
+    partitions: int = 3
+    replication_factor: int = 1
+    session_timeout_s: float = 6.0
+    heartbeat_s: float = 1.0
+    checkpoint_s: float = 2.0
+    zones_file: str = ""
+    limits: Limits = Limits()
+
+    def topic(self, name: str) -> str:
+        return self.topic_prefix + name
+
+    @property
+    def state_topic(self) -> str:
+        return f"{self.topic_prefix}{self.app_id}-tracking-state"
+
+
+def state_topic(config: TrackingConfig) -> str:
+    return config.state_topic
 
 
 @dataclass
@@ -114,6 +136,7 @@ class WorkerStats:
     batches: int = 0
     outputs: int = 0
     dead_letters: int = 0
+    skipped: int = 0  # bad shifts, dead-lettered by their owner (the rider-shift agent)
     checkpoints: int = 0
     restored_riders: int = 0
     last_checkpoint_s: float = 0.0
@@ -122,18 +145,21 @@ class WorkerStats:
 class TrackerWorker:
     """One member of the ``<app_id>-tracking`` consumer group."""
 
-    def __init__(self, settings: Settings, *, params: TrackerParams = TrackerParams(), codec: Codec | None = None,
-                 batch: int = 5000, checkpoint_s: float = 2.0, fleet_every_s: float = 30.0,
+    def __init__(self, config: TrackingConfig, *, params: TrackerParams = TrackerParams(), codec: Codec | None = None,
+                 batch: int = 5000, checkpoint_s: float | None = None, fleet_every_s: float = 30.0,
                  on_outputs: Callable[[list[Any]], None] | None = None) -> None:
-        from confluent_kafka import Consumer, Producer
+        from confluent_kafka import Consumer
 
-        self.settings = settings
+        self.config = settings = config
         self.codec = codec or Codec()
         if settings.zones_file and params.zones is None:
             params = dataclasses.replace(params, zones=load_zones(settings.zones_file, params.zone_params))
+        self.edge = Edge(self.codec, {config.topic(s.name): s for s in INPUTS}, config.limits)
+        # Shifts are dead-lettered by the rider-shift agent, their one owner; here a bad one is skipped.
+        self.dead_letters_for = {config.topic(tp.GPS.name), config.topic(tp.ROUTES.name)}
         self.tracker = Tracker(params)
         self.batch = batch
-        self.checkpoint_s = checkpoint_s
+        self.checkpoint_s = config.checkpoint_s if checkpoint_s is None else checkpoint_s
         self.fleet_every_s = fleet_every_s
         self.on_outputs = on_outputs  # hook: the records whose outputs were just produced (the bench times it)
         self.stats = WorkerStats()
@@ -141,21 +167,17 @@ class TrackerWorker:
         self.topic_names = {settings.topic(s.name): s for s in INPUTS}
         self.gps_topic = settings.topic(tp.GPS.name)
         self.out_names = {s.name: settings.topic(s.name) for s in tp.ALL}
-        self.consumer = Consumer(confluent_config(
-            settings, **{"group.id": f"{settings.app_id}-tracking", "enable.auto.commit": False,
-                         "auto.offset.reset": "earliest", "session.timeout.ms": int(settings.kafka_session_timeout_s * 1000),
-                         "heartbeat.interval.ms": int(settings.kafka_heartbeat_s * 1000),
-                         # latency: the broker answers a fetch at once when data is there; Nagle off
-                         "partition.assignment.strategy": "range", "fetch.wait.max.ms": 5,
-                         "socket.nagle.disable": True, "queued.max.messages.kbytes": 65536}))
-        # Delivery reports for failures only: a Python callback per acknowledged output cost more
-        # than producing it; a failure still reaches _delivered and fails the next checkpoint.
-        self.producer = Producer(producer_config(settings, **{"linger.ms": 2, "batch.num.messages": 10000,
-                                                              "socket.nagle.disable": True,
-                                                              "queue.buffering.max.messages": 1_000_000,
-                                                              "delivery.report.only.error": True,
-                                                              "on_delivery": self._delivered}))
-        self._errors: list[str] = []
+        self.consumer = Consumer({
+            **config.client, "group.id": f"{settings.app_id}-tracking", "enable.auto.commit": False,
+            "auto.offset.reset": "earliest", "session.timeout.ms": int(settings.session_timeout_s * 1000),
+            "heartbeat.interval.ms": int(settings.heartbeat_s * 1000),
+            # latency: the broker answers a fetch at once when data is there; Nagle off
+            "partition.assignment.strategy": "range", "fetch.wait.max.ms": 5,
+            "socket.nagle.disable": True, "queued.max.messages.kbytes": 65536})
+        self.publisher = Publisher({**config.client, "partitioner": "murmur2_random", "acks": "all",
+                                    "enable.idempotence": False, "linger.ms": 2, "batch.num.messages": 10000,
+                                    "socket.nagle.disable": True, "queue.buffering.max.messages": 1_000_000})
+        self.producer = self.publisher.producer
         self._rider_partition: dict[str, int] = {}
         self._plans: dict[str, tuple[Any, Any]] = {}  # rider -> (previous, current) plan as last written
         self._owned: set[int] = set()
@@ -170,20 +192,9 @@ class TrackerWorker:
     # ---- lifecycle ------------------------------------------------------------------------
 
     def ensure_state_topic(self) -> None:
-        from confluent_kafka import KafkaException
-        from confluent_kafka.admin import AdminClient, NewTopic
-
-        admin = AdminClient(confluent_config(self.settings))
-        if self.state_topic in admin.list_topics(timeout=15).topics:
-            return
-        fut = admin.create_topics([NewTopic(self.state_topic, self.settings.kafka_partitions,
-                                            self.settings.kafka_replication_factor,
-                                            config={"cleanup.policy": "compact"})])[self.state_topic]
-        try:
-            fut.result(15)
-        except KafkaException as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise TrackerError(f"could not create {self.state_topic}: {exc}") from exc
+        c = self.config
+        ensure_topics(c.client, [TopicPlan(self.state_topic, c.partitions, c.replication_factor,
+                                           {"cleanup.policy": "compact"})])
 
     def run(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set, then checkpoint and leave the group."""
@@ -240,73 +251,55 @@ class TrackerWorker:
 
     def _emit(self, outputs: list[Any]) -> None:
         for out in outputs:
-            self._produce(out[0], out[1], out[2] if len(out) > 2 else None)
-        self.producer.poll(0)
+            try:
+                self._produce(out[0], out[1], out[2] if len(out) > 2 else None)
+            except (InvalidEvent, ValueError, TypeError) as exc:  # a bug derived a bad event: never a crash
+                log.error("tracking: derived %s not produced: %s", type(out[1]).__name__, exc)
+        self.publisher.poll()
         self.stats.outputs += len(outputs)
 
     def _handle(self, m: Any) -> list[Any]:
-        spec = self.topic_names[m.topic()]
-        try:
-            event = self.codec.decode(m.value())
-        except UnknownSchema as exc:
-            return self._dead(m, ev.DeadLetterKind.UNKNOWN_SCHEMA, str(exc))
-        except DecodeError as exc:
-            return self._dead(m, ev.DeadLetterKind.MALFORMED, str(exc))
-        except InvalidEvent as exc:
-            return self._dead(m, ev.DeadLetterKind.INVALID, str(exc))
-        if not isinstance(event, spec.events):
-            return self._dead(m, ev.DeadLetterKind.INVALID, f"{type(event).__name__} does not belong on {m.topic()}")
-        key = m.key()
+        kind, ms = m.timestamp()
+        record = Record(m.topic(), m.partition(), m.offset(), m.key(), m.value(), ms if kind else None)
+        event = self.edge.accept(record, time.time())
+        if type(event) is Rejection:
+            return self._dead(record, event)
         rider_id = event.key
-        if key is not None and key != rider_id.encode():
-            return self._dead(m, ev.DeadLetterKind.INVALID,
-                              f"message key {key!r} differs from the event's stream key {rider_id!r}")
-        self._rider_partition[rider_id] = m.partition()
+        self._rider_partition[rider_id] = record.partition
         try:  # a ping's received time is its occurred_at (stream time, not the wall clock)
             if type(event) is ev.GpsPing:  # the hot path: skip the dispatch
-                return self.tracker.on_ping(event, spec.name, m.offset())
-            return self.tracker.on_event(event, spec.name, m.offset())
+                return self.tracker.on_ping(event, GPS_NAME, record.offset)
+            return self.tracker.on_event(event, self.topic_names[record.topic].name, record.offset)
         except Exception as exc:  # a bug or a poison record: dead-letter it, the stream goes on
-            log.exception("tracking %s/%s/%s failed", m.topic(), m.partition(), m.offset())
-            return self._dead(m, ev.DeadLetterKind.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
+            log.exception("tracking %s/%s/%s failed", record.topic, record.partition, record.offset)
+            return self._dead(record, Rejection(ev.DeadLetterKind.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"),
+                              owner=True)
 
-    def _dead(self, m: Any, kind: ev.DeadLetterKind, reason: str) -> list[Any]:
+    def _dead(self, record: Record, rejection: Rejection, owner: bool = False) -> list[Any]:
+        if not owner and record.topic not in self.dead_letters_for:
+            self.stats.skipped += 1
+            return []
         self.stats.dead_letters += 1
-        where = f"{m.topic()}/{m.partition()}/{m.offset()}"
-        key = (m.key() or b"").decode("utf-8", "replace")
-        log.warning("dead letter %s: %s: %s", where, kind.value, reason)
-        return [(tp.DEAD_LETTER, ev.DeadLetter(
-            event_id=derived_id(where, "dead-letter"), occurred_at=datetime.now(UTC), source_key=key or where,
-            source_topic=m.topic(), source_partition=m.partition(), source_offset=m.offset(),
-            original=bytes(m.value() or b""), error_kind=kind, reason=reason[:2000]))]
+        log.warning("dead letter %s/%s/%s: %s: %s", record.topic, record.partition, record.offset,
+                    rejection.kind.value, rejection.reason)
+        return [(tp.DEAD_LETTER, self.edge.dead_letter(record, rejection, time.time()))]
 
     def _produce(self, spec: tp.TopicSpec, event: ev.Event, key: str | None = None) -> None:
         name = self.out_names[spec.name]
         value = self.codec.encode(event, name)  # validates against the schema first
-        self._send(name, (key or event.key).encode(), value)
+        # The record's timestamp is the event's time, so the next edge bounds it against itself.
+        self.publisher.send(name, (key or event.key).encode(), value, int(event.occurred_at.timestamp() * 1000))
 
     def _send(self, topic: str, key: bytes, value: bytes | None, partition: int | None = None) -> None:
-        while True:
-            try:
-                if partition is None:
-                    self.producer.produce(topic, value, key)
-                else:
-                    self.producer.produce(topic, value, key, partition=partition)
-                return
-            except BufferError:  # local queue full: let it drain
-                self.producer.poll(0.05)
-
-    def _delivered(self, err: Any, msg: Any) -> None:
-        if err is not None:
-            self._errors.append(f"{msg.topic()}: {err}")
+        self.publisher.send(topic, key, value, partition=partition)
 
     # ---- durability ------------------------------------------------------------------------
 
     def _flush(self) -> None:
-        remaining = self.producer.flush(30)
-        if remaining or self._errors:
-            errors, self._errors = self._errors[:5], []
-            raise TrackerError(f"{remaining} outputs not acknowledged; errors: {errors}")
+        try:
+            self.publisher.flush(30)
+        except KafkaFailure as exc:
+            raise TrackerError(f"outputs not acknowledged: {exc}") from exc
 
     def checkpoint(self) -> None:
         """All at once (on revoke and stop): outputs acknowledged, then changed riders written, then
@@ -371,16 +364,7 @@ class TrackerWorker:
                 self._send(self.state_topic, FLEET_KEY, blob, p)
         self._flush()
         if self._owned:
-            from confluent_kafka import KafkaException
-
-            try:
-                if positions is None:
-                    self.consumer.commit(asynchronous=False)
-                elif positions:
-                    self.consumer.commit(offsets=positions, asynchronous=False)
-            except KafkaException as exc:
-                if "NO_OFFSET" not in str(exc):  # nothing consumed since the last commit
-                    raise
+            commit(self.consumer, positions)
         self.stats.checkpoints += 1
         self.stats.last_checkpoint_s = time.monotonic() - started
         self._last_checkpoint = time.monotonic()
@@ -417,8 +401,8 @@ class TrackerWorker:
         marker = uuid.uuid4().bytes
         self._send(self.state_topic, MARKER_KEY, marker, partition)
         self._flush()
-        reader = Consumer(confluent_config(self.settings, **{"group.id": f"{self.settings.app_id}-tracking-restore",
-                                                             "enable.auto.commit": False}))
+        reader = Consumer({**self.config.client, "group.id": f"{self.config.app_id}-tracking-restore",
+                           "enable.auto.commit": False})
         riders: dict[bytes, bytes] = {}
         plans: dict[bytes, bytes] = {}
         suffix = PLAN_SUFFIX.encode()
@@ -475,4 +459,4 @@ class TrackerWorker:
         log.info("tracking: restored %d riders of partition %d", len(riders), partition)
 
 
-__all__ = ["INPUTS", "TrackerError", "TrackerWorker", "WorkerStats", "state_topic"]
+__all__ = ["INPUTS", "TrackerError", "TrackerWorker", "TrackingConfig", "WorkerStats", "state_topic"]
