@@ -23,7 +23,7 @@ and keeps each replaced schema in ``released/`` (``python -m streams.state check
 
 Kinds (:data:`KINDS`): ``order-state``, ``rider-hub``, ``hub-pool``, ``notice-state`` (Faust
 tables; :func:`faust_value_type`), ``tracker-rider``, ``tracker-plans``, ``tracker-fleet`` (the
-tracking worker's checkpoints).
+tracking worker's checkpoints) and ``tracker-marker`` (the token its restore reads up to).
 
 Errors::
 
@@ -125,6 +125,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
          omit={alerts.AlertState: frozenset({"route"}), eta.RiderEta: frozenset({"route"})}),
     Kind("tracker-plans", tuple[ev.RoutePlanned | None, ...], record="TrackerPlans", field="plans"),
     Kind("tracker-fleet", FleetCheckpoint),
+    Kind("tracker-marker", bytes, record="TrackerMarker", field="token"),
 )}
 
 

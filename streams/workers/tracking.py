@@ -398,7 +398,7 @@ class TrackerWorker:
         a marker written now (end offsets can be reported short)."""
         from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-        marker = uuid.uuid4().bytes
+        marker = state.encode("tracker-marker", uuid.uuid4().bytes)  # a state record like the rest
         self._send(self.state_topic, MARKER_KEY, marker, partition)
         self._flush()
         reader = Consumer({**self.config.client, "group.id": f"{self.config.app_id}-tracking-restore",

@@ -79,6 +79,7 @@ def _values(tracker: Tracker) -> list[tuple[str, Any]]:
         ("tracker-plans", (riders[1].route, riders[0].route)),
         ("tracker-plans", (None, None)),
         ("tracker-fleet", state.FleetCheckpoint(tracker.now_s, tracker.fleet, STATE_FORMAT)),
+        ("tracker-marker", bytes(range(16))),
     ]
 
 
