@@ -27,16 +27,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from infra.kafka import EmbeddedBroker, confluent_config, ensure_topics, producer_config
-from infra.settings import Settings
 from schemas import Codec
 from schemas import events as ev
 from schemas import topics as tp
 from simulator.truth import DayParams, GroundTruthDay, truth_day
-from streams.workers.tracking import TrackerWorker
+from streams.kafka import TopicPlan, ensure_topics
+from streams.workers.tracking import TrackerWorker, TrackingConfig
 
 # The device fleet's pings reach Kafka through an ingest gateway that batches for up to this long (it
 # counts in the latency: a ping's time starts when the gateway takes it). The embedded broker's fetch
@@ -47,7 +46,11 @@ TOPICS = (tp.GPS, tp.ROUTES, tp.RIDERS, tp.ETAS, tp.ALERTS, tp.TRACKING, tp.INBO
 
 
 def _day(seed: int, riders: int, stops: int, day: int) -> GroundTruthDay:
-    start = DayParams().day_start + timedelta(days=day)
+    """Day 0 two days ago, day 1 yesterday, at the simulator's hour: the records are stamped now (the
+    latency clock starts there) and the stream edge bounds event times by the record's timestamp."""
+    default = DayParams().day_start
+    two_days_ago = datetime.now(UTC).date() - timedelta(days=2)
+    start = default.replace(year=two_days_ago.year, month=two_days_ago.month, day=two_days_ago.day) + timedelta(days=day)
     return truth_day(seed + day, riders=riders, stops_per_rider=stops, noise_m=30.0,
                      params=DayParams(day_start=start))
 
@@ -64,21 +67,21 @@ def _setup_events(day: GroundTruthDay) -> list[tuple[tp.TopicSpec, ev.Event]]:
     return out
 
 
-def _produce(settings: Settings, events: Sequence[tuple[tp.TopicSpec, ev.Event]], rate: float | None = None) -> None:
+def _produce(settings: TrackingConfig, events: Sequence[tuple[tp.TopicSpec, ev.Event]], rate: float | None = None) -> None:
     codec = Codec()
     names = {s.name: settings.topic(s.name) for s in TOPICS}
     _produce_encoded(settings, [(names[s.name], e.key.encode(), codec.encode(e, names[s.name])) for s, e in events],
                      rate)
 
 
-def _produce_encoded(settings: Settings, messages: Sequence[tuple[str, bytes, bytes]], rate: float | None = None) -> None:
+def _produce_encoded(settings: TrackingConfig, messages: Sequence[tuple[str, bytes, bytes]], rate: float | None = None) -> None:
     """(topic, key, value) messages, as fast as they go or paced at ``rate`` a second (through the
     device gateway's batching, ``LIVE_LINGER_MS``)."""
     from confluent_kafka import Producer
 
-    producer = Producer(producer_config(settings, **{"linger.ms": 5 if rate is None else LIVE_LINGER_MS,
-                                                     "socket.nagle.disable": True,
-                                                     "queue.buffering.max.messages": 2_000_000}))
+    producer = Producer({**settings.client, "partitioner": "murmur2_random", "acks": "all",
+                         "linger.ms": 5 if rate is None else LIVE_LINGER_MS, "socket.nagle.disable": True,
+                         "queue.buffering.max.messages": 2_000_000})
     started = time.perf_counter()
     for i, (topic, key, value) in enumerate(messages):
         if rate is not None:
@@ -97,7 +100,7 @@ def _produce_encoded(settings: Settings, messages: Sequence[tuple[str, bytes, by
     producer.flush(60)
 
 
-def _paced_producer(settings: Settings, seed: int, riders: int, stops: int, rate: float, limit: int) -> None:
+def _paced_producer(settings: TrackingConfig, seed: int, riders: int, stops: int, rate: float, limit: int) -> None:
     """The latency phase's device fleet, in a process of its own (not competing for our GIL)."""
     day = _day(seed, riders, stops, 1)
     _produce(settings, _setup_events(day))
@@ -110,17 +113,16 @@ def _await(event: threading.Event, thread: threading.Thread, deadline: float) ->
         pass
 
 
-def ceiling(settings: Settings, expected: int) -> float:
+def ceiling(settings: TrackingConfig, expected: int) -> float:
     """Consume and decode ``expected`` pings from the gps topic: records per second."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     codec = Codec()
     name = settings.topic(tp.GPS.name)
-    consumer = Consumer(confluent_config(settings, **{"group.id": f"ceiling-{uuid.uuid4().hex[:6]}",
-                                                      "enable.auto.commit": False, "fetch.wait.max.ms": 20,
-                                                      "queued.max.messages.kbytes": 65536}))
+    consumer = Consumer({**settings.client, "group.id": f"ceiling-{uuid.uuid4().hex[:6]}", "enable.auto.commit": False,
+                         "fetch.wait.max.ms": 20, "queued.max.messages.kbytes": 65536})
     try:
-        consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in range(settings.kafka_partitions)])
+        consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in range(settings.partitions)])
         n, started = 0, None
         deadline = time.monotonic() + 300
         while n < expected and time.monotonic() < deadline:
@@ -138,107 +140,100 @@ def ceiling(settings: Settings, expected: int) -> float:
 
 
 def run(riders: int = 400, stops: int = 3, seed: int = 1, latency_s: float = 20.0, batch: int = 5000,
-        checkpoint_s: float = 2.0, bootstrap: str = "", latency_rate: float | None = None,
-        log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
-    """``latency_rate``: pings per second of the latency phase (default half the measured throughput)."""
-    broker = None
-    if not bootstrap:
-        broker = EmbeddedBroker().start()
-        bootstrap = f"127.0.0.1:{broker.port}"
-    try:
-        tag = uuid.uuid4().hex[:6]
-        settings = dataclasses.replace(Settings.from_env(), kafka_bootstrap=bootstrap, topic_prefix=f"bench{tag}.",
-                                       app_id=f"bench{tag}")
-        ensure_topics(settings, TOPICS)
-        log(f"simulating {riders} riders x {stops} stops (seed {seed})")
-        day = _day(seed, riders, stops, 0)
-        setup = _setup_events(day)
-        codec = Codec()
-        gps_topic = settings.topic(tp.GPS.name)
-        pings = [(gps_topic, o.ping.rider_id.encode(), codec.encode(o.ping, gps_topic)) for o in day.pings]
-        total = len(setup) + len(pings)
-        del day  # the simulation's objects would otherwise weigh on every garbage collection of the worker
-        gc.collect()
+        checkpoint_s: float = 2.0, client: dict[str, Any] | None = None, partitions: int = 3,
+        latency_rate: float | None = None, log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+    """``client``: the librdkafka settings of the broker to use (the command line starts one);
+    ``latency_rate``: pings per second of the latency phase (default half the measured throughput)."""
+    tag = uuid.uuid4().hex[:6]
+    settings = TrackingConfig(client=dict(client or {}), topic_prefix=f"bench{tag}.", app_id=f"bench{tag}",
+                              partitions=partitions, checkpoint_s=checkpoint_s)
+    ensure_topics(settings.client, [TopicPlan(settings.topic(s.name), partitions, 1, s.config()) for s in TOPICS])
+    log(f"simulating {riders} riders x {stops} stops (seed {seed})")
+    day = _day(seed, riders, stops, 0)
+    setup = _setup_events(day)
+    codec = Codec()
+    gps_topic = settings.topic(tp.GPS.name)
+    pings = [(gps_topic, o.ping.rider_id.encode(), codec.encode(o.ping, gps_topic)) for o in day.pings]
+    total = len(setup) + len(pings)
+    del day  # the simulation's objects would otherwise weigh on every garbage collection of the worker
+    gc.collect()
 
-        worker = TrackerWorker(settings, batch=batch, checkpoint_s=checkpoint_s)
-        latencies: list[float] = []
-        measuring = threading.Event()
+    worker = TrackerWorker(settings, batch=batch, checkpoint_s=checkpoint_s)
+    latencies: list[float] = []
+    measuring = threading.Event()
 
-        reached = threading.Event()  # set by the worker thread itself: the main thread must not poll
-        target = [len(setup)]  # (every wake-up of another thread costs the worker a GIL hand-over)
+    reached = threading.Event()  # set by the worker thread itself: the main thread must not poll
+    target = [len(setup)]  # (every wake-up of another thread costs the worker a GIL hand-over)
 
-        def on_outputs(messages: list[Any]) -> None:
-            now = time.time()
-            if worker.stats.records >= target[0]:
-                reached.set()
-            if measuring.is_set():
-                latencies.extend(now - m.timestamp()[1] / 1000 for m in messages
-                                 if not m.error() and m.topic() == gps_topic)
+    def on_outputs(messages: list[Any]) -> None:
+        now = time.time()
+        if worker.stats.records >= target[0]:
+            reached.set()
+        if measuring.is_set():
+            latencies.extend(now - m.timestamp()[1] / 1000 for m in messages
+                             if not m.error() and m.topic() == gps_topic)
 
-        worker.on_outputs = on_outputs
-        stop = threading.Event()
-        thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 600
-        # Shifts and routes first, consumed before any ping: the worker reads its topics side by side,
-        # and a backlog of pings read before their routes would be cheaper (no route: no ETA, no fence).
-        log(f"worker joins its group; {len(setup)} shift and route events go first")
-        _produce(settings, setup)
-        _await(reached, thread, deadline)
-        worker.started_at = None
-        reached.clear()
-        target[0] = total
-        log(f"throughput: {len(pings):,} pings produced at once, the worker takes them as they come")
-        # from another process: a producer loop in this one would take the GIL from the worker's thread
-        backlog = multiprocessing.get_context("spawn").Process(target=_produce_encoded, args=(settings, pings))
-        backlog.start()
-        _await(reached, thread, deadline)
-        backlog.join(60)
-        done_records = worker.stats.records
-        # the final checkpoint of the backlog belongs to the measurement
-        ckpt_before = worker.stats.checkpoints
-        worker._last_checkpoint = 0.0  # noqa: SLF001 - ask the worker thread for a checkpoint now
-        while worker.stats.checkpoints == ckpt_before and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.002)
-        elapsed = time.perf_counter() - worker.started_at if worker.started_at else float("nan")
-        if done_records < total:
-            raise RuntimeError(f"the worker processed {done_records} of {total} records")
-        pings_per_s = len(pings) / elapsed
-        stats_backlog = dataclasses.asdict(worker.stats)
-        log(f"  {pings_per_s:,.0f} pings/s ({len(pings)} pings in {elapsed:.1f} s; "
-            f"{stats_backlog['outputs']} outputs, {stats_backlog['checkpoints']} checkpoints)")
+    worker.on_outputs = on_outputs
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 600
+    # Shifts and routes first, consumed before any ping: the worker reads its topics side by side,
+    # and a backlog of pings read before their routes would be cheaper (no route: no ETA, no fence).
+    log(f"worker joins its group; {len(setup)} shift and route events go first")
+    _produce(settings, setup)
+    _await(reached, thread, deadline)
+    worker.started_at = None
+    reached.clear()
+    target[0] = total
+    log(f"throughput: {len(pings):,} pings produced at once, the worker takes them as they come")
+    # from another process: a producer loop in this one would take the GIL from the worker's thread
+    backlog = multiprocessing.get_context("spawn").Process(target=_produce_encoded, args=(settings, pings))
+    backlog.start()
+    _await(reached, thread, deadline)
+    backlog.join(60)
+    done_records = worker.stats.records
+    # the final checkpoint of the backlog belongs to the measurement
+    ckpt_before = worker.stats.checkpoints
+    worker._last_checkpoint = 0.0  # noqa: SLF001 - ask the worker thread for a checkpoint now
+    while worker.stats.checkpoints == ckpt_before and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.002)
+    elapsed = time.perf_counter() - worker.started_at if worker.started_at else float("nan")
+    if done_records < total:
+        raise RuntimeError(f"the worker processed {done_records} of {total} records")
+    pings_per_s = len(pings) / elapsed
+    stats_backlog = dataclasses.asdict(worker.stats)
+    log(f"  {pings_per_s:,.0f} pings/s ({len(pings)} pings in {elapsed:.1f} s; "
+        f"{stats_backlog['outputs']} outputs, {stats_backlog['checkpoints']} checkpoints)")
 
-        log("ceiling: consume + decode the same pings")
-        ceiling_per_s = ceiling(settings, len(pings))
-        log(f"  {ceiling_per_s:,.0f} pings/s")
+    log("ceiling: consume + decode the same pings")
+    ceiling_per_s = ceiling(settings, len(pings))
+    log(f"  {ceiling_per_s:,.0f} pings/s")
 
-        rate = latency_rate or pings_per_s / 2
-        limit = int(rate * latency_s)
-        log(f"latency: another process produces the next day's pings at {rate:,.0f}/s for {latency_s:.0f} s")
-        measuring.set()
-        ctx = multiprocessing.get_context("spawn")
-        producer = ctx.Process(target=_paced_producer, args=(settings, seed, riders, max(stops, 6), rate, limit))
-        producer.start()
-        producer.join(latency_s * 4 + 120)
-        time.sleep(1.0)
-        stop.set()
-        thread.join(60)
-        if not latencies:
-            raise RuntimeError("no latency samples: the worker saw none of the paced pings")
-        lat_ms = sorted(x * 1000 for x in latencies)
-        p = lambda q: lat_ms[min(len(lat_ms) - 1, int(q * len(lat_ms)))]  # noqa: E731
-        return {
-            "pings_per_s": round(pings_per_s), "ceiling_per_s": round(ceiling_per_s),
-            "ratio_to_ceiling": round(pings_per_s / ceiling_per_s, 3),
-            "p99_latency_ms": round(p(0.99), 1), "p50_latency_ms": round(statistics.median(lat_ms), 1),
-            "max_latency_ms": round(lat_ms[-1], 1), "latency_rate_per_s": round(rate), "latency_samples": len(lat_ms),
-            "riders": riders, "pings": len(pings), "outputs": stats_backlog["outputs"],
-            "checkpoints": stats_backlog["checkpoints"], "dead_letters": worker.stats.dead_letters,
-            "batch": batch, "checkpoint_s": checkpoint_s, "partitions": settings.kafka_partitions,
-        }
-    finally:
-        if broker is not None:
-            broker.stop()
+    rate = latency_rate or pings_per_s / 2
+    limit = int(rate * latency_s)
+    log(f"latency: another process produces the next day's pings at {rate:,.0f}/s for {latency_s:.0f} s")
+    measuring.set()
+    ctx = multiprocessing.get_context("spawn")
+    producer = ctx.Process(target=_paced_producer, args=(settings, seed, riders, max(stops, 6), rate, limit))
+    producer.start()
+    producer.join(latency_s * 4 + 120)
+    time.sleep(1.0)
+    stop.set()
+    thread.join(60)
+    if not latencies:
+        raise RuntimeError("no latency samples: the worker saw none of the paced pings")
+    lat_ms = sorted(x * 1000 for x in latencies)
+    p = lambda q: lat_ms[min(len(lat_ms) - 1, int(q * len(lat_ms)))]  # noqa: E731
+    return {
+        "pings_per_s": round(pings_per_s), "ceiling_per_s": round(ceiling_per_s),
+        "ratio_to_ceiling": round(pings_per_s / ceiling_per_s, 3),
+        "p99_latency_ms": round(p(0.99), 1), "p50_latency_ms": round(statistics.median(lat_ms), 1),
+        "max_latency_ms": round(lat_ms[-1], 1), "latency_rate_per_s": round(rate), "latency_samples": len(lat_ms),
+        "riders": riders, "pings": len(pings), "outputs": stats_backlog["outputs"],
+        "checkpoints": stats_backlog["checkpoints"], "dead_letters": worker.stats.dead_letters,
+        "batch": batch, "checkpoint_s": checkpoint_s, "partitions": settings.partitions,
+    }
 
 
 def report(r: dict[str, Any]) -> list[str]:

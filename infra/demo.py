@@ -81,7 +81,7 @@ def run_demo(day: DemoDay, progress: Callable[[str], None] | None = None) -> Dem
     s = stack.settings
     db = s.clickhouse_database
     if progress:
-        progress(f"  broker {s.kafka_bootstrap}, worker pid {stack.worker.pid if stack.worker else '-'}, ClickHouse "
+        progress(f"  broker {s.kafka_bootstrap}, worker pids {stack.worker_pids}, ClickHouse "
                  f"{s.display('resolved_clickhouse_dsn')}")
     try:
         world = make_day(DayConfig(seed=day.seed, orders=day.orders, riders=day.riders))

@@ -12,10 +12,14 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infra.settings import Settings
 from schemas import topics as tp
+from streams.edge import Limits
+
+if TYPE_CHECKING:
+    from streams.workers.tracking import TrackingConfig
 
 log = logging.getLogger(__name__)
 
@@ -136,22 +140,47 @@ def aiokafka_config(settings: Settings) -> dict[str, Any]:
 def ensure_topics(settings: Settings, specs: tuple[tp.TopicSpec, ...] = tp.ALL, timeout_s: float = 15.0) -> list[str]:
     """Create our topics with their partition counts and configs; existing ones are kept.
     Returns the names created."""
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from streams.errors import KafkaFailure
+    from streams.kafka import TopicPlan
+    from streams.kafka import ensure_topics as ensure
 
-    admin = AdminClient(confluent_config(settings))
-    existing = set(admin.list_topics(timeout=timeout_s).topics)
-    wanted = [NewTopic(settings.topic(s.name), settings.kafka_partitions, settings.kafka_replication_factor,
-                       config=s.config()) for s in specs if settings.topic(s.name) not in existing]
-    created = []
-    for name, fut in admin.create_topics(wanted, request_timeout=timeout_s).items() if wanted else []:
-        try:
-            fut.result()
-            created.append(name)
-        except KafkaException as exc:
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise BrokerError(f"could not create topic {name}: {exc}") from exc
-    return created
+    plans = [TopicPlan(settings.topic(s.name), settings.kafka_partitions, settings.kafka_replication_factor, s.config())
+             for s in specs]
+    try:
+        return ensure(confluent_config(settings), plans, timeout_s)
+    except KafkaFailure as exc:
+        raise BrokerError(str(exc)) from exc
+
+
+def limits(settings: Settings) -> Limits:
+    """The stream edge's limits, from the settings."""
+    return Limits(max_message_bytes=settings.max_message_bytes, max_event_age_s=settings.max_event_age_s,
+                  max_event_lead_s=settings.max_event_lead_s, max_route_stops=settings.max_route_stops,
+                  max_order_skills=settings.max_order_skills, max_id_chars=settings.max_id_chars,
+                  max_text_chars=settings.max_text_chars)
+
+
+def tracking_config(settings: Settings) -> TrackingConfig:
+    """What a tracking worker needs, from the settings."""
+    from streams.workers.tracking import TrackingConfig
+
+    return TrackingConfig(client=confluent_config(settings), topic_prefix=settings.topic_prefix, app_id=settings.app_id,
+                          partitions=settings.kafka_partitions, replication_factor=settings.kafka_replication_factor,
+                          session_timeout_s=settings.kafka_session_timeout_s, heartbeat_s=settings.kafka_heartbeat_s,
+                          checkpoint_s=settings.tracker_checkpoint_s, zones_file=settings.zones_file,
+                          limits=limits(settings))
+
+
+def faust_credentials(settings: Settings) -> Any:
+    """Faust's credentials for SASL and SSL listeners; None for plaintext."""
+    import faust
+
+    if settings.kafka_security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(username=settings.kafka_sasl_username, password=settings.kafka_sasl_password,
+                                     mechanism=settings.kafka_sasl_mechanism, ssl_context=ssl_context(settings))
+    if settings.kafka_security_protocol == "SSL":
+        return faust.SSLCredentials(ssl_context(settings))
+    return None
 
 
 def process_env(settings: Settings) -> dict[str, str]:

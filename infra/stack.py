@@ -1,7 +1,8 @@
 """Starts and stops the pieces of a running system: embedded broker (unless an external one is
-configured), topics, the Faust worker process, and the projection writer, which owns ClickHouse
-(chdb allows one engine per process) and answers read queries for ``milestream sql`` on a
-loopback endpoint while it runs."""
+configured), topics, one process per worker role (``python -m streams ROLE``: orders, dispatch,
+notifications, tracking), kept running by a supervisor that restarts one that exits, and the
+projection writer, which owns ClickHouse (chdb allows one engine per process) and answers read
+queries for ``milestream sql`` on a loopback endpoint while it runs."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.clickhouse import connect
-from infra.kafka import EmbeddedBroker, confluent_config, ensure_topics, process_env
+from infra.kafka import EmbeddedBroker, confluent_config, ensure_topics, limits, process_env
 from infra.settings import Settings
 from projections.writer import ProjectionWriter
 from schemas import Codec, DecodeError, InvalidEvent
@@ -26,6 +27,8 @@ from schemas import topics as tp
 from schemas.redact import mask_urls
 
 log = logging.getLogger(__name__)
+WORKER_ROLES = ("orders", "dispatch", "notifications", "tracking")
+RESTART_BACKOFF_S = 2.0
 ENDPOINT_FILE = "sql-endpoint.json"
 READ_ONLY_PREFIXES = ("select", "with", "show", "describe", "desc", "explain", "exists")
 
@@ -35,7 +38,8 @@ class Stack:
         self.settings = settings.require_otp_key()  # every worker seals OTPs with the same key
         self.data_dir = Path(self.settings.data_dir)
         self.broker: EmbeddedBroker | None = None
-        self.worker: subprocess.Popen[bytes] | None = None
+        self.workers: dict[str, subprocess.Popen[bytes]] = {}
+        self.exits: list[tuple[str, int]] = []  # (role, exit code) of every worker that exited while running
         self.writer: ProjectionWriter | None = None
         self.client: Any = None
         self.lock = threading.Lock()
@@ -52,11 +56,36 @@ class Stack:
             self.settings = dataclasses.replace(self.settings, kafka_bootstrap=self.broker.bootstrap)
         ensure_topics(self.settings)
 
-    def start_worker(self) -> None:
-        log_file = open(self.data_dir / "logs" / "worker.log", "ab")  # noqa: SIM115 - lives as long as the worker
-        self.worker = subprocess.Popen([sys.executable, "-m", "streams", "worker", "-l", "info"],
-                                       env=process_env(self.settings), stdout=log_file, stderr=subprocess.STDOUT,
-                                       cwd=self.data_dir, start_new_session=True)
+    def start_worker(self, role: str) -> subprocess.Popen[bytes]:
+        log_file = open(self.data_dir / "logs" / f"{role}.log", "ab")  # noqa: SIM115 - lives as long as the worker
+        args = [sys.executable, "-m", "streams", role] + ([] if role == "tracking" else ["-l", "info"])
+        proc = subprocess.Popen(args, env=process_env(self.settings), stdout=log_file, stderr=subprocess.STDOUT,
+                                cwd=self.data_dir, start_new_session=True)
+        self.workers[role] = proc
+        return proc
+
+    def start_workers(self) -> None:
+        for role in WORKER_ROLES:
+            self.start_worker(role)
+        self._spawn(self._supervise, "supervisor")
+
+    def _supervise(self) -> None:
+        """Restart a worker that exited (Kafka failed under it, or it was killed): it resumes from its
+        checkpoint. Each exit is kept in ``exits``."""
+        while not self._stop.wait(0.5):
+            for role, proc in list(self.workers.items()):
+                code = proc.poll()
+                if code is None or self._stop.is_set():
+                    continue
+                self.exits.append((role, code))
+                log.warning("worker %s exited with code %s; restarting it (see logs/%s.log)", role, code, role)
+                if self._stop.wait(RESTART_BACKOFF_S):
+                    return
+                self.start_worker(role)
+
+    @property
+    def worker_pids(self) -> dict[str, int]:
+        return {role: proc.pid for role, proc in self.workers.items()}
 
     def start_projection(self) -> None:
         self.client = connect(self.settings)
@@ -64,7 +93,7 @@ class Stack:
             client=self.client, database=self.settings.clickhouse_database,
             consumer_config=confluent_config(self.settings, **{"group.id": f"{self.settings.app_id}-projections"}),
             topics=[self.settings.topic(s.name) for s in tp.PROJECTED], batch_size=self.settings.projection_batch_size,
-            flush_s=self.settings.projection_flush_s, lock=self.lock)
+            flush_s=self.settings.projection_flush_s, lock=self.lock, accept=projection_accept(self.settings))
         self.writer.create_tables()
         self.writer.assign()
         self._spawn(self.writer.run, "projection", self._stop)
@@ -111,27 +140,30 @@ class Stack:
 
     def start(self, with_sql_endpoint: bool = True) -> Stack:
         self.start_kafka()
-        self.start_worker()
+        self.start_workers()
         self.start_projection()
         if with_sql_endpoint:
             self.start_sql_endpoint()
         return self
 
     def worker_alive(self) -> bool:
-        return self.worker is not None and self.worker.poll() is None
+        """Every worker role has a live process (the supervisor restarts one that exits)."""
+        return bool(self.workers) and all(p.poll() is None for p in self.workers.values())
 
     def stop(self) -> None:
         self._stop.set()
         if self._http is not None:
             self._http.shutdown()
             (self.data_dir / ENDPOINT_FILE).unlink(missing_ok=True)
-        if self.worker is not None and self.worker.poll() is None:
-            self.worker.terminate()
+        for proc in self.workers.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.workers.values():
             try:
-                self.worker.wait(15)
+                proc.wait(15)
             except subprocess.TimeoutExpired:
-                self.worker.kill()
-                self.worker.wait()
+                proc.kill()
+                proc.wait()
         for thread in self._threads:
             if thread.name == "projection":
                 thread.join(timeout=10)
@@ -197,3 +229,18 @@ def query_running(data_dir: Path, sql: str, timeout_s: float = 60.0) -> dict[str
             return dict(json.loads(resp.read()))
     except urllib.error.HTTPError as exc:
         return dict(json.loads(exc.read()))
+
+
+def projection_accept(settings: Settings) -> Any:
+    """The stream edge's check for the projection: what a worker refused (and its owner
+    dead-lettered) is not a fact, so it is not projected either."""
+    from streams.edge import Edge, Rejection
+    from streams.kafka import record_of
+
+    edge = Edge(Codec(), {settings.topic(s.name): s for s in tp.ALL}, limits(settings))
+
+    def accept(message: Any) -> Any:
+        event = edge.accept(record_of(message), time.time())
+        return None if type(event) is Rejection else event
+
+    return accept

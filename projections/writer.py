@@ -43,13 +43,16 @@ class ProjectionWriter:
     def __init__(self, *, client: Any, database: str, consumer_config: dict[str, Any], topics: list[str],
                  codec: Codec | None = None, batch_size: int = 20000, flush_s: float = 0.5,
                  after_insert: Callable[[int], None] | None = None, lock: threading.Lock | None = None,
-                 order_cache_size: int = 200_000) -> None:
+                 order_cache_size: int = 200_000, accept: Callable[[Any], ev.Event | None] | None = None) -> None:
+        """``accept``: the stream edge's check of a consumed message (its event, or None when the
+        edge refuses it, which the edge's owner has dead-lettered); by default the codec alone."""
         from confluent_kafka import Consumer
 
         self.client = client
         self.db = database
         self.topics = topics
         self.codec = codec or Codec()
+        self.accept = accept or self._decode
         self.batch_size = batch_size
         self.flush_s = flush_s
         self.after_insert = after_insert  # hook between insert and commit (tests kill here)
@@ -112,17 +115,25 @@ class ProjectionWriter:
             last[(m.topic(), m.partition())] = max(last.get((m.topic(), m.partition()), -1), m.offset())
         self._consumer.commit(offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=False)
 
+    def _decode(self, m: Any) -> ev.Event | None:
+        try:
+            return self.codec.decode(m.value())
+        except (DecodeError, InvalidEvent) as exc:
+            log.debug("projection skips %s/%s/%s: %s", m.topic(), m.partition(), m.offset(), exc)
+            return None
+
     def _rows(self, messages: list[Any]) -> dict[str, tuple[tuple[str, ...], list[tuple[Any, ...]]]]:
         out: dict[str, tuple[tuple[str, ...], list[tuple[Any, ...]]]] = {
             "events": (rows.EVENT_COLUMNS, []), "gps_pings": (rows.GPS_COLUMNS, []),
             "dead_letters": (rows.DEAD_LETTER_COLUMNS, []), "order_state": (rows.ORDER_COLUMNS, [])}
         decoded: list[tuple[ev.Event, Any]] = []
+        accept = self.accept
         for m in messages:
-            try:
-                decoded.append((self.codec.decode(m.value()), m))
-            except (DecodeError, InvalidEvent) as exc:
+            event = accept(m)
+            if event is None:
                 self.stats.skipped += 1
-                log.debug("projection skips %s/%s/%s: %s", m.topic(), m.partition(), m.offset(), exc)
+                continue
+            decoded.append((event, m))
         self._load_orders({e.order_id for e, _ in decoded if isinstance(e, ev.OrderEvent) and e.order_id not in self._orders})
         touched: dict[str, rows.OrderRow] = {}
         for event, m in decoded:

@@ -1,80 +1,218 @@
-"""The Faust application: the app singleton, its topics and tables, declared in one place.
+"""The Faust side of the stream edge: one app per worker role, its topics and tables, built by
+:func:`create_app` from settings handed in (importing this module does nothing).
 
-Agents live in ``streams.agents`` (one module per input stream), discovered explicitly.
-Values are raw bytes on the wire and decoded with our Avro codec, so that invalid input can be
-dead-lettered with its original bytes instead of failing inside Faust.
+Roles, each its own process and consumer group (``<app_id>-<role>``), any number of each:
+
+- ``orders``: the order lifecycle (inbox -> ledger) and rider shifts (``streams.agents.orders``,
+  ``streams.agents.riders``);
+- ``dispatch``: plans and re-plans per hub (``streams.agents.dispatch``);
+- ``notifications``: customer notices (``streams.agents.notifications``).
+
+Tracking is not a Faust role: it is the batched worker of :mod:`streams.workers.tracking`.
+
+Values are raw bytes on the wire, decoded by :class:`streams.edge.Edge`, so that invalid input is
+dead-lettered with its original bytes instead of failing inside Faust. Table values are encoded
+with the state schemas (:mod:`streams.state`), never pickled.
 """
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import logging
-from datetime import UTC, datetime, timedelta
+import time
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-import faust
-
-from infra.kafka import ssl_context
-from infra.settings import Settings
-from schemas import Codec, DecodeError, InvalidEvent, UnknownSchema
+from schemas import Codec
 from schemas import events as ev
 from schemas import topics as tp
-from schemas.codec import SchemaRegistryClient
-from streams.domain.ids import derived_id
 from streams.domain.orders import lifecycle, otp
+from streams.edge import Edge, Limits, Record, Rejection
 
 log = logging.getLogger(__name__)
 
-
-def _patch_faust_recovery() -> None:
-    """Stop the consumer's flow while recovery seeks the stream partitions (faust-streaming 0.15.3).
-
-    ``Recovery.on_recovery_completed`` (and ``_resume_streams``) resume the stream partitions,
-    await ``perform_seek`` and then ``flow_control.resume()``, which clears every agent queue. The
-    fetcher keeps running meanwhile: a batch drained during the seek is still being fed to the
-    agents' queues when the seek resets ``_read_offset`` to the committed offsets, its records
-    that reached a queue are dropped by the clear, and the rest of the batch, delivered after the
-    clear, moves ``_read_offset`` past them again, so the records re-fetched from the committed
-    offset are discarded as already read (``offset < read_offset`` in ``_drain_messages``): the
-    cleared records are never processed. Stopping the flow first ends that batch (``getmany``
-    checks ``flow_active`` per record and seeks back when it is off), so the seek, the clear and
-    ``resume_flow`` happen with nothing in flight and delivery restarts at the committed offsets."""
-    from faust.tables import recovery as _recovery
-
-    if getattr(_recovery.Recovery, "_milestream_patched", False):
-        return
-
-    def stopping_flow_first(method: Any) -> Any:
-        async def wrapper(self: Any, generation_id: int = 0) -> None:
-            self.app.consumer.stop_flow()  # resumed by `method` (or by the next rebalance if it returns early)
-            await method(self, generation_id)
-
-        return wrapper
-
-    _recovery.Recovery.on_recovery_completed = stopping_flow_first(_recovery.Recovery.on_recovery_completed)
-    _recovery.Recovery._resume_streams = stopping_flow_first(_recovery.Recovery._resume_streams)
-    _recovery.Recovery._milestream_patched = True
+ROLES: dict[str, tuple[str, ...]] = {
+    "orders": ("streams.agents.orders", "streams.agents.riders"),
+    "dispatch": ("streams.agents.dispatch",),
+    "notifications": ("streams.agents.notifications",),
+}
 
 
-_patch_faust_recovery()
+class StreamSettings(Protocol):
+    """The settings a Faust worker reads (``infra.settings.Settings`` has them all)."""
 
-AGENT_MODULES = ["streams.agents.orders", "streams.agents.riders", "streams.agents.tracking", "streams.agents.dispatch",
-                 "streams.agents.notifications"]
+    app_id: str
+    kafka_bootstrap: str
+    kafka_partitions: int
+    kafka_replication_factor: int
+    kafka_session_timeout_s: float
+    kafka_heartbeat_s: float
+    data_dir: str
+    otp_key: str
+    otp_max_attempts: int
+    otp_ttl_s: int
+    dispatch_batch_window_s: float
+    dispatch_time_limit_s: float
+
+    def topic(self, name: str) -> str: ...
 
 
-def create_app(settings: Settings) -> faust.App:
+Sender = Callable[[str, bytes, bytes, float | None], Awaitable[Any]]
+
+
+@dataclass
+class Streams:
+    """What every agent of a role shares: settings, the edge, topics, tables, and the three I/O
+    steps of a handler (accept, publish, dead-letter). Built on a Faust app by :func:`create_app`,
+    or without a broker by :meth:`offline` for handler tests (tables are dicts, sends are kept)."""
+
+    settings: StreamSettings
+    codec: Codec
+    edge: Edge
+    policy: lifecycle.Policy | None  # the orders role's (it issues OTPs); None where no key is set
+    app: Any = None
+    sent: list[tuple[str, bytes, ev.Event]] = field(default_factory=list)  # offline: what was published
+    _topics: dict[str, Any] = field(default_factory=dict)
+    _tables: dict[str, Any] = field(default_factory=dict)
+    clock: Callable[[], float] = time.time
+
+    @classmethod
+    def offline(cls, settings: StreamSettings, *, codec: Codec | None = None, limits: Limits = Limits()) -> Streams:
+        codec = codec or Codec()
+        return cls(settings=settings, codec=codec, edge=_edge(settings, codec, limits), policy=_policy(settings))
+
+    # -- declarations -------------------------------------------------------------------------
+
+    def topic(self, spec: tp.TopicSpec | str) -> Any:
+        name = self.settings.topic(spec if isinstance(spec, str) else spec.name)
+        if name not in self._topics:
+            self._topics[name] = None if self.app is None else self.app.topic(
+                name, key_type=bytes, value_type=bytes, partitions=self.settings.kafka_partitions,
+                key_serializer="raw", value_serializer="raw")
+        return self._topics[name]
+
+    def table(self, name: str, *, use_partitioner: bool = False) -> MutableMapping[bytes, Any]:
+        """A table keyed by raw stream keys; ``use_partitioner`` when a timer writes it too (its
+        changelog partition then comes from the key)."""
+        if name not in self._tables:
+            if self.app is None:
+                self._tables[name] = {}
+            else:
+                from streams.state import faust_value_type
+
+                self._tables[name] = self.app.Table(
+                    name, default=None, partitions=self.settings.kafka_partitions, use_partitioner=use_partitioner,
+                    key_type=bytes, value_type=faust_value_type(name))
+        return self._tables[name]  # type: ignore[no-any-return]
+
+    def agent(self, topics: Iterable[tp.TopicSpec], name: str, handler: Callable[[Any], Awaitable[None]]) -> Any:
+        """Run ``handler`` on every message of ``topics``; a failure dead-letters that message
+        (processing_error, original bytes kept) and the stream goes on."""
+
+        async def each(stream: Any) -> None:
+            async for event in stream.events():
+                try:
+                    await handler(event.message)
+                except Exception as exc:  # a bug or a poison message: never stop the stream
+                    log.exception("handling %s/%s/%s failed", event.message.topic, event.message.partition,
+                                  event.message.offset)
+                    await self.dead_letter(event.message, Rejection(ev.DeadLetterKind.PROCESSING_ERROR,
+                                                                    f"{type(exc).__name__}: {exc}"))
+
+        each.__name__ = each.__qualname__ = name
+        if self.app is None:
+            return handler
+        names = [self.settings.topic(s.name) for s in topics]
+        channel = self.topic(names[0]) if len(names) == 1 else self.app.topic(
+            *names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+        return self.app.agent(channel, name=name)(each)
+
+    # -- the three steps of a handler -----------------------------------------------------------
+
+    async def accept(self, message: Any, *, rekeyed: bool = False) -> ev.Event | None:
+        """The message's event, or None after dead-lettering it with the reason."""
+        record = _record(message)
+        await self._fetch_schema(record.value)
+        event = self.edge.accept(record, self.clock(), rekeyed=rekeyed)
+        if type(event) is Rejection:
+            await self.dead_letter(message, event)
+            return None
+        return event  # type: ignore[return-value]
+
+    async def _fetch_schema(self, value: bytes | None) -> None:
+        """A registry look-up the codec has not cached runs off the event loop, before decoding."""
+        missing = getattr(self.codec, "missing_schema_id", None)
+        schema_id = missing(value) if missing is not None and value else None
+        if schema_id is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.codec.fetch_schema, schema_id)
+
+    async def publish(self, spec: tp.TopicSpec, events: Iterable[ev.Event], key: str | None = None) -> None:
+        """Encode (validating each event), send keyed by its stream key (or ``key`` to re-key),
+        stamped with its event time, and wait for the broker's acks.
+
+        Outputs are acknowledged before the caller writes its table, so a crash in between replays
+        the input and re-derives the same events (same ids) rather than losing them."""
+        name = self.settings.topic(spec.name)
+        pending = []
+        for e in events:
+            value = self.codec.encode(e, name)
+            k = (key or e.key).encode()
+            if self.app is None:
+                self.sent.append((spec.name, k, e))
+                continue
+            pending.append(await self.topic(name).send(key=k, value=value, timestamp=e.occurred_at.timestamp(),
+                                                       force=True))
+        for fut in pending:
+            await fut
+
+    async def dead_letter(self, message: Any, rejection: Rejection) -> None:
+        record = _record(message)
+        log.warning("dead letter %s/%s/%s: %s: %s", record.topic, record.partition, record.offset,
+                    rejection.kind.value, rejection.reason)
+        await self.publish(tp.DEAD_LETTER, [self.edge.dead_letter(record, rejection, self.clock())])
+
+
+def _record(message: Any) -> Record:
+    if isinstance(message, Record):
+        return message
+    ts = getattr(message, "timestamp", None)
+    return Record(message.topic, message.partition, message.offset, message.key, message.value,
+                  int(ts * 1000) if ts else None)
+
+
+def _edge(settings: StreamSettings, codec: Codec, limits: Limits) -> Edge:
+    return Edge(codec, {settings.topic(s.name): s for s in tp.ALL}, limits)
+
+
+def _policy(settings: StreamSettings) -> lifecycle.Policy | None:
+    if not settings.otp_key:
+        return None
+    return lifecycle.Policy(otp_key=otp.key_bytes(settings.otp_key), otp_max_attempts=settings.otp_max_attempts,
+                            otp_ttl=timedelta(seconds=settings.otp_ttl_s))
+
+
+def create_app(settings: StreamSettings, role: str, *, codec: Codec | None = None, limits: Limits = Limits(),
+               credentials: Any = None) -> Streams:
+    """The Faust app of one worker role, with its agents installed. ``credentials``: Faust's
+    SASL/SSL credentials, built by the entry point."""
+    import faust
+
+    from streams import faust_recovery
+
+    if role not in ROLES:
+        raise ValueError(f"unknown worker role {role!r}; roles: {', '.join(ROLES)} (tracking runs on its own)")
+    if role == "orders" and not settings.otp_key:
+        raise ValueError("MILESTREAM_OTP_KEY is not set: the orders worker issues delivery OTPs with it")
     if not settings.kafka_bootstrap:
         raise ValueError("MILESTREAM_KAFKA_BOOTSTRAP is empty: the worker needs a broker "
                          "(`milestream up` starts the embedded one and sets it)")
-    credentials: Any = None
-    if settings.kafka_security_protocol.startswith("SASL"):
-        credentials = faust.SASLCredentials(username=settings.kafka_sasl_username, password=settings.kafka_sasl_password,
-                                            mechanism=settings.kafka_sasl_mechanism, ssl_context=ssl_context(settings))
-    elif settings.kafka_security_protocol == "SSL":
-        credentials = faust.SSLCredentials(ssl_context(settings))
-    datadir = Path(settings.data_dir) / "faust"
-    return faust.App(
-        settings.app_id,
+    faust_recovery.apply()
+    app = faust.App(
+        f"{settings.app_id}-{role}",
         broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap.split(",") if h.strip()],
         broker_credentials=credentials,
         store="memory://",
@@ -89,125 +227,16 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         web_enabled=False,
-        datadir=str(datadir),
-        autodiscover=AGENT_MODULES,
+        datadir=str(Path(settings.data_dir) / "faust" / role),
+        autodiscover=False,
         origin="streams",
     )
+    codec = codec or Codec()
+    streams = Streams(settings=settings, codec=codec, edge=_edge(settings, codec, limits), policy=_policy(settings),
+                      app=app)
+    for module in ROLES[role]:
+        importlib.import_module(module).install(streams)
+    return streams
 
 
-settings = Settings.from_env().with_otp_key()
-app = create_app(settings)
-codec = Codec(registry=SchemaRegistryClient(settings.schema_registry_url) if settings.schema_registry_url else None)
-policy = lifecycle.Policy(otp_key=otp.key_bytes(settings.otp_key), otp_max_attempts=settings.otp_max_attempts,
-                          otp_ttl=timedelta(seconds=settings.otp_ttl_s))
-
-
-def _topic(spec: tp.TopicSpec) -> faust.TopicT:
-    return app.topic(settings.topic(spec.name), key_type=bytes, value_type=bytes, partitions=settings.kafka_partitions,
-                     key_serializer="raw", value_serializer="raw")
-
-
-inbox_topic = _topic(tp.INBOX)
-orders_topic = _topic(tp.ORDERS)
-riders_topic = _topic(tp.RIDERS)
-gps_topic = _topic(tp.GPS)
-routes_topic = _topic(tp.ROUTES)
-alerts_topic = _topic(tp.ALERTS)
-notifications_topic = _topic(tp.NOTIFICATIONS)
-dead_letter_topic = _topic(tp.DEAD_LETTER)
-dispatch_topic = _topic(tp.DISPATCH_QUEUE)
-
-def handles_each(handler: Any) -> Any:
-    """Wrap a per-message handler so that an unexpected failure dead-letters that message
-    (kind processing_error, original bytes kept for replay) and the stream goes on."""
-
-    async def agent(stream: Any) -> None:
-        async for event in stream.events():
-            try:
-                await handler(event.message)
-            except Exception as exc:  # a bug or a poison message: never stop the stream
-                log.exception("handling %s/%s/%s failed", event.message.topic, event.message.partition,
-                              event.message.offset)
-                await dead_letter(event.message, ev.DeadLetterKind.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
-
-    agent.__name__ = handler.__name__
-    agent.__qualname__ = handler.__qualname__
-    agent.__module__ = handler.__module__
-    return agent
-
-
-class PickledState:
-    """Value type of our tables: frozen state dataclasses, pickled.
-
-    Faust takes a table's value serializer from ``value_type._options.serializer`` when it
-    registers the table, changelog and recovery included (JSON otherwise). Only this worker
-    writes its changelog topics; keep them closed to other producers."""
-
-    class _options:  # noqa: N801 - the attribute Faust reads
-        serializer = "pickle"
-
-    @classmethod
-    def from_data(cls, data: Any, *, preferred_type: Any = None) -> Any:
-        """Faust hands decoded values to the value type; ours are complete already."""
-        return data
-
-
-def _table(name: str, use_partitioner: bool = False) -> Any:
-    """Keys are stream keys (raw bytes)."""
-    return app.Table(name, default=None, partitions=settings.kafka_partitions, use_partitioner=use_partitioner,
-                     key_type=bytes, value_type=PickledState)
-
-
-order_states = _table("order-state")
-rider_hubs = _table("rider-hub")
-# Written from the dispatch timer as well as the agent, so its changelog partition comes from the key.
-hub_pools = _table("hub-pool", use_partitioner=True)
-
-
-async def publish(topic: faust.TopicT, events: list[ev.Event] | tuple[ev.Event, ...], key: str | None = None) -> None:
-    """Encode (validating each event), send keyed by its stream key (or ``key`` to re-key), and
-    wait for the broker's acks.
-
-    Outputs are acknowledged before the caller writes its table, so a crash in between replays
-    the input and re-derives the same events (same ids) rather than losing them."""
-    futures = [await topic.send(key=(key or e.key).encode(), value=codec.encode(e, topic.get_topic_name()), force=True)
-               for e in events]
-    for fut in futures:
-        await fut
-
-
-async def dead_letter(message: Any, kind: ev.DeadLetterKind, reason: str) -> None:
-    key = message.key.decode("utf-8", "replace") if message.key else ""
-    where = f"{message.topic}/{message.partition}/{message.offset}"
-    log.warning("dead letter %s: %s: %s", where, kind.value, reason)
-    letter = ev.DeadLetter(
-        event_id=derived_id(where, "dead-letter"), occurred_at=datetime.now(UTC),
-        source_key=key or where, source_topic=message.topic, source_partition=message.partition,
-        source_offset=message.offset, original=bytes(message.value or b""), error_kind=kind, reason=reason[:2000],
-    )
-    await publish(dead_letter_topic, [letter])
-
-
-async def decode(message: Any, allowed: tuple[type[ev.Event], ...], check_key: bool = True) -> ev.Event | None:
-    """The first step of every handler: decode and check the message, or dead-letter it with
-    the reason and return None so the stream goes on."""
-    try:
-        event = codec.decode(message.value)
-    except UnknownSchema as exc:
-        await dead_letter(message, ev.DeadLetterKind.UNKNOWN_SCHEMA, str(exc))
-        return None
-    except DecodeError as exc:
-        await dead_letter(message, ev.DeadLetterKind.MALFORMED, str(exc))
-        return None
-    except InvalidEvent as exc:
-        await dead_letter(message, ev.DeadLetterKind.INVALID, str(exc))
-        return None
-    if not isinstance(event, allowed):
-        await dead_letter(message, ev.DeadLetterKind.INVALID,
-                          f"{type(event).__name__} does not belong on {message.topic}")
-        return None
-    if check_key and message.key is not None and message.key != event.key.encode():
-        await dead_letter(message, ev.DeadLetterKind.INVALID,
-                          f"message key {message.key!r} differs from the event's stream key {event.key!r}")
-        return None
-    return event
+__all__ = ["ROLES", "StreamSettings", "Streams", "create_app"]

@@ -10,117 +10,119 @@ import asyncio
 import logging
 import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, MutableMapping
+from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any
 
 from schemas import topics as tp
 from solver import SolveParams, solve
 from solver.reoptimise import reoptimise
-from streams.app import (
-    alerts_topic,
-    app,
-    decode,
-    dispatch_topic,
-    handles_each,
-    hub_pools,
-    inbox_topic,
-    publish,
-    routes_topic,
-    settings,
-)
+from streams.app import Streams
 from streams.domain.dispatch import hub as hubs
 from streams.domain.dispatch import pool as dispatch
 
 log = logging.getLogger(__name__)
-_last_change: dict[bytes, float] = {}
-_executor: ProcessPoolExecutor | None = None
 
 
-def _solver_pool() -> ProcessPoolExecutor:
-    global _executor
-    if _executor is None:
-        _executor = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-    return _executor
+class HubDispatcher:
+    """One worker's dispatch: the hub states (a table), when each last changed, and the solver pool."""
 
+    def __init__(self, streams: Streams, hub_states: MutableMapping[bytes, Any],
+                 executor: Callable[[], Executor] | None = None) -> None:
+        self.streams = streams
+        self.hub_states = hub_states
+        self.last_change: dict[bytes, float] = {}
+        self._executor: Executor | None = None
+        self._make_executor = executor or (lambda: ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("spawn")))
 
-def _hub(key: bytes) -> hubs.Hub:
-    return hubs.hub_state(hub_pools.get(key), key.decode())
+    def executor(self) -> Executor:
+        if self._executor is None:
+            self._executor = self._make_executor()
+        return self._executor
 
+    def hub(self, key: bytes) -> hubs.Hub:
+        return hubs.hub_state(self.hub_states.get(key), key.decode())
 
-async def handle_hub_input(message: Any) -> None:
-    item = await decode(message, tp.DISPATCH_QUEUE.events, check_key=False)  # re-keyed by hub on purpose
-    if item is None:
-        return
-    hub = message.key  # raw bytes: the table key
-    hub_pools[hub] = hubs.on_hub_event(_hub(hub), item)
-    _last_change[hub] = time.monotonic()
+    async def handle_hub_input(self, message: Any) -> None:
+        item = await self.streams.accept(message, rekeyed=True)  # re-keyed by hub on purpose
+        if item is None:
+            return
+        hub = message.key  # raw bytes: the table key
+        self.hub_states[hub] = hubs.on_hub_event(self.hub(hub), item)
+        self.last_change[hub] = time.monotonic()
 
+    def stream_now(self, hub: bytes, pool: dispatch.HubPool) -> float | None:
+        """The hub's stream time (its latest event), moved on by the wall time it has been quiet, so
+        that a held re-plan comes due without waiting for the next event."""
+        if pool.clock is None:
+            return None
+        return pool.clock.timestamp() + max(0.0, time.monotonic() - self.last_change.get(hub, time.monotonic()))
 
-hub_dispatch = app.agent(dispatch_topic, name="hub_dispatch")(handles_each(handle_hub_input))
+    async def plan_quiet_hubs(self) -> None:
+        for hub in list(self.hub_states.keys()):
+            if self.hub_states.get(hub) is None:
+                continue
+            await self.dispatch(hub)
+            await self.replan(hub)
 
-
-def _stream_now(hub: bytes, pool: dispatch.HubPool) -> float | None:
-    """The hub's stream time (its latest event), moved on by the wall time it has been quiet, so
-    that a held re-plan comes due without waiting for the next event."""
-    if pool.clock is None:
-        return None
-    return pool.clock.timestamp() + max(0.0, time.monotonic() - _last_change.get(hub, time.monotonic()))
-
-
-@app.timer(interval=0.5)
-async def plan_quiet_hubs() -> None:
-    for hub in list(hub_pools.keys()):
-        if hub_pools.get(hub) is None:
-            continue
-        await _dispatch(hub)
-        await _replan(hub)
-
-
-async def _dispatch(hub: bytes) -> None:
-    pool = _hub(hub).pool
-    if not pool.ready or time.monotonic() - _last_change.get(hub, 0.0) < settings.dispatch_batch_window_s:
-        return
-    plan = dispatch.build_problem(pool)
-    started = time.monotonic()
-    solution = await asyncio.get_running_loop().run_in_executor(
-        _solver_pool(), solve, plan.problem, SolveParams(time_limit_s=settings.dispatch_time_limit_s))
-    current = _hub(hub)  # events went on arriving while the solver ran
-    outcome = dispatch.apply_plan(current.pool, plan, solution)
-    log.info("hub %s: planned %d orders on %d routes in %.1fs, %d unassigned", hub, len(outcome.assignments),
-             len(outcome.routes), time.monotonic() - started, len(solution.unassigned))
-    await publish(inbox_topic, outcome.assignments)
-    await publish(routes_topic, outcome.routes)
-    await publish(alerts_topic, outcome.alerts)
-    hub_pools[hub] = hubs.on_dispatched(current, outcome)
-
-
-async def _replan(hub: bytes) -> None:
-    state = _hub(hub)
-    now = _stream_now(hub, state.pool)
-    if now is None or not (state.routes.pending or state.solving):
-        return
-    left_over = state.solving
-    state, requests = hubs.start_replans(state, now)
-    if not requests and not left_over:  # all held by the rate limit: nothing new to keep
-        return
-    hub_pools[hub] = state
-    for request in requests:
+    async def dispatch(self, hub: bytes) -> None:
+        settings = self.streams.settings
+        pool = self.hub(hub).pool
+        if not pool.ready or time.monotonic() - self.last_change.get(hub, 0.0) < settings.dispatch_batch_window_s:
+            return
+        plan = dispatch.build_problem(pool)
         started = time.monotonic()
-        try:
-            solution = await asyncio.get_running_loop().run_in_executor(
-                _solver_pool(), reoptimise, request.situation, request.changes, request.policy,
-                SolveParams(time_limit_s=settings.dispatch_time_limit_s))
-        except Exception:
-            log.exception("hub %s: re-plan %s failed; its triggers wait for the next round", hub, request.request_id)
-            hub_pools[hub] = hubs.fail_replan(_hub(hub), request)
-            continue
-        current = _hub(hub)
-        now = _stream_now(hub, current.pool) or now
-        current, outcome, out = hubs.finish_replan(current, request, solution, now)
-        log.info("hub %s: re-plan (%s) for %s in %.1fs: %d routes, %d dropped%s", hub, request.reason,
-                 ", ".join(request.riders + request.offline), time.monotonic() - started, len(out.routes),
-                 len(out.alerts), " (stale: again next round)" if outcome.stale else "")
-        await publish(inbox_topic, out.assignments)
-        await publish(routes_topic, out.routes)
-        await publish(alerts_topic, out.alerts)
-        hub_pools[hub] = current
+        solution = await asyncio.get_running_loop().run_in_executor(
+            self.executor(), solve, plan.problem, SolveParams(time_limit_s=settings.dispatch_time_limit_s))
+        current = self.hub(hub)  # events went on arriving while the solver ran
+        outcome = dispatch.apply_plan(current.pool, plan, solution)
+        log.info("hub %s: planned %d orders on %d routes in %.1fs, %d unassigned", hub, len(outcome.assignments),
+                 len(outcome.routes), time.monotonic() - started, len(solution.unassigned))
+        await self._publish(outcome)
+        self.hub_states[hub] = hubs.on_dispatched(current, outcome)
+
+    async def replan(self, hub: bytes) -> None:
+        settings = self.streams.settings
+        state = self.hub(hub)
+        now = self.stream_now(hub, state.pool)
+        if now is None or not (state.routes.pending or state.solving):
+            return
+        left_over = state.solving
+        state, requests = hubs.start_replans(state, now)
+        if not requests and not left_over:  # all held by the rate limit: nothing new to keep
+            return
+        self.hub_states[hub] = state
+        for request in requests:
+            started = time.monotonic()
+            try:
+                solution = await asyncio.get_running_loop().run_in_executor(
+                    self.executor(), reoptimise, request.situation, request.changes, request.policy,
+                    SolveParams(time_limit_s=settings.dispatch_time_limit_s))
+            except Exception:
+                log.exception("hub %s: re-plan %s failed; its triggers wait for the next round", hub,
+                              request.request_id)
+                self.hub_states[hub] = hubs.fail_replan(self.hub(hub), request)
+                continue
+            current = self.hub(hub)
+            now = self.stream_now(hub, current.pool) or now
+            current, outcome, out = hubs.finish_replan(current, request, solution, now)
+            log.info("hub %s: re-plan (%s) for %s in %.1fs: %d routes, %d dropped%s", hub, request.reason,
+                     ", ".join(request.riders + request.offline), time.monotonic() - started, len(out.routes),
+                     len(out.alerts), " (stale: again next round)" if outcome.stale else "")
+            await self._publish(out)
+            self.hub_states[hub] = current
+
+    async def _publish(self, out: Any) -> None:
+        await self.streams.publish(tp.INBOX, out.assignments)
+        await self.streams.publish(tp.ROUTES, out.routes)
+        await self.streams.publish(tp.ALERTS, out.alerts)
+
+
+def install(streams: Streams) -> HubDispatcher:
+    # Written from the timer as well as the agent, so its changelog partition comes from the key.
+    dispatcher = HubDispatcher(streams, streams.table("hub-pool", use_partitioner=True))
+    streams.agent([tp.DISPATCH_QUEUE], "hub_dispatch", dispatcher.handle_hub_input)
+    if streams.app is not None:
+        streams.app.timer(interval=0.5)(dispatcher.plan_quiet_hubs)
+    return dispatcher

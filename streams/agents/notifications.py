@@ -9,23 +9,17 @@ within the horizon: an on-time rider's estimate does not move, so no ETA event w
 from __future__ import annotations
 
 import asyncio
-import time
+from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
 from schemas import events as ev
 from schemas import topics as tp
-from streams.app import _table, app, decode, handles_each, notifications_topic, orders_topic, publish, settings
+from streams.app import Streams
 from streams.domain.orders import notify as nt
 
 PARAMS = nt.NoticeParams()
 TICK_S = 5.0
-etas_name = settings.topic(tp.ETAS.name)
-# Written from the timer as well as the agent, so its changelog partition comes from the key.
-notice_states = _table("notice-state", use_partitioner=True)
-# The agent and the timer both read, publish, then write an order's state; one at a time, so
-# neither writes back a state the other has moved on while it waited for the broker's acks.
-_folding = asyncio.Lock()
 
 
 def _at(epoch_s: float | None) -> datetime | None:
@@ -42,49 +36,57 @@ def customer_notified(notice: nt.Notice) -> ev.CustomerNotified:
         promised_end=_at(notice.promised_end_s), reason=notice.reason, rider_id=notice.rider_id)
 
 
-async def _commit(key: bytes, state: nt.NoticeState | None, new: nt.NoticeState,
-                  notices: tuple[nt.Notice, ...]) -> None:
-    """Outputs acked first, then the state: a crash in between replays the input and re-derives
-    the same notices (same ids) rather than losing them."""
-    if notices:
-        await publish(notifications_topic, [customer_notified(n) for n in notices])
-    if new is not state:
-        notice_states[key] = new
+class CustomerNotices:
+    """The notice states (a table) and the lock that keeps the agent and the timer from writing
+    back a state the other has moved on while it waited for the broker's acks."""
+
+    def __init__(self, streams: Streams, notice_states: MutableMapping[bytes, Any]) -> None:
+        self.streams = streams
+        self.notice_states = notice_states
+        self.folding = asyncio.Lock()
+
+    async def _commit(self, key: bytes, state: nt.NoticeState | None, new: nt.NoticeState,
+                      notices: tuple[nt.Notice, ...]) -> None:
+        """Outputs acked first, then the state: a crash in between replays the input and re-derives
+        the same notices (same ids) rather than losing them."""
+        if notices:
+            await self.streams.publish(tp.NOTIFICATIONS, [customer_notified(n) for n in notices])
+        if new is not state:
+            self.notice_states[key] = new
+
+    async def handle_order_input(self, message: Any) -> None:
+        item = await self.streams.accept(message)
+        if item is None:
+            return
+        key = item.key.encode()  # table keys are the raw message keys
+        async with self.folding:
+            state = self.notice_states.get(key)
+            if isinstance(item, ev.EtaUpdated):
+                new, notices = nt.on_eta(state, item, PARAMS)
+            else:
+                new, notices = nt.on_order(state, item, PARAMS)
+            await self._commit(key, state, new, notices)
+
+    async def tell_arriving_soon(self) -> None:
+        """Ticks the orders whose p50 has come within the horizon by the worker's wall clock (ETAs
+        carry event time; only the clock says time has passed). Skips every other order unfolded."""
+        now = self.streams.clock()
+        due = [key for key, state in self.notice_states.items()
+               if state is not None and (at := nt.tick_due_at(state, PARAMS)) is not None and at <= now]
+        for key in due:
+            async with self.folding:
+                state = self.notice_states.get(key)  # the agent may have moved it on meanwhile
+                if state is None:
+                    continue
+                new, notices = nt.on_tick(state, now, PARAMS)
+                await self._commit(key, state, new, notices)
 
 
-async def handle_order_input(message: Any) -> None:
-    allowed = tp.ETAS.events if message.topic == etas_name else tp.ORDERS.events
-    item = await decode(message, allowed)
-    if item is None:
-        return
-    key = item.key.encode()  # table keys are the raw message keys
-    async with _folding:
-        state = notice_states.get(key)
-        if isinstance(item, ev.EtaUpdated):
-            new, notices = nt.on_eta(state, item, PARAMS)
-        else:
-            new, notices = nt.on_order(state, item, PARAMS)
-        await _commit(key, state, new, notices)
-
-
-customer_notices = app.agent(
-    app.topic(orders_topic.get_topic_name(), etas_name, key_type=bytes, value_type=bytes, key_serializer="raw",
-              value_serializer="raw"),
-    name="customer_notices",
-)(handles_each(handle_order_input))
-
-
-@app.timer(interval=TICK_S)
-async def tell_arriving_soon() -> None:
-    """Ticks the orders whose p50 has come within the horizon by the worker's wall clock (ETAs
-    carry event time; only the clock says time has passed). Skips every other order unfolded."""
-    now = time.time()
-    due = [key for key, state in notice_states.items()
-           if state is not None and (at := nt.tick_due_at(state, PARAMS)) is not None and at <= now]
-    for key in due:
-        async with _folding:
-            state = notice_states.get(key)  # the agent may have moved it on meanwhile
-            if state is None:
-                continue
-            new, notices = nt.on_tick(state, now, PARAMS)
-            await _commit(key, state, new, notices)
+def install(streams: Streams) -> CustomerNotices:
+    # Written from the timer as well as the agent, so its changelog partition comes from the key.
+    notices = CustomerNotices(streams, streams.table("notice-state", use_partitioner=True))
+    # One agent reads both the ledger and the ETAs (both keyed by order id: one writer per order's state).
+    streams.agent([tp.ORDERS, tp.ETAS], "customer_notices", notices.handle_order_input)
+    if streams.app is not None:
+        streams.app.timer(interval=TICK_S)(notices.tell_arriving_soon)
+    return notices

@@ -2,47 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any
 
 from schemas import events as ev
 from schemas import topics as tp
-from streams.app import (
-    app,
-    dead_letter,
-    decode,
-    dispatch_topic,
-    handles_each,
-    inbox_topic,
-    notifications_topic,
-    order_states,
-    orders_topic,
-    policy,
-    publish,
-)
+from streams.app import Streams
 from streams.domain.orders import lifecycle
 
 
-async def handle_submission(message: Any) -> None:
-    submission = await decode(message, tp.INBOX.events)
+async def handle_submission(streams: Streams, order_states: MutableMapping[bytes, Any], message: Any) -> None:
+    submission = await streams.accept(message)
     if submission is None:
         return
     key = submission.key.encode()  # table keys are the raw message keys
     state = order_states.get(key)
-    decision = lifecycle.decide(state, submission, submission.occurred_at, policy)
+    assert streams.policy is not None, "the orders role needs the OTP key"
+    decision = lifecycle.decide(state, submission, submission.occurred_at, streams.policy)
     if decision.duplicate:
         return
     if decision.rejection is not None:
-        await dead_letter(message, decision.rejection.kind, decision.rejection.reason)
+        await streams.dead_letter(message, decision.rejection)
         return
     new_state = lifecycle.apply(state, decision)
     assert new_state is not None
-    await publish(orders_topic, decision.ledger)
-    await publish(notifications_topic, decision.notifications)
+    await streams.publish(tp.ORDERS, decision.ledger)
+    await streams.publish(tp.NOTIFICATIONS, decision.notifications)
     # Dispatch sees new and withdrawn orders and status changes (re-plan triggers), re-keyed by hub.
-    await publish(dispatch_topic, [e for e in decision.ledger
-                                   if isinstance(e, ev.OrderCreated | ev.OrderCancelled | ev.StatusChanged)],
-                  key=new_state.hub_id)
+    await streams.publish(tp.DISPATCH_QUEUE, [e for e in decision.ledger
+                                              if isinstance(e, ev.OrderCreated | ev.OrderCancelled | ev.StatusChanged)],
+                          key=new_state.hub_id)
     order_states[key] = new_state
 
 
-order_lifecycle = app.agent(inbox_topic, name="order_lifecycle")(handles_each(handle_submission))
+def install(streams: Streams) -> None:
+    order_states = streams.table("order-state")
+
+    async def order_lifecycle(message: Any) -> None:
+        await handle_submission(streams, order_states, message)
+
+    streams.agent([tp.INBOX], "order_lifecycle", order_lifecycle)

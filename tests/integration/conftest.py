@@ -1,4 +1,4 @@
-"""Real parts only: one Tansu broker, one Faust worker process and one chdb engine per session
+"""Real parts only: one Tansu broker, one process per worker role and one chdb engine per session
 (chdb allows one engine per process; Faust takes seconds to join). Tests isolate themselves
 with unique hubs, orders, topic prefixes, consumer groups and databases."""
 
@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Kafka, new_id, order_created
+from harness import ROLES, Kafka, new_id, order_created, start_role, stop
 
 from infra.clickhouse import connect
-from infra.kafka import EmbeddedBroker, ensure_topics, process_env
+from infra.kafka import EmbeddedBroker, ensure_topics
 from infra.settings import Settings
 
 
@@ -49,36 +48,32 @@ def kafka(settings: Settings) -> Kafka:
 
 
 @pytest.fixture(scope="session")
-def worker(settings: Settings, kafka: Kafka) -> Iterator[subprocess.Popen[bytes]]:
-    """The real Faust worker, started once; ready when it has put a probe order on the ledger."""
+def worker(settings: Settings, kafka: Kafka) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+    """One real process of every worker role, started once; ready when the orders worker has put a
+    probe order on the ledger."""
     ensure_topics(settings)
-    log_path = Path(settings.data_dir) / "worker.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "streams", "worker", "-l", "info"], env=process_env(settings),
-                                stdout=log, stderr=subprocess.STDOUT, cwd=settings.data_dir)
+    logs = Path(settings.data_dir)
+    procs = {role: start_role(settings, role, logs / f"{role}.log") for role in ROLES}
     try:
         probe = order_created(hub_id=f"probe-{new_id()}")
         kafka.produce("inbox", probe)
         deadline = time.monotonic() + 90
         while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("worker never became ready:\n" + log_path.read_text()[-5000:])
+            dead = [r for r, p in procs.items() if p.poll() is not None]
+            if dead or time.monotonic() > deadline:
+                raise AssertionError(f"workers never became ready (exited: {dead}):\n"
+                                     + "\n".join((logs / f"{r}.log").read_text()[-3000:] for r in procs))
             try:
                 kafka.wait_for("orders", lambda e: e.event_id == probe.event_id, timeout_s=3)
                 break
             except AssertionError:
                 continue
-        yield proc
+        yield procs
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(*procs.values())
         if os.environ.get("MILESTREAM_TEST_SHOW_WORKER_LOG"):
-            print(log_path.read_text()[-20000:])
-
-
+            for role in procs:
+                print(f"--- {role}\n" + (logs / f"{role}.log").read_text()[-20000:])
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -4,13 +4,17 @@ and building test events. (Kept out of conftest.py: test modules import it by a 
 from __future__ import annotations
 
 import dataclasses
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from infra.kafka import confluent_config, producer_config
+from infra.kafka import confluent_config, process_env, producer_config
 from infra.settings import Settings
 from schemas import Codec
 from schemas import events as ev
@@ -20,6 +24,12 @@ CODEC = Codec()
 
 def now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
+
+
+def stamp(event: ev.Event) -> int:
+    """The record timestamp a producer of ours gives an event: its event time (the stream edge
+    bounds event times by the record's)."""
+    return int(event.occurred_at.timestamp() * 1000)
 
 
 def new_id() -> str:
@@ -38,7 +48,8 @@ class Kafka:
     def produce(self, topic: str, event: ev.Event | None = None, *, raw: bytes | None = None, key: str | None = None) -> None:
         name = self.settings.topic(topic)
         value = raw if raw is not None else CODEC.encode(event, name)  # type: ignore[arg-type]
-        self.producer.produce(name, key=(key or (event.key if event else "")).encode(), value=value)
+        self.producer.produce(name, key=(key or (event.key if event else "")).encode(), value=value,
+                              timestamp=stamp(event) if event is not None else 0)
         self.producer.flush(10)
 
     def wait_for(self, topic: str, predicate: Callable[[Any], bool], *, count: int = 1, timeout_s: float = 60.0,
@@ -93,3 +104,26 @@ def isolated_settings(settings: Settings, tag: str) -> Settings:
     run = uuid.uuid4().hex[:6]
     return dataclasses.replace(settings, topic_prefix=f"{tag}{run}.", app_id=f"{tag}{run}",
                                clickhouse_database=f"{tag}_{run}")
+
+
+ROLES = ("orders", "dispatch", "notifications", "tracking")
+
+
+def start_role(settings: Settings, role: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
+    """One real worker process of ``role`` (``python -m streams ROLE``), logging to ``log``."""
+    args = [sys.executable, "-m", "streams", role] + ([] if role == "tracking" else ["-l", "info"])
+    with open(log, "ab") as out:
+        return subprocess.Popen(args, env={**process_env(settings), **env}, stdout=out, stderr=subprocess.STDOUT,
+                                cwd=settings.data_dir)
+
+
+def stop(*procs: subprocess.Popen[bytes]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

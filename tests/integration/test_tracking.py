@@ -11,14 +11,13 @@ import dataclasses
 import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import timedelta
 from pathlib import Path
 
-from harness import CODEC, Kafka, isolated_settings
+from harness import CODEC, Kafka, isolated_settings, stamp, start_role
 
-from infra.kafka import ensure_topics, process_env
+from infra.kafka import ensure_topics
 from infra.settings import Settings
 from schemas import DecodeError, InvalidEvent
 from schemas import events as ev
@@ -28,10 +27,7 @@ from streams.domain.tracking.tracker import Tracker, events_of
 
 
 def _start(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "streams", "worker", "-l", "info"],
-                                env={**process_env(settings), "MILESTREAM_TRACKER_CHECKPOINT_S": "0.5"},
-                                stdout=out, stderr=subprocess.STDOUT, cwd=settings.data_dir)
+    return start_role(settings, "tracking", log, MILESTREAM_TRACKER_CHECKPOINT_S="0.5")
 
 
 def _stop(worker: subprocess.Popen[bytes]) -> None:
@@ -76,7 +72,7 @@ def _produce_setup(settings: Settings, kafka: Kafka, shift: ev.RiderShiftStarted
     placed: list[tuple[int, int]] = []
     for topic, event in (("riders", shift), ("routes", route)):
         name = settings.topic(topic)
-        kafka.producer.produce(name, key=event.key.encode(), value=CODEC.encode(event, name),
+        kafka.producer.produce(name, key=event.key.encode(), value=CODEC.encode(event, name), timestamp=stamp(event),
                                on_delivery=lambda err, msg: placed.append((msg.partition(), msg.offset())))
     kafka.producer.flush(10)
     partition, offset = placed[-1]
@@ -97,7 +93,7 @@ def _produce_setup(settings: Settings, kafka: Kafka, shift: ev.RiderShiftStarted
 def _produce_pings(settings: Settings, kafka: Kafka, pings: list[ev.GpsPing]) -> None:
     name = settings.topic("gps")
     for p in pings:
-        kafka.producer.produce(name, key=p.rider_id.encode(), value=CODEC.encode(p, name))
+        kafka.producer.produce(name, key=p.rider_id.encode(), value=CODEC.encode(p, name), timestamp=stamp(p))
     kafka.producer.flush(30)
 
 

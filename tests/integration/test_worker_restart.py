@@ -7,22 +7,18 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
-from harness import Kafka, isolated_settings, new_id, now, order_created
+from harness import Kafka, isolated_settings, new_id, now, order_created, start_role
 
-from infra.kafka import ensure_topics, process_env
+from infra.kafka import ensure_topics
 from infra.settings import Settings
 from infra.stack import count_events
 from schemas import events as ev
 
 
 def _start(settings: Settings, log: Path, **env: str) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "streams", "worker", "-l", "info"],
-                                env={**process_env(settings), **env}, stdout=out, stderr=subprocess.STDOUT,
-                                cwd=settings.data_dir)
+    return start_role(settings, "orders", log, **env)
 
 
 def test_killed_worker_recovers_order_state_and_duplicates_nothing(settings: Settings) -> None:
@@ -32,7 +28,7 @@ def test_killed_worker_recovers_order_state_and_duplicates_nothing(settings: Set
     log = Path(own.data_dir) / f"{own.app_id}.log"
     orders = [order_created(hub_id="hub-r") for _ in range(60)]
     # Frequent commits put the committed offsets mid-batch when the worker dies: the case in which
-    # Faust 0.15.3's recovery dropped records (see streams/app.py, _patch_faust_recovery).
+    # Faust 0.15.3's recovery dropped records (see streams/faust_recovery.py).
     worker = _start(own, log, BROKER_COMMIT_INTERVAL="0.3")
     try:
         for o in orders:

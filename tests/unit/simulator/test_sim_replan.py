@@ -47,7 +47,7 @@ class Harness:
         for order in DAY.orders:
             self.submit(order)
 
-    async def send(self, topic: str, *, key: bytes, value: bytes) -> None:
+    async def send(self, topic: str, *, key: bytes, value: bytes, timestamp_ms: int | None = None) -> None:
         event = self.codec.decode(value)
         self.sent.append(event)
         if topic == tp.INBOX.name:

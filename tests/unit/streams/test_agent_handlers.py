@@ -1,0 +1,184 @@
+"""Every agent's handler without a broker: records in (encoded as a producer would), the pure domain
+called, the events it publishes (and the dead letters) out. ``Streams.offline`` keeps tables as
+dicts and the published events in a list; the handlers are the ones the Faust workers run."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from infra.settings import Settings
+from schemas import Codec
+from schemas import events as ev
+from schemas import topics as tp
+from streams.agents import dispatch as dispatch_agent
+from streams.agents import notifications as notifications_agent
+from streams.agents import orders as orders_agent
+from streams.agents import riders as riders_agent
+from streams.app import Streams
+from streams.edge import Record
+
+CODEC = Codec()
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+OFFSETS = iter(range(1_000_000))
+
+
+@pytest.fixture
+def streams() -> Streams:
+    settings = Settings.from_env({}, otp_key=secrets.token_hex(32), topic_prefix="u.", dispatch_batch_window_s=0.0,
+                                 dispatch_time_limit_s=1.0)
+    return Streams.offline(settings, codec=CODEC)
+
+
+def rec(streams: Streams, topic: tp.TopicSpec, event: ev.Event, key: str | None = None) -> Record:
+    name = streams.settings.topic(topic.name)
+    return Record(name, 0, next(OFFSETS), (key or event.key).encode(), CODEC.encode(event, name),
+                  int(event.occurred_at.timestamp() * 1000))
+
+
+def raw(streams: Streams, topic: tp.TopicSpec, value: bytes, key: bytes | None = b"k") -> Record:
+    return Record(streams.settings.topic(topic.name), 0, next(OFFSETS), key, value, None)
+
+
+def sent(streams: Streams, topic: tp.TopicSpec) -> list[ev.Event]:
+    return [e for name, _, e in streams.sent if name == topic.name]
+
+
+def order(order_id: str = "ord-1", hub: str = "hub-1", **overrides: Any) -> ev.OrderCreated:
+    fields: dict[str, Any] = dict(
+        event_id=f"c-{order_id}", occurred_at=T0, order_id=order_id, tracking_id=f"TRK-{order_id}", hub_id=hub,
+        mode=ev.DeliveryMode.LAST_MILE, drop=ev.Location(lat=12.975, lon=77.60, address="1 Test Road"),
+        window_start=T0, window_end=T0 + timedelta(hours=6), service_time_s=60, weight_kg=1.0, volume_l=2.0, units=1)
+    fields.update(overrides)
+    return ev.OrderCreated(**fields)
+
+
+def shift(rider: str = "rider-1", hub: str = "hub-1") -> ev.RiderShiftStarted:
+    return ev.RiderShiftStarted(
+        event_id=f"s-{rider}", occurred_at=T0, rider_id=rider, hub_id=hub, vehicle_type=ev.VehicleType.SCOOTER,
+        capacity_weight_kg=30, capacity_volume_l=90, capacity_units=25, shift_start=T0,
+        shift_end=T0 + timedelta(hours=8), start=ev.GeoPoint(lat=12.9716, lon=77.5946))
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+# -- orders ---------------------------------------------------------------------------------------
+
+
+def test_orders_an_accepted_order_goes_to_the_ledger_and_dispatch_keyed_by_hub(streams: Streams) -> None:
+    states: dict[bytes, Any] = {}
+    run(orders_agent.handle_submission(streams, states, rec(streams, tp.INBOX, order())))
+    assert [e.event_id for e in sent(streams, tp.ORDERS)] == ["c-ord-1"]
+    [(name, key, event)] = [s for s in streams.sent if s[0] == tp.DISPATCH_QUEUE.name]
+    assert key == b"hub-1" and event.event_id == "c-ord-1"
+    assert b"ord-1" in states
+
+
+def test_orders_a_redelivered_submission_publishes_nothing_more(streams: Streams) -> None:
+    states: dict[bytes, Any] = {}
+    message = rec(streams, tp.INBOX, order())
+    run(orders_agent.handle_submission(streams, states, message))
+    before = len(streams.sent)
+    run(orders_agent.handle_submission(streams, states, message))
+    assert len(streams.sent) == before
+
+
+def test_orders_an_illegal_transition_is_dead_lettered_with_its_reason(streams: Streams) -> None:
+    states: dict[bytes, Any] = {}
+    delivered = ev.StatusChanged(event_id="x1", occurred_at=T0, order_id="ord-9", to_status=ev.OrderStatus.DELIVERED)
+    run(orders_agent.handle_submission(streams, states, rec(streams, tp.INBOX, delivered)))
+    [letter] = sent(streams, tp.DEAD_LETTER)
+    assert letter.error_kind is ev.DeadLetterKind.ILLEGAL_TRANSITION and sent(streams, tp.ORDERS) == []
+    assert states == {}
+
+
+@pytest.mark.parametrize("case", ["no key", "garbage", "far future"])
+def test_orders_bad_input_is_dead_lettered_once_and_never_reaches_the_ledger(streams: Streams, case: str) -> None:
+    states: dict[bytes, Any] = {}
+    if case == "no key":
+        message = rec(streams, tp.INBOX, order())._replace(key=None)
+    elif case == "garbage":
+        message = raw(streams, tp.INBOX, b"\xc3\x01garbage-garbage")
+    else:
+        future = datetime(9999, 1, 1, tzinfo=UTC)
+        message = rec(streams, tp.INBOX, order(occurred_at=future))._replace(timestamp_ms=None)
+    run(orders_agent.handle_submission(streams, states, message))
+    assert len(sent(streams, tp.DEAD_LETTER)) == 1 and sent(streams, tp.ORDERS) == [] and states == {}
+
+
+# -- riders ---------------------------------------------------------------------------------------
+
+
+def test_riders_a_shift_goes_to_its_hub_and_its_end_follows_it_there(streams: Streams) -> None:
+    hubs: dict[bytes, Any] = {}
+    run(riders_agent.handle_shift(streams, hubs, rec(streams, tp.RIDERS, shift())))
+    ended = ev.RiderShiftEnded(event_id="e1", occurred_at=T0 + timedelta(hours=1), rider_id="rider-1")
+    run(riders_agent.handle_shift(streams, hubs, rec(streams, tp.RIDERS, ended)))
+    keys = [k for name, k, _ in streams.sent if name == tp.DISPATCH_QUEUE.name]
+    assert keys == [b"hub-1", b"hub-1"] and hubs[b"rider-1"] is None
+
+
+def test_riders_an_end_without_a_start_is_an_illegal_transition(streams: Streams) -> None:
+    ended = ev.RiderShiftEnded(event_id="e1", occurred_at=T0, rider_id="rider-7")
+    run(riders_agent.handle_shift(streams, {}, rec(streams, tp.RIDERS, ended)))
+    [letter] = sent(streams, tp.DEAD_LETTER)
+    assert letter.error_kind is ev.DeadLetterKind.ILLEGAL_TRANSITION and "never started" in letter.reason
+
+
+# -- dispatch -------------------------------------------------------------------------------------
+
+
+def test_dispatch_plans_a_quiet_hub_and_publishes_assignments_and_a_route(streams: Streams) -> None:
+    pool = ThreadPoolExecutor(1)
+    dispatcher = dispatch_agent.HubDispatcher(streams, {}, executor=lambda: pool)
+    for event in (shift(), order("ord-1"), order("ord-2")):
+        run(dispatcher.handle_hub_input(rec(streams, tp.DISPATCH_QUEUE, event, key="hub-1")))
+    run(dispatcher.plan_quiet_hubs())
+    pool.shutdown()
+    assignments, routes = sent(streams, tp.INBOX), sent(streams, tp.ROUTES)
+    assert {a.order_id for a in assignments} == {"ord-1", "ord-2"}
+    [route] = routes
+    assert route.rider_id == "rider-1" and {s.order_id for s in route.stops} == {"ord-1", "ord-2"}
+
+
+def test_dispatch_input_without_a_key_is_dead_lettered_not_pooled(streams: Streams) -> None:
+    states: dict[bytes, Any] = {}
+    dispatcher = dispatch_agent.HubDispatcher(streams, states)
+    run(dispatcher.handle_hub_input(rec(streams, tp.DISPATCH_QUEUE, order())._replace(key=None)))
+    assert len(sent(streams, tp.DEAD_LETTER)) == 1 and states == {}
+
+
+# -- notifications --------------------------------------------------------------------------------
+
+
+def test_notifications_an_order_out_with_an_eta_tells_the_customer(streams: Streams) -> None:
+    notices = notifications_agent.CustomerNotices(streams, {})
+    created = order("ord-5")
+    t = T0 + timedelta(minutes=5)
+    ledger = [
+        created,
+        ev.OrderAssigned(event_id="a5", occurred_at=t, order_id="ord-5", rider_id="rider-1", route_id="R1",
+                         sequence=1, planned_arrival=t + timedelta(minutes=30)),
+        ev.StatusChanged(event_id="o5", occurred_at=t, order_id="ord-5", from_status=ev.OrderStatus.ASSIGNED,
+                         to_status=ev.OrderStatus.OUT_FOR_DELIVERY, rider_id="rider-1"),
+    ]
+    for e in ledger:
+        run(notices.handle_order_input(rec(streams, tp.ORDERS, e)))
+    eta = ev.EtaUpdated(event_id="eta5", occurred_at=t, order_id="ord-5", rider_id="rider-1", route_id="R1",
+                        eta_p50=t + timedelta(minutes=30), eta_p90=t + timedelta(minutes=40))
+    run(notices.handle_order_input(rec(streams, tp.ETAS, eta)))
+    kinds = [n.kind for n in sent(streams, tp.NOTIFICATIONS)]
+    assert ev.NoticeKind.OUT_FOR_DELIVERY in kinds
+    assert all(n.order_id == "ord-5" for n in sent(streams, tp.NOTIFICATIONS))
+    before = len(streams.sent)
+    streams.clock = lambda: (t + timedelta(minutes=29)).timestamp()  # the p50 is now close
+    run(notices.tell_arriving_soon())
+    assert [n.kind for n in sent(streams, tp.NOTIFICATIONS)][len(kinds):] == [ev.NoticeKind.ARRIVING_SOON]
+    assert len(streams.sent) == before + 1
