@@ -73,7 +73,7 @@ def sanitize(record: logging.LogRecord) -> logging.LogRecord:
         except Exception:  # a bad format string: logging reports it as it always does
             return record
     record.msg = escape_controls(mask_urls(message), keep_lines=True)
-    record.args = None
+    record.args = ()  # as a record logged without arguments (mode's formatter makes None an argument)
     if record.exc_info and not record.exc_text:
         text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
         record.exc_text = escape_controls(mask_urls(text), keep_lines=True)

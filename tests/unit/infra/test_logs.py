@@ -58,6 +58,15 @@ def test_a_traceback_is_masked_and_escaped_but_keeps_its_lines() -> None:
     assert "Traceback (most recent call last):\n" in out and "https://u:****@registry" in out
 
 
+def test_faust_formatter_prints_a_sanitized_record_with_percent_signs_as_they_are() -> None:
+    """Faust's (mode's) formatter re-applies the arguments; a sanitized record has none left."""
+    from mode.utils.logging import ExtensionFormatter
+
+    rec = sanitize(record("faust.worker", "%s done: msg %% self.args at 100%%", "http://u:fmt-secret@h"))
+    out = ExtensionFormatter(fmt="%(message)s").format(rec)
+    assert out == "http://u:****@h done: msg % self.args at 100%"
+
+
 def test_a_bad_format_string_is_left_for_logging_to_report() -> None:
     rec = sanitize(record("streams", "%d and %d", 1))
     assert rec.msg == "%d and %d" and rec.args == (1,)
