@@ -24,6 +24,7 @@ from streams.domain.dispatch.replan import (
     abandon,
     apply_result,
     due,
+    is_settled,
     on_event,
     on_fixes,
 )
@@ -61,7 +62,12 @@ def hub_state(value: Hub | HubPool | None, hub_id: str) -> Hub:
 
 
 def on_hub_event(hub: Hub, event: ev.Event, params: ReplanParams = DISPATCH_PARAMS) -> Hub:
-    """A dispatch-queue event into both; a status change with a location is also the rider's latest fix."""
+    """A dispatch-queue event into both; a status change with a location is also the rider's latest fix.
+    Events of an order settled (:func:`streams.domain.dispatch.replan.is_settled`) change nothing:
+    neither half keeps settled orders, so a redelivered ``OrderCreated`` must not bring one back."""
+    order_id = getattr(event, "order_id", None)
+    if order_id is not None and is_settled(hub.routes, order_id):
+        return hub
     routes = on_event(hub.routes, event, params)
     if isinstance(event, ev.StatusChanged) and event.rider_id and event.location is not None:
         routes = on_fixes(routes, {event.rider_id: Fix(event.location.lat, event.location.lon,

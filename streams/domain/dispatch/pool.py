@@ -15,6 +15,7 @@ from schemas import events as ev
 from solver.model import Job, Problem, Solution, Vehicle
 from streams.domain.ids import derived_id
 
+SETTLED = frozenset({ev.OrderStatus.DELIVERED, ev.OrderStatus.RETURNED_TO_HUB, ev.OrderStatus.CANCELLED})
 DISPATCH_REASON = "dispatch"  # RoutePlanned.reason of a new plan (a re-plan gives its triggers)
 
 # Average urban road speeds (m/s) by vehicle; the full speed profile is the solver's business.
@@ -61,8 +62,9 @@ class HubPool:
     version: int = 0  # events folded in
     planned_version: int = 0  # version the last plan was made from
     last_event_id: str = ""
-    # Orders planned (here or by a re-plan) or already past ``created``: a redelivered OrderCreated
-    # must not put them back in ``pending``, or they would be planned twice.
+    # Orders planned (here or by a re-plan) or already past ``created``, until they settle: a
+    # redelivered OrderCreated must not put them back in ``pending``, or they would be planned twice
+    # (once settled, the hub's routes remember them: :func:`streams.domain.dispatch.replan.is_settled`).
     taken: frozenset[str] = frozenset()
 
     @property
@@ -75,7 +77,7 @@ def on_event(pool: HubPool, event: ev.Event) -> HubPool:
     if isinstance(event, ev.EtaUpdated | ev.AlertRaised | ev.GpsPing):  # for the re-planner (streams.domain.dispatch.replan) only
         return pool
     clock = max(pool.clock, event.occurred_at) if pool.clock else event.occurred_at
-    pending, free, taken = pool.pending, pool.free, pool.taken
+    pending, free, taken, alerted = pool.pending, pool.free, pool.taken, pool.alerted
     match event:
         case ev.OrderCreated() if event.order_id not in taken:
             pending = {**pending, event.order_id: PendingOrder(
@@ -85,6 +87,10 @@ def on_event(pool: HubPool, event: ev.Event) -> HubPool:
                 priority=event.priority)}
         case ev.OrderCancelled():
             pending = {k: v for k, v in pending.items() if k != event.order_id}
+            taken, alerted = taken - {event.order_id}, alerted - {event.order_id}
+        case ev.StatusChanged() if event.to_status in SETTLED:  # settled: the pool forgets it
+            pending = {k: v for k, v in pending.items() if k != event.order_id}
+            taken, alerted = taken - {event.order_id}, alerted - {event.order_id}
         case ev.StatusChanged():  # on its way (assigned elsewhere, out, failed...): not dispatch's to plan
             pending = {k: v for k, v in pending.items() if k != event.order_id}
             taken = taken | {event.order_id}
@@ -96,8 +102,8 @@ def on_event(pool: HubPool, event: ev.Event) -> HubPool:
                 lat=event.start.lat, lon=event.start.lon)}
         case ev.RiderShiftEnded():
             free = {k: v for k, v in free.items() if k != event.rider_id}
-    return dataclasses.replace(pool, pending=pending, free=free, taken=taken, clock=clock, version=pool.version + 1,
-                               last_event_id=event.event_id)
+    return dataclasses.replace(pool, pending=pending, free=free, taken=taken, alerted=alerted, clock=clock,
+                               version=pool.version + 1, last_event_id=event.event_id)
 
 
 def give_back(pool: HubPool, orders: Iterable[PendingOrder]) -> HubPool:

@@ -75,6 +75,9 @@ class ReplanParams:
     late_cost_per_hour: float = 60.0  # soft windows: an hour late costs as much as 60 km driven
     policy: Policy = Policy()  # locks and stability of each re-plan
     history: int = 100  # re-plans kept in the state
+    # settled orders remembered after they leave the state, so that a redelivered event of one is a
+    # no-op (a replay after a crash is recent: a few seconds of the hub's events, not 1,000 orders)
+    settled_memory: int = 1000
 
 
 DEFAULT_PARAMS = ReplanParams()
@@ -138,6 +141,11 @@ class ReplanState:
     delayed: frozenset[str] = frozenset()  # orders whose lateness already triggered a re-plan
     history: tuple[ReplanRecord, ...] = ()
     seq: int = 0  # requests issued: request ids derive from it
+    settling: frozenset[str] = frozenset()  # settled (delivered, returned, cancelled), still on a route
+    # settled orders that left the state, in two generations of up to settled_memory / 2 each: the
+    # newest, and the one before it (dropped whole when the newest fills up)
+    settled: frozenset[str] = frozenset()
+    settled_before: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -218,6 +226,23 @@ def on_fixes(state: ReplanState, fixes: Mapping[str, Fix]) -> ReplanState:
 
 
 def on_event(state: ReplanState, event: ev.Event, params: ReplanParams = DEFAULT_PARAMS) -> ReplanState:
+    """Fold one dispatch-queue event. Orders settled (delivered, returned to the hub, cancelled)
+    leave the state once off every route; a redelivered event of one is a no-op (see
+    :func:`is_settled`). A failed order stays: it may be re-attempted."""
+    order_id = getattr(event, "order_id", None)
+    if order_id is not None and is_settled(state, order_id):
+        return state
+    state = _on_event(state, event, params)
+    return _forget_settled(state, params) if state.settling else state
+
+
+def is_settled(state: ReplanState, order_id: str) -> bool:
+    """Settled: on a route still, or among the last (at least ``settled_memory / 2``, at most
+    ``settled_memory``) that left the state."""
+    return order_id in state.settling or order_id in state.settled or order_id in state.settled_before
+
+
+def _on_event(state: ReplanState, event: ev.Event, params: ReplanParams) -> ReplanState:
     match event:
         case ev.OrderCreated() if event.hub_id == state.hub_id:
             return _order_created(state, event, params)
@@ -274,7 +299,7 @@ def _order_updated(state: ReplanState, e: ev.OrderUpdated) -> ReplanState:
 
 def _cancelled(state: ReplanState, order_id: str, at_s: float, note: str) -> ReplanState:
     """The order stays on its route until the re-plan, which drops it (``Changes.cancelled``)."""
-    state = dataclasses.replace(state, closed=state.closed | {order_id})
+    state = dataclasses.replace(state, closed=state.closed | {order_id}, settling=state.settling | {order_id})
     owner = _owner(state, order_id)
     if owner is None:
         return state
@@ -293,9 +318,11 @@ def _status(state: ReplanState, e: ev.StatusChanged) -> ReplanState:
             plan = state.plans[owner]
             state = _with_plan(state, owner, dataclasses.replace(plan, on_board=plan.on_board | {e.order_id}))
         return state
+    settles = to in (S.DELIVERED, S.RETURNED_TO_HUB)
+    settling = state.settling | {e.order_id} if settles else state.settling
     if owner is None:
         if to in (S.DELIVERED, S.FAILED, S.RETURNED_TO_HUB):
-            state = dataclasses.replace(state, closed=state.closed | {e.order_id})
+            state = dataclasses.replace(state, closed=state.closed | {e.order_id}, settling=settling)
         return state
     plan = state.plans[owner]
     if to is S.ARRIVED:  # being served: first, and locked by the next re-plan
@@ -306,7 +333,7 @@ def _status(state: ReplanState, e: ev.StatusChanged) -> ReplanState:
     done = dataclasses.replace(plan, stops=tuple(s for s in plan.stops if s != e.order_id),
                                started=None if plan.started == e.order_id else plan.started,
                                on_board=plan.on_board - {e.order_id})
-    state = dataclasses.replace(_with_plan(state, owner, done), closed=state.closed | {e.order_id})
+    state = dataclasses.replace(_with_plan(state, owner, done), closed=state.closed | {e.order_id}, settling=settling)
     if to is S.FAILED:
         state = _trigger(state, Trigger(kind=TriggerKind.FAILED_DELIVERY, subject_id=e.order_id,
                                         riders=frozenset({owner}), at_s=_secs(e.occurred_at), note=e.reason))
@@ -320,12 +347,13 @@ def _route_planned(state: ReplanState, e: ev.RoutePlanned) -> ReplanState:
         return state
     orders = dict(state.orders)
     for s in e.stops:  # an order seen only on a route (state rebuilt mid-stream): what the route says
-        if s.order_id not in orders:
+        if s.order_id not in orders and not is_settled(state, s.order_id):
             orders[s.order_id] = PendingOrder(
                 order_id=s.order_id, lat=s.lat, lon=s.lon, window_start=s.window_start or e.planned_start,
                 window_end=s.window_end or e.planned_end,
                 service_s=s.service_time_s, demand=(0.0, 0.0, 0.0), skills=frozenset(), priority=0)
-    stops = tuple(s.order_id for s in e.stops if s.order_id not in state.closed)
+    stops = tuple(s.order_id for s in e.stops
+                  if s.order_id not in state.closed and not is_settled(state, s.order_id))
     taken = set(stops)
     plans = {r: (dataclasses.replace(p, stops=tuple(s for s in p.stops if s not in taken),
                                      on_board=p.on_board - taken) if taken & set(p.stops) else p)
@@ -339,8 +367,10 @@ def _route_planned(state: ReplanState, e: ev.RoutePlanned) -> ReplanState:
 def _shift_ended(state: ReplanState, e: ev.RiderShiftEnded, params: ReplanParams) -> ReplanState:
     plan = state.plans.get(e.rider_id)
     if plan is None or not _released(state, plan):
-        return dataclasses.replace(state, riders=_without(state.riders, e.rider_id),
-                                   plans=_without(state.plans, e.rider_id))
+        r = e.rider_id  # gone: nothing of the rider stays
+        return dataclasses.replace(state, riders=_without(state.riders, r), plans=_without(state.plans, r),
+                                   positions=_without(state.positions, r),
+                                   last_replan_s=_without(state.last_replan_s, r), offline=state.offline - {r})
     # Stops left: redistributed like an offline rider's, who keeps the stop being served.
     return _go_offline(state, e.rider_id, _secs(e.occurred_at), params, f"shift ended ({e.reason})")
 
@@ -412,7 +442,8 @@ def _moot(state: ReplanState, t: Trigger) -> bool:
     """Triggers overtaken by events: an urgent order planned or closed meanwhile, a late stop no
     longer on the route, an offline rider heard again, riders no longer on a route."""
     if t.kind is TriggerKind.URGENT_ORDER:
-        return t.subject_id in state.closed or _owner(state, t.subject_id) is not None
+        return (t.subject_id in state.closed or t.subject_id not in state.orders
+                or _owner(state, t.subject_id) is not None)
     if t.kind is TriggerKind.RIDER_OFFLINE:
         return t.subject_id not in state.offline or t.subject_id not in state.plans
     if t.kind is TriggerKind.DELAY:
@@ -506,8 +537,10 @@ def apply_result(state: ReplanState, request: ReplanRequest, solution: Solution,
         plan = plans.get(r)
         route = routes.get(r)
         stops = tuple(v.job_id for v in route.stops) if route else ()
-        # Closed meanwhile, or planned for someone outside this re-plan (dispatch got there first).
-        stops = tuple(s for s in stops if s not in state.closed and _owner(state, s) in (None, *group))
+        # Closed (or settled and gone) meanwhile, or planned for someone outside this re-plan
+        # (dispatch got there first).
+        stops = tuple(s for s in stops if s in state.orders and s not in state.closed
+                      and _owner(state, s) in (None, *group))
         if plan is None or plan.route_id != request.route_ids[r] or (plan.started and stops[:1] != (plan.started,)):
             return _stale(state, request)
         new[r] = stops
@@ -540,6 +573,8 @@ def apply_result(state: ReplanState, request: ReplanRequest, solution: Solution,
                           changes=diff(build(request.situation, request.changes, request.policy), solution),
                           unassigned=tuple(u.order_id for u in unassignable))
     state = dataclasses.replace(state, plans=next_plans, history=(*state.history, record)[-params.history:])
+    if state.settling:
+        state = _forget_settled(state, params)
     return state, ReplanOutcome(plans=tuple(out_plans), unassignable=unassignable, record=record)
 
 
@@ -591,6 +626,23 @@ def _owner(state: ReplanState, order_id: str, hint: str | None = None) -> str | 
 
 
 _NO_PLAN = RiderPlan(route_id="", stops=())
+
+
+def _forget_settled(state: ReplanState, params: ReplanParams) -> ReplanState:
+    """Settled orders off every route leave the state; their ids join the ``settled`` window."""
+    gone = frozenset(o for o in state.settling if _owner(state, o) is None)  # on_board is within stops
+    if not gone:
+        return state
+    orders = dict(state.orders)
+    for o in gone:
+        orders.pop(o, None)
+    settled, before = state.settled | gone, state.settled_before
+    if params.settled_memory <= 0:
+        settled = before = frozenset()
+    elif len(settled) >= max(1, params.settled_memory // 2):  # a new generation; the oldest is forgotten
+        settled, before = frozenset(), settled
+    return dataclasses.replace(state, orders=orders, closed=state.closed - gone, delayed=state.delayed - gone,
+                               settling=state.settling - gone, settled=settled, settled_before=before)
 
 
 def _with_plan(state: ReplanState, rider_id: str, plan: RiderPlan) -> ReplanState:

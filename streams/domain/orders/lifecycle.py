@@ -39,6 +39,9 @@ STATUS_TRANSITIONS: dict[S, frozenset[S]] = {
 }
 ASSIGNABLE = frozenset({S.CREATED, S.ASSIGNED, S.FAILED})  # assigned: moved by a re-plan before it left
 POD_STATES = frozenset({S.OUT_FOR_DELIVERY, S.ARRIVED})
+# Event ids an order remembers: more than a whole normal history (about ten events, twice that with
+# a re-attempt), so a redelivered one is a no-op, while hostile input cannot grow the state.
+SEEN_WINDOW = 64
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,7 +57,7 @@ class OrderState:
     otp_hash: bytes | None = field(default=None, repr=False)
     otp_expires_at: datetime | None = None
     otp_attempts_left: int = 0
-    seen: frozenset[str] = frozenset()  # event ids already applied: redelivery is a no-op
+    seen: tuple[str, ...] = ()  # the last event ids applied, oldest first: redelivery is a no-op
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -174,14 +177,14 @@ def _decide_pod(state: OrderState, sub: ev.PodSubmitted, now: datetime, here: st
     return Decision(ledger=(sub, accepted, delivered))
 
 
-def evolve(state: OrderState | None, event: ev.Event) -> OrderState | None:
-    """The order after one ledger or notification event."""
+def evolve(state: OrderState | None, event: ev.Event, seen_window: int = SEEN_WINDOW) -> OrderState | None:
+    """The order after one ledger or notification event; ``seen`` keeps the last ``seen_window`` ids."""
     if state is None:
         if not isinstance(event, ev.OrderCreated):
             raise ValueError(f"{type(event).__name__} cannot start order history")
         return OrderState(order_id=event.order_id, tracking_id=event.tracking_id, hub_id=event.hub_id,
-                          status=S.CREATED, seen=frozenset({event.event_id}))
-    seen = state.seen | {event.event_id}
+                          status=S.CREATED, seen=_remember((), event.event_id, seen_window))
+    seen = _remember(state.seen, event.event_id, seen_window)
     match event:
         case ev.OrderCancelled():
             return dataclasses.replace(state, status=S.CANCELLED, seen=seen)
@@ -199,11 +202,17 @@ def evolve(state: OrderState | None, event: ev.Event) -> OrderState | None:
             return dataclasses.replace(state, seen=seen)
 
 
-def apply(state: OrderState | None, decision: Decision) -> OrderState | None:
+def _remember(seen: tuple[str, ...], event_id: str, window: int) -> tuple[str, ...]:
+    if event_id in seen:
+        return seen
+    return (*seen, event_id)[-window:] if window > 0 else ()
+
+
+def apply(state: OrderState | None, decision: Decision, seen_window: int = SEEN_WINDOW) -> OrderState | None:
     """Evolve through everything a decision emits. The OTP hash rides on the decision, not on
     any event, so it exists only inside the order state."""
     for event in (*decision.ledger, *decision.notifications):
-        state = evolve(state, event)
+        state = evolve(state, event, seen_window)
     if decision.otp_hash is not None and state is not None:
         state = dataclasses.replace(state, otp_hash=decision.otp_hash)
     return state

@@ -36,6 +36,9 @@ class ZoneParams:
     target_cells: int = 200  # resolution: the finest giving at most about this many cells...
     finest_resolution: int = 10  # ...but no finer: the buffer ring (~1 cell) must outsize GPS noise
     coarsest_resolution: int = 6
+    # cells of one zone at most: a city's zones take tens to a few hundred; a polygon the size of a
+    # country would take tens of thousands (memory per zone, seconds to index)
+    max_cells: int = 5_000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,7 +93,8 @@ def _polygon_area_m2(polygon: Sequence[tuple[float, float]]) -> float:
 def zone_from_polygon(zone_id: str, polygon: Sequence[tuple[float, float]], params: ZoneParams = ZoneParams()) -> Zone:
     """A polygon of (lat, lon) vertices as H3 cells at a resolution fitting its size: the finest
     with at most ``target_cells`` cells, within [coarsest, finest]. A polygon too small for any
-    cell centre takes the cells it overlaps."""
+    cell centre takes the cells it overlaps. More than ``max_cells`` cells raise ValueError naming
+    the zone (checked on the area first, so a huge polygon is refused before its cells are made)."""
     if len(polygon) < 3:
         raise ValueError(f"zone {zone_id}: a polygon needs at least 3 vertices")
     area = _polygon_area_m2(polygon)
@@ -99,12 +103,22 @@ def zone_from_polygon(zone_id: str, polygon: Sequence[tuple[float, float]], para
         if area / h3.average_hexagon_area(res, "m^2") <= params.target_cells:
             resolution = res
             break
+    estimate = area / h3.average_hexagon_area(resolution, "m^2")
+    if estimate > 2 * params.max_cells:  # surely too many: the exact count below would cost seconds
+        raise ValueError(_too_many(zone_id, f"about {estimate:,.0f}", resolution, params))
     shape = h3.LatLngPoly(list(polygon))
     cells = {h3.str_to_int(c) for c in h3.h3shape_to_cells(shape, resolution)}
+    if len(cells) > params.max_cells:
+        raise ValueError(_too_many(zone_id, f"{len(cells):,}", resolution, params))
     if not cells:
         cells = {h3.str_to_int(c) for c in h3.h3shape_to_cells_experimental(shape, resolution, contain="overlap")}
     ring = {n for c in cells for n in h3_int.grid_disk(c, 1)}
     return Zone(zone_id=zone_id, resolution=resolution, cells=frozenset(cells), buffer=frozenset(ring - cells))
+
+
+def _too_many(zone_id: str, count: str, resolution: int, params: ZoneParams) -> str:
+    return (f"zone {zone_id}: {count} H3 cells at resolution {resolution}, more than max_cells={params.max_cells}; "
+            f"split the zone or raise ZoneParams.max_cells")
 
 
 def zone_index(zones: Sequence[Zone]) -> ZoneIndex:

@@ -330,6 +330,32 @@ def test_derived_events_are_remembered_as_seen() -> None:
     assert notice.event_id in state.seen
 
 
+def updated(eid: str, minute: float) -> ev.OrderUpdated:
+    return ev.OrderUpdated(event_id=eid, occurred_at=at(minute), order_id=ORDER, priority=1)
+
+
+def test_seen_is_a_window_of_the_last_event_ids() -> None:
+    """Many accepted events (an order updated over and over) do not grow the state past the window."""
+    state, _ = accept(None, created())
+    for k in range(3 * lc.SEEN_WINDOW):
+        state, _ = accept(state, updated(f"e-upd-{k}", 1 + k / 1000))
+    assert len(state.seen) == lc.SEEN_WINDOW
+    assert state.seen[-1] == f"e-upd-{3 * lc.SEEN_WINDOW - 1}" and "e-created" not in state.seen
+    small = lc.apply(state, lc.decide(state, updated("e-upd-last", 2), at(2), POLICY), seen_window=3)
+    assert small is not None and small.seen == (f"e-upd-{3 * lc.SEEN_WINDOW - 2}", f"e-upd-{3 * lc.SEEN_WINDOW - 1}",
+                                                 "e-upd-last")
+
+
+def test_a_recent_event_redelivered_after_many_is_still_a_duplicate() -> None:
+    state, _ = accept(None, created())
+    for k in range(3 * lc.SEEN_WINDOW):
+        state, _ = accept(state, updated(f"e-upd-{k}", 1 + k / 1000))
+    for k in range(2 * lc.SEEN_WINDOW + 1, 3 * lc.SEEN_WINDOW):  # the last window's worth, redelivered
+        decision = lc.decide(state, updated(f"e-upd-{k}", 1 + k / 1000), at(3), POLICY)
+        assert decision.duplicate and decision.ledger == ()
+        assert lc.apply(state, decision) == state
+
+
 # ---- illegal transitions -------------------------------------------------------------------
 
 

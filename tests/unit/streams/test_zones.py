@@ -6,6 +6,7 @@ import random
 from collections.abc import Iterable
 from datetime import timedelta
 
+import pytest
 from h3.api import basic_int as h3_int
 from route_fixture import HUB, RIDER, T0, offset
 from test_geofence_arrivals import ping, stay
@@ -116,3 +117,27 @@ def test_the_zone_bounds_skip_no_ping_that_the_cell_lookup_would_find() -> None:
 def test_zone_bounds_fall_back_to_the_globe_across_the_antimeridian() -> None:
     date_line = zn.zone_from_polygon("fiji", [(-17.0, 179.99), (-17.0, -179.99), (-16.99, -179.99), (-16.99, 179.99)])
     assert zn.zone_index([date_line]).bounds == (-90.0, 90.0, -180.0, 180.0)
+
+
+def test_a_zone_with_too_many_cells_is_refused_naming_it() -> None:
+    """A 15 x 15 degree polygon (tens of thousands of cells) is refused on its area, before any cell is made."""
+    country = [(0.0, 0.0), (15.0, 0.0), (15.0, 15.0), (0.0, 15.0)]
+    with pytest.raises(ValueError, match=r"zone country: about [\d,]+ H3 cells at resolution 6, "
+                                         r"more than max_cells=5000"):
+        zn.zone_from_polygon("country", country)
+
+
+def test_the_cell_limit_is_exact_and_a_parameter() -> None:
+    cells = len(MARKET.cells)
+    assert zn.zone_from_polygon("market", square(offset(5000, 5000), 400), zn.ZoneParams(max_cells=cells)).cells
+    with pytest.raises(ValueError, match=rf"zone market: {cells} H3 cells at resolution \d+, "
+                                         rf"more than max_cells={cells - 1}"):
+        zn.zone_from_polygon("market", square(offset(5000, 5000), 400), zn.ZoneParams(max_cells=cells - 1))
+
+
+def test_geojson_zones_over_the_limit_name_the_feature() -> None:
+    ring = [[0.0, 0.0], [15.0, 0.0], [15.0, 15.0], [0.0, 15.0], [0.0, 0.0]]
+    doc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"zone_id": "north"}, "geometry": {"type": "Polygon", "coordinates": [ring]}}]}
+    with pytest.raises(ValueError, match="zone north: about"):
+        zn.zones_from_geojson(doc)
