@@ -107,13 +107,19 @@ class Kind:
 
     A value that is not a record (a hub id, a tuple of plans) is wrapped in a record ``record``
     with the one field ``field``. ``omit`` names fields left out of the record (derived from
-    elsewhere and rebuilt on restore): they must be None when encoded and decode as None."""
+    elsewhere and rebuilt on restore): they must be None when encoded and decode as None.
+    ``reuse`` names top-level fields whose encoding is kept per value of the ``reuse_by`` field
+    and written again while the field's value is unchanged (an Avro record is its fields'
+    encodings one after the other): a rider's ETA state is most of its record and changes far
+    less often than it is checkpointed."""
 
     name: str
     type: Any
     record: str = ""
     field: str = ""
     omit: Mapping[type, frozenset[str]] = dataclasses.field(default_factory=dict)
+    reuse: tuple[str, ...] = ()
+    reuse_by: str = ""
 
 
 KINDS: dict[str, Kind] = {k.name: k for k in (
@@ -122,7 +128,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("hub-pool", Hub),
     Kind("notice-state", NoticeState),
     Kind("tracker-rider", RiderSnapshot,
-         omit={alerts.AlertState: frozenset({"route"}), eta.RiderEta: frozenset({"route"})}),
+         omit={alerts.AlertState: frozenset({"route"}), eta.RiderEta: frozenset({"route"})},
+         reuse=("alert", "eta"), reuse_by="rider_id"),
     Kind("tracker-plans", tuple[ev.RoutePlanned | None, ...], record="TrackerPlans", field="plans"),
     Kind("tracker-fleet", FleetCheckpoint),
     Kind("tracker-marker", bytes, record="TrackerMarker", field="token"),
@@ -141,7 +148,7 @@ class _Node:
     """One type: its Avro schema, converters to and from what fastavro writes and reads (None:
     the value as it is), how a default of it reads in JSON, and how unions tell it apart."""
 
-    __slots__ = ("schema", "to", "frm", "json", "branch", "accepts", "named", "parts")
+    __slots__ = ("schema", "to", "frm", "json", "branch", "accepts", "named", "parts", "fields")
 
     def __init__(self, schema: Any, to: Conv | None, frm: Conv | None, json_: Conv, branch: str,
                  accepts: Callable[[Any], bool], named: bool = False, parts: list[_Node] | None = None) -> None:
@@ -153,6 +160,7 @@ class _Node:
         self.accepts = accepts  # does this Python value belong to this type (for unions)
         self.named = named
         self.parts = parts or []  # a union's branches, in the order of its schema
+        self.fields: list[tuple[str, Conv | None]] = []  # a record's fields and their converters
 
 
 # Integer fields that may pass 64 bits (a bit per stop of a route): signed big-endian bytes.
@@ -480,12 +488,26 @@ class _Builder:
                      lambda v: [{"key": key.json(k), "value": value.json(x)} for k, x in v.items()], "array", accepts)
 
     def _fixed_tuple(self, tp: Any, args: tuple[Any, ...], where: str, ns: Mapping[str, Any]) -> _Node:
+        if len(set(args)) == 1 and args[0] in (int, float):  # (lat, lon), (index, ahead, slot): a short array
+            return self._short_array(args[0], len(args), where, ns)
         alias = self.aliases.get(id(tp))
         key = ("alias", alias, id(tp)) if alias else ("tuple", tp)
         names = [f"_{i}" for i in range(len(args))]
         return self._named(key, alias or _camel(where), "", names, list(args), ns, where,
                            build=tuple, accepts=lambda v: isinstance(v, tuple) and len(v) == len(args),
                            positional=True)
+
+    def _short_array(self, item_tp: Any, n: int, where: str, ns: Mapping[str, Any]) -> _Node:
+        """A fixed tuple of numbers: an Avro array (written as the tuple itself), its length checked on read."""
+        item = self.node(item_tp, f"{where}[]", ns)
+
+        def frm(v: list[Any]) -> tuple[Any, ...]:
+            if len(v) != n:
+                raise StateError(f"{where}: {len(v)} numbers where {n} belong")
+            return tuple(v)
+
+        return _Node({"type": "array", "items": item.schema}, None, frm, lambda v: [item.json(x) for x in v], "array",
+                     lambda v: isinstance(v, tuple) and len(v) == n)
 
     def _record(self, cls: type) -> _Node:
         fields = self._hints(cls)
@@ -548,6 +570,11 @@ class _Builder:
                 if v.keys() != expected:
                     raise StateError(f"{where}: keys {sorted(v.keys() ^ expected)} differ from the record's")
                 return {f: v[f] if c is None else c(v[f]) for f, c in getters}
+        elif (positional or is_tuple) and all(c is None for _, c in getters):
+            names = tuple(fields)
+
+            def to(v: Any) -> dict[str, Any]:
+                return dict(zip(names, v, strict=True))
         elif positional or is_tuple:
             def to(v: Any) -> dict[str, Any]:
                 return {f: x if c is None else c(x) for (f, c), x in zip(getters, v, strict=True)}
@@ -579,6 +606,7 @@ class _Builder:
         cell[0], cell[1] = to, frm
         del self.cells[key]
         node = _Node(schema, to, frm, json_, full, accepts, named=True)
+        node.fields = getters
         self.done[key] = node
         return node
 
@@ -602,6 +630,7 @@ class _Compiled:
     schema: dict[str, Any]  # the Avro schema (JSON)
     to: Conv
     frm: Conv
+    fields: list[tuple[str, Conv | None]] = dataclasses.field(default_factory=list)  # a record kind's
 
 
 def _compile(kind: Kind, events: Codec) -> _Compiled:
@@ -623,7 +652,37 @@ def _compile(kind: Kind, events: Codec) -> _Compiled:
         return _Compiled(kind, schema, to, frm)
     node = b.node(kind.type, kind.name, vars(this))
     assert node.to is not None and node.frm is not None and isinstance(node.schema, dict)
-    return _Compiled(kind, node.schema, node.to, node.frm)
+    return _Compiled(kind, node.schema, node.to, node.frm, node.fields)
+
+
+def _segments(compiled: _Compiled) -> list[_Segment]:
+    """The record's fields cut into runs of fields written together and the fields reused alone."""
+    named: dict[str, Any] = {}
+    fastavro.parse_schema(compiled.schema, named_schemas=named, _write_hint=False)
+    specs = {f["name"]: f for f in compiled.schema["fields"]}
+    runs: list[tuple[list[tuple[str, Conv | None]], bool]] = []
+    for name, conv in compiled.fields:
+        reused = name in compiled.kind.reuse
+        if reused or not runs or runs[-1][1]:
+            runs.append(([], reused))
+        runs[-1][0].append((name, conv))
+    out = []
+    for i, (fields, reused) in enumerate(runs):
+        schema = {"type": "record", "name": f"_{compiled.schema['name']}Part{i}", "namespace": NAMESPACE,
+                  "fields": [_by_name(specs[f]) for f, _ in fields]}
+        out.append(_Segment(tuple(fields), fastavro.parse_schema(schema, named_schemas=named), reused))
+    return out
+
+
+def _by_name(spec: Any) -> Any:
+    """A schema with its named types referenced by name (they are defined in the whole record)."""
+    if isinstance(spec, list):
+        return [_by_name(s) for s in spec]
+    if isinstance(spec, dict):
+        if spec.get("type") in ("record", "enum", "fixed"):
+            return f"{spec.get('namespace', NAMESPACE)}.{spec['name']}"
+        return {k: _by_name(v) if k in ("type", "items", "values") else v for k, v in spec.items()}
+    return spec
 
 
 def schema_of(kind: str, events: Codec | None = None) -> dict[str, Any]:
@@ -647,15 +706,27 @@ class _Reader(NamedTuple):
     reader: Any  # parsed current schema when the writer is an older version, else None
 
 
+class _Segment(NamedTuple):
+    """Consecutive top-level fields of a record kind, written as a record of their own (the same
+    bytes as inside the whole record)."""
+
+    fields: tuple[tuple[str, Conv | None], ...]
+    schema: Any  # parsed
+    reused: bool  # one field, its bytes kept while its value is unchanged
+
+
 class StateCodec:
     """Encodes state values of each kind and decodes what was written, refusing anything else.
-    Thread-safe; reads the schema folder once."""
+    Reads the schema folder once. Decoding is thread-safe; encoding a kind with reused fields
+    keeps their last encoding per key (one writer per key, as tables and the tracker have)."""
 
     def __init__(self, state_dir: Path = STATE_DIR, events: Codec | None = None) -> None:
         self.events = events or Codec()
         self._compiled: dict[str, _Compiled] = {}
         self._writers: dict[str, tuple[Any, bytes]] = {}
         self._readers: dict[bytes, _Reader] = {}
+        self._segments: dict[str, list[_Segment]] = {}
+        self._kept: dict[tuple[str, Any, str], tuple[Any, bytes]] = {}  # (kind, key, field) -> (value, bytes)
         by_record: dict[str, str] = {}
         for name, kind in KINDS.items():
             compiled = _compile(kind, self.events)
@@ -665,6 +736,8 @@ class StateCodec:
             self._writers[name] = (parsed, SINGLE_OBJECT_MAGIC + fp)
             self._readers[fp] = _Reader(name, parsed, None)
             by_record[f"{NAMESPACE}.{compiled.schema['name']}"] = name
+            if kind.reuse:
+                self._segments[name] = _segments(compiled)
         for path in sorted((state_dir / "released").glob("*.avsc")):
             source = json.loads(path.read_text())
             fp = schema_fingerprint(fastavro.parse_schema(source, _write_hint=False))
@@ -687,12 +760,42 @@ class StateCodec:
         buf = io.BytesIO()
         buf.write(header)
         try:
-            fastavro.schemaless_writer(buf, schema, compiled.to(value))
+            segments = self._segments.get(kind)
+            if segments is None:
+                fastavro.schemaless_writer(buf, schema, compiled.to(value))
+            else:
+                self._write_segments(buf, kind, segments, value)
         except StateError as exc:
             raise StateError(f"{kind}: {exc}") from exc
         except Exception as exc:  # fastavro raises many types on a value that does not fit
             raise StateError(f"{kind}: {type(value).__name__} does not fit its schema: {exc!r}") from exc
         return buf.getvalue()
+
+    def _write_segments(self, buf: io.BytesIO, kind: str, segments: list[_Segment], value: Any) -> None:
+        get = value.__getitem__ if isinstance(value, dict) else value.__getattribute__
+        if isinstance(value, dict) and value.keys() != {f for seg in segments for f, _ in seg.fields}:
+            raise StateError(f"keys {sorted(value.keys() ^ {f for seg in segments for f, _ in seg.fields})} "
+                             f"differ from the record's")
+        key = get(self._compiled[kind].kind.reuse_by)
+        for seg in segments:
+            if seg.reused:
+                ((name, conv),) = seg.fields
+                v = get(name)
+                kept = self._kept.get((kind, key, name))
+                if kept is not None and kept[0] == v:
+                    buf.write(kept[1])
+                    continue
+                part = io.BytesIO()
+                fastavro.schemaless_writer(part, seg.schema, {name: v if conv is None else conv(v)})
+                self._kept[(kind, key, name)] = (v, part.getvalue())
+                buf.write(part.getvalue())
+            else:
+                fastavro.schemaless_writer(buf, seg.schema, {f: get(f) if c is None else c(get(f)) for f, c in seg.fields})
+
+    def forget(self, kind: str, key: Any) -> None:
+        """Drop the encodings kept for ``key`` (a rider handed to another worker)."""
+        for name in _kind(kind).reuse:
+            self._kept.pop((kind, key, name), None)
 
     def decode(self, kind: str, data: bytes | bytearray | memoryview | None) -> Any:
         """The value written by :meth:`encode` (of this or a released version); anything else is

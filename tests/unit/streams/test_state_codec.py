@@ -307,3 +307,26 @@ def test_plans_under_another_riders_key_are_refused(tracker: Tracker) -> None:
     data = state.encode("tracker-plans", (None, r.route))
     assert _rider_plans(r.rider_id, data) == (None, r.route)
     assert _rider_plans("someone-else", data) == (None, None)
+
+
+def test_reused_fields_write_the_same_bytes_as_the_whole_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rider's ETA and alert state are written again while unchanged; the record is byte for
+    byte the one written whole, checkpoint after checkpoint of a simulated day."""
+    day = truth_day(7, riders=2, stops_per_rider=6, noise_m=10.0)
+    day = dataclasses.replace(day, riders=tuple(dataclasses.replace(r, route=_wire(r.route)) for r in day.riders))
+    reusing = state.StateCodec()
+    monkeypatch.setitem(state.KINDS, "tracker-rider", dataclasses.replace(state.KINDS["tracker-rider"], reuse=()))
+    whole = state.StateCodec()
+    t = Tracker()
+    _feed(t, day, slice(0, 0))
+    kept = 0
+    for offset, obs in enumerate(day.pings):
+        t.on_ping(obs.ping, "gps", offset, obs.received_s)
+        r = t.riders[obs.ping.rider_id]
+        snap = r.snapshot()
+        before = dict(reusing._kept)
+        data = reusing.encode("tracker-rider", snap)
+        assert data == whole.encode("tracker-rider", snap)
+        kept += before.get(("tracker-rider", r.rider_id, "eta"), (None,))[0] == snap["eta"]
+    assert state.decode("tracker-rider", data) == snap
+    assert kept > len(day.pings) / 2  # most checkpoints reuse the ETA state's bytes
