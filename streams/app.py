@@ -87,8 +87,11 @@ class Streams:
 
     # -- declarations -------------------------------------------------------------------------
 
-    def topic(self, spec: tp.TopicSpec | str) -> Any:
-        name = self.settings.topic(spec if isinstance(spec, str) else spec.name)
+    def topic(self, spec: tp.TopicSpec) -> Any:
+        return self._channel(self.settings.topic(spec.name))
+
+    def _channel(self, name: str) -> Any:
+        """The Faust topic of a full topic name."""
         if name not in self._topics:
             self._topics[name] = None if self.app is None else self.app.topic(
                 name, key_type=bytes, value_type=bytes, partitions=self.settings.kafka_partitions,
@@ -127,7 +130,7 @@ class Streams:
         if self.app is None:
             return handler
         names = [self.settings.topic(s.name) for s in topics]
-        channel = self.topic(names[0]) if len(names) == 1 else self.app.topic(
+        channel = self._channel(names[0]) if len(names) == 1 else self.app.topic(
             *names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
         return self.app.agent(channel, name=name)(each)
 
@@ -164,7 +167,7 @@ class Streams:
             if self.app is None:
                 self.sent.append((spec.name, k, e))
                 continue
-            pending.append(await self.topic(name).send(key=k, value=value, timestamp=e.occurred_at.timestamp(),
+            pending.append(await self._channel(name).send(key=k, value=value, timestamp=e.occurred_at.timestamp(),
                                                        force=True))
         for fut in pending:
             await fut
@@ -227,7 +230,7 @@ def create_app(settings: StreamSettings, role: str, *, codec: Codec | None = Non
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         web_enabled=False,
-        datadir=str(Path(settings.data_dir) / "faust" / role),
+        datadir=str(Path(settings.data_dir) / f"faust-{role}"),
         autodiscover=False,
         origin="streams",
     )
