@@ -185,7 +185,7 @@ def count_events(settings: Settings, topics: list[str], idle_s: float = 1.0, cod
     broker's end offsets (the embedded broker reports them short)."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-    codec = codec or Codec()
+    codec = codec or Codec(registry=settings.registry_client())  # reads the registry framing too
     consumer = Consumer(confluent_config(settings, **{"group.id": f"{settings.app_id}-audit-{time.time_ns()}",
                                                       "enable.auto.commit": False}))
     try:
@@ -237,7 +237,9 @@ def projection_accept(settings: Settings) -> Any:
     from streams.edge import Edge, Rejection
     from streams.kafka import record_of
 
-    edge = Edge(Codec(), {settings.topic(s.name): s for s in tp.ALL}, limits(settings))
+    # The registry framing the workers write with a registry configured; a thread may wait on a look-up.
+    edge = Edge(Codec(registry=settings.registry_client()), {settings.topic(s.name): s for s in tp.ALL},
+                limits(settings))
 
     def accept(message: Any) -> Any:
         event = edge.accept(record_of(message), time.time())
