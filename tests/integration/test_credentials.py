@@ -250,6 +250,8 @@ def test_up_keeps_every_credential_out_of_output_logs_topics_and_clickhouse(
         records, in_topics = topic_records(broker.bootstrap, (f"upcred{RUN}", f"upcred{RUN}."))
         rows, in_tables = table_dump(query, "milestream")
         wrong_modes = open_modes(data)
+        # The registry's address did reach a stored reason: without its credentials.
+        reasons = [r[0] for r in query("SELECT reason FROM milestream.dead_letters")["rows"]]
     finally:
         up.send_signal(signal.SIGINT)
         try:
@@ -261,6 +263,7 @@ def test_up_keeps_every_credential_out_of_output_logs_topics_and_clickhouse(
     assert b"milestream up:" in output
     assert records > 0 and rows > 0
     assert registry.refused == 0 and registry.authorised >= 2
+    assert any(str(UNKNOWN_SCHEMA_ID) in r and "http://127.0.0.1:" in r for r in reasons), reasons
     assert leaks(output) == []
     assert files_leaking(data) == {}
     assert in_topics == []
