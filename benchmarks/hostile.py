@@ -294,16 +294,17 @@ def _watch(target: Target, placed: _Placed, v: ValidTraffic, hostile: set[int], 
 
 
 def run(target: Target, *, messages: int = 100_000, seed: int = 1, route_stops: tuple[int, ...] = ROUTE_STOPS,
-        timeout_s: float | None = None, idle_s: float = 30.0, log: Callable[[str], None] = lambda s: None
-        ) -> dict[str, Any]:
-    """``messages``: size of the corpus (0: each variant once, a few hundred messages)."""
+        skip: frozenset[str] = frozenset(), timeout_s: float | None = None, idle_s: float = 60.0,
+        log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+    """``messages``: size of the corpus (0: each variant once, a few hundred messages); ``skip``: cases left out."""
     started = time.monotonic()
     tag = f"hx{seed}-{uuid.uuid4().hex[:6]}"
     hubs = Hubs(dispatch=f"{tag}-hub", orders_prefix=f"{tag}-orders-hub-", riders=f"{tag}-riders-hub")
     now = datetime.now(UTC)
     codec = Codec()
     log(f"building the corpus (seed {seed}, {messages:,} messages asked)")
-    hostile_corpus = corpus(messages, seed=seed, now=now, tag=tag, hubs=hubs, codec=codec, route_stops=route_stops)
+    hostile_corpus = corpus(messages, seed=seed, now=now, tag=tag, hubs=hubs, codec=codec, route_stops=route_stops,
+                            skip=skip)
     v = valid_traffic(now, tag, hubs, seed)
     placed = _Placed()
 
@@ -335,7 +336,8 @@ def run(target: Target, *, messages: int = 100_000, seed: int = 1, route_stops: 
     return _result(placed, seen, v, hostile, duplicates, accepted, refused, lost, {
         "messages": len(hostile_corpus), "corpus_mb": round(corpus_mb, 1), "produce_s": round(produce_s, 1),
         "produce_per_s": round(len(hostile_corpus) / produce_s) if produce_s else None, "wait_s": round(wait_s, 1),
-        "elapsed_s": round(time.monotonic() - started, 1), "seed": seed, "route_stops": list(route_stops)})
+        "elapsed_s": round(time.monotonic() - started, 1), "seed": seed, "route_stops": list(route_stops),
+        "skipped": sorted(skip)})
 
 
 def _result(placed: _Placed, seen: _Seen, v: ValidTraffic, hostile: set[int], duplicates: set[int],

@@ -572,8 +572,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "that stops the system)")
     bh.add_argument("--timeout", type=float, default=None,
                     help="seconds to wait for the dead letters (default 120 + 1 per 50 messages)")
-    bh.add_argument("--idle", type=float, default=30.0, help="stop waiting after this many seconds with nothing new "
-                                                             "(default 30)")
+    bh.add_argument("--idle", type=float, default=60.0, help="stop waiting after this many seconds with nothing new "
+                                                             "(default 60: a worker may take that long to join its group)")
     bh.add_argument("--json", action="store_true", help="print one JSON object (hostile, dead_lettered, "
                                                           "dead_lettered_twice, wrong_kind, on_ledger, processes_lost, "
                                                           "valid_processed, duplicates, by_case, ...)")

@@ -89,13 +89,15 @@ def test_invalid_and_illegal_messages_decode_or_break_a_contract_rule(small: lis
                 pytest.fail(f"{m.case}/{m.topic}/{m.variant} does not decode: {exc}")
 
 
-def test_illegal_transitions_and_duplicates_are_valid_events_of_their_topic(small: list[Message]) -> None:
-    for m in small:
-        if m.case in ("illegal_transition", "duplicate"):
-            event = _decoded(m)
-            assert isinstance(event, SPECS[m.topic].events)
-            assert m.key == event.key.encode()
-            assert m.event_id == event.event_id
+def test_accepted_messages_and_duplicates_are_valid_events_of_their_topic(small: list[Message]) -> None:
+    """What the system must take (support, first copies, follow-ups) passes the contract and the key check."""
+    support = [m for m in small if m.outcome is not Outcome.DEAD_LETTER]
+    assert {m.case for m in support} == {"illegal_transition", "duplicate", "empty_id"}
+    for m in support:
+        event = _decoded(m)
+        assert isinstance(event, SPECS[m.topic].events)
+        assert m.key == event.key.encode()
+        assert m.event_id == event.event_id
 
 
 def test_duplicates_come_in_pairs_with_the_same_bytes(small: list[Message]) -> None:
@@ -104,6 +106,13 @@ def test_duplicates_come_in_pairs_with_the_same_bytes(small: list[Message]) -> N
     for first, second in zip(dups[::2], dups[1::2], strict=True):
         assert (first.outcome, second.outcome) == (Outcome.ACCEPTED, Outcome.DUPLICATE)
         assert (first.key, first.value) == (second.key, second.value)
+
+
+def test_a_route_with_an_empty_stop_id_is_followed_by_a_ping_of_its_rider(small: list[Message]) -> None:
+    """The ping is what would make the tracker estimate an ETA for the stop with no order."""
+    i = next(i for i, m in enumerate(small) if (m.case, m.variant) == ("empty_id", "stop_order_id"))
+    follow = small[i + 1]
+    assert (follow.topic, follow.outcome, follow.key) == ("gps", Outcome.ACCEPTED, small[i].key)
 
 
 def test_support_messages_come_before_the_illegal_one_on_the_same_key(small: list[Message]) -> None:
