@@ -857,15 +857,16 @@ def faust_value_type(kind: str) -> type:
     """A table ``value_type`` whose values are state records of ``kind``.
 
     Faust takes a table's value serializer from ``value_type._options.serializer`` (changelog
-    writes and recovery alike). A changelog record that is refused is logged and read as no value
-    (the key's default), so a hostile record neither runs nor stops the worker."""
+    writes and recovery alike). A value of None (a rider off shift has no hub) is written as a
+    tombstone, which reads back as no value. A changelog record that is refused is logged and read
+    as no value (the key's default), so a hostile record neither runs nor stops the worker."""
     from faust.serializers import codecs
 
     name = f"milestream-state-{_kind(kind).name}"
 
     class StateRecordCodec(codecs.Codec):
-        def _dumps(self, value: Any) -> bytes:
-            return encode(kind, value)
+        def _dumps(self, value: Any) -> bytes | None:
+            return None if value is None else encode(kind, value)
 
         def _loads(self, data: bytes) -> Any:
             try:
@@ -935,6 +936,27 @@ def write(state_dir: Path = STATE_DIR, events: Codec | None = None) -> list[str]
     return done
 
 
+def unreadable(state_dir: Path = STATE_DIR) -> list[str]:
+    """Released schemas whose records the current schema of their kind cannot read (Avro's reader
+    and writer rules): such records would be refused, so a class change that causes this needs a
+    default for the new field, or the released file removed on purpose."""
+    import avro.schema
+    from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
+
+    current = {json.loads(p.read_text())["name"]: p for p in state_dir.glob("*.avsc")}
+    out = []
+    for path in sorted((state_dir / "released").glob("*.avsc")):
+        name = json.loads(path.read_text())["name"]
+        if name not in current:
+            out.append(f"released/{path.name}: no current schema named {name}")
+            continue
+        result = ReaderWriterCompatibilityChecker().get_compatibility(
+            reader=avro.schema.parse(current[name].read_text()), writer=avro.schema.parse(path.read_text()))
+        if result.compatibility is not SchemaCompatibilityType.compatible:
+            out.append(f"released/{path.name}: {name}.avsc cannot read it: {'; '.join(sorted(result.messages))}")
+    return out
+
+
 REGENERATE = "python -m streams.state write"
 
 
@@ -943,9 +965,11 @@ def main(argv: list[str] | None = None) -> int:
     if args == ["write"]:
         for line in write():
             print(line)  # noqa: T201 - a command
+        for line in unreadable():
+            print(f"warning: {line}")  # noqa: T201
         return 0
     if args == ["check"]:
-        problems = differences()
+        problems = differences() + unreadable()
         for line in problems:
             print(line)  # noqa: T201 - a command
         if problems:

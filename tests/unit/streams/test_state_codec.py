@@ -88,6 +88,16 @@ def test_the_committed_schemas_are_what_the_state_classes_give() -> None:
     assert problems == [], f"{problems}: the state classes changed shape; regenerate with `{state.REGENERATE}`"
 
 
+def test_every_released_schema_is_read_by_the_current_schema_of_its_kind(tmp_path: Path) -> None:
+    assert state.unreadable() == []
+    shutil.copytree(state.STATE_DIR, tmp_path, dirs_exist_ok=True)
+    current = json.loads((tmp_path / "NoticeState.avsc").read_text())
+    (tmp_path / "released").mkdir(exist_ok=True)
+    (tmp_path / "released" / "NoticeState.x.avsc").write_text(json.dumps(_older(current, {"order_id"})))
+    assert state.unreadable(tmp_path) == [
+        "released/NoticeState.x.avsc: NoticeState.avsc cannot read it: order_id"]
+
+
 def test_every_kind_round_trips_to_an_equal_value(tracker: Tracker) -> None:
     for kind, value in _values(tracker):
         data = state.encode(kind, value)
@@ -300,6 +310,7 @@ def test_faust_tables_get_a_serializer_that_round_trips_their_values() -> None:
     data = codec.dumps(value)
     assert data == state.encode("order-state", value) and codec.loads(data) == value
     assert value_type.from_data(value) is value  # what Faust hands the value type after loads
+    assert faust_codecs.get_codec(state.faust_value_type("rider-hub")._options.serializer).dumps(None) is None
 
 
 def test_plans_under_another_riders_key_are_refused(tracker: Tracker) -> None:
