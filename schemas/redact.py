@@ -29,8 +29,14 @@ def mask_urls(text: str) -> str:
     and every secret query parameter replaced by ``****`` (user names and hosts stay)."""
     if "://" not in text and "=" not in text:
         return text
-    text = _BARE_USERINFO.sub(rf"\g<head>{MASK}", _USERINFO.sub(rf"\g<head>{MASK}", text))
-    return _SECRET_PARAM.sub(rf"\g<head>{MASK}", text)
+    # A function, not a template: a template is compiled on first use, by an import that fails
+    # when a record is logged while the interpreter shuts down.
+    text = _BARE_USERINFO.sub(_masked, _USERINFO.sub(_masked, text))
+    return _SECRET_PARAM.sub(_masked, text)
+
+
+def _masked(match: re.Match[str]) -> str:
+    return match.group("head") + MASK
 
 
 def escape_controls(text: str, keep_lines: bool = False) -> str:
