@@ -65,6 +65,7 @@ def run_demo(day: DemoDay, progress: Callable[[str], None] | None = None) -> Dem
     from infra.kafka import aiokafka_config
     from infra.stack import Stack, count_events
     from projections import kpi
+    from schemas import Codec
     from schemas import topics as tp
     from simulator.runner import DayRunner
     from simulator.world import DayConfig, make_day
@@ -85,7 +86,8 @@ def run_demo(day: DemoDay, progress: Callable[[str], None] | None = None) -> Dem
                  f"{s.display('resolved_clickhouse_dsn')}")
     try:
         world = make_day(DayConfig(seed=day.seed, orders=day.orders, riders=day.riders))
-        runner = DayRunner(day=world, kafka=aiokafka_config(s), topic=s.topic, otp_key=s.otp_key, speedup=day.speedup)
+        runner = DayRunner(day=world, kafka=aiokafka_config(s), topic=s.topic, otp_key=s.otp_key, speedup=day.speedup,
+                           codec=Codec(registry=s.registry_client(), fetch_on_decode=False))
         done = threading.Event()
 
         def report() -> None:

@@ -177,6 +177,8 @@ class DayRunner:
             batches = await consumer.getmany(timeout_ms=200, max_records=5000)
             for records in batches.values():
                 for record in records:
+                    if (schema_id := self.codec.missing_schema_id(record.value)) is not None:  # off the loop
+                        await asyncio.get_running_loop().run_in_executor(None, self.codec.fetch_schema, schema_id)
                     try:
                         event = self.codec.decode(record.value)
                     except (DecodeError, InvalidEvent):
