@@ -19,6 +19,22 @@ def _lat_lon(name: str, lat: float, lon: float) -> None:
         raise InvalidEvent(f"{name}: lat/lon ({lat}, {lon}) out of range")
 
 
+# Upper bounds no real delivery reaches: a larger value is a unit mistake or an attack on the
+# planner (capacities are scaled to integers; service times add up to shift lengths).
+MAX_SERVICE_S = 86_400
+MAX_WEIGHT_KG = 100_000.0
+MAX_VOLUME_L = 1_000_000.0
+MAX_UNITS = 100_000
+MAX_MONEY = 1e9
+MAX_SPEED_MPS = 150.0  # 540 km/h: a device reporting more is broken
+MAX_ROUTE_M = 10_000_000.0
+
+
+def _within(name: str, value: float, high: float) -> None:
+    if not (math.isfinite(value) and 0 <= value <= high):  # NaN and infinities fail isfinite
+        raise InvalidEvent(f"{name} must be within 0..{high:g}, got {value}")
+
+
 def _confidence(name: str, value: float) -> None:
     if not (math.isfinite(value) and 0.0 <= value <= 1.0):
         raise InvalidEvent(f"{name}.confidence must be within 0..1, got {value}")
@@ -46,8 +62,14 @@ def check(event: ev.Event) -> None:
     match event:
         case ev.GpsPing():  # first: most events are pings
             _lat_lon("ping", event.lat, event.lon)
-            if event.accuracy_m is not None and not event.accuracy_m >= 0:
+            if event.accuracy_m is not None and not (event.accuracy_m >= 0 and math.isfinite(event.accuracy_m)):
                 raise InvalidEvent(f"accuracy_m must be >= 0, got {event.accuracy_m}")
+            if event.speed_mps is not None:
+                _within("GpsPing.speed_mps", event.speed_mps, MAX_SPEED_MPS)
+            if event.heading_deg is not None:
+                _within("GpsPing.heading_deg", event.heading_deg, 360.0)
+            if event.battery_pct is not None:
+                _within("GpsPing.battery_pct", event.battery_pct, 100.0)
         case ev.OrderCreated():
             _lat_lon("drop", event.drop.lat, event.drop.lon)
             if event.pickup is not None:
@@ -56,21 +78,30 @@ def check(event: ev.Event) -> None:
                 raise InvalidEvent("hyperlocal order needs a pickup location")
             if event.window_end < event.window_start:
                 raise InvalidEvent(f"window_end {event.window_end} is before window_start {event.window_start}")
-            for name in ("service_time_s", "weight_kg", "volume_l", "units", "cod_amount"):
-                value = getattr(event, name)
-                if not (value >= 0 and math.isfinite(value)):
-                    raise InvalidEvent(f"OrderCreated.{name} must be >= 0, got {value}")
+            for name, high in (("service_time_s", MAX_SERVICE_S), ("weight_kg", MAX_WEIGHT_KG), ("volume_l", MAX_VOLUME_L),
+                               ("units", MAX_UNITS), ("cod_amount", MAX_MONEY)):
+                _within(f"OrderCreated.{name}", getattr(event, name), high)
+        case ev.OrderUpdated():
+            if event.drop is not None:
+                _lat_lon("drop", event.drop.lat, event.drop.lon)
+            if event.service_time_s is not None:
+                _within("OrderUpdated.service_time_s", event.service_time_s, MAX_SERVICE_S)
+            if event.window_start is not None and event.window_end is not None and event.window_end < event.window_start:
+                raise InvalidEvent(f"window_end {event.window_end} is before window_start {event.window_start}")
         case ev.RiderShiftStarted():
             _lat_lon("start", event.start.lat, event.start.lon)
             if event.shift_end <= event.shift_start:
                 raise InvalidEvent("shift_end must be after shift_start")
-            for value in (event.capacity_weight_kg, event.capacity_volume_l, event.capacity_units):
-                if not (value >= 0 and math.isfinite(value)):
-                    raise InvalidEvent(f"capacities must be finite and >= 0, got {value}")
+            for name, high in (("capacity_weight_kg", MAX_WEIGHT_KG), ("capacity_volume_l", MAX_VOLUME_L),
+                               ("capacity_units", MAX_UNITS)):
+                _within(f"RiderShiftStarted.{name}", getattr(event, name), high)
         case ev.RoutePlanned():
             if not event.route_id or not event.hub_id:
                 raise InvalidEvent("RoutePlanned: route_id and hub_id must not be empty")
+            _lat_lon("route start", event.start.lat, event.start.lon)
+            _within("RoutePlanned.distance_m", event.distance_m, MAX_ROUTE_M)
             for stop in event.stops:
+                _within(f"stop {stop.order_id} service_time_s", stop.service_time_s, MAX_SERVICE_S)
                 if not stop.order_id:
                     raise InvalidEvent(f"RoutePlanned {event.route_id}: a stop has an empty order_id")
                 _lat_lon(f"stop {stop.order_id}", stop.lat, stop.lon)

@@ -148,6 +148,10 @@ class Edge:
                 place = getattr(event, where)
                 if place is not None and (problem := self._strings_problem(place, where + " ")) is not None:
                     return problem
+        elif type(event) is ev.RiderShiftStarted:
+            if len(event.skills) > limits.max_order_skills:
+                return (f"RiderShiftStarted {event.rider_id!r} has {len(event.skills)} skills, over the limit of "
+                        f"{limits.max_order_skills} (MILESTREAM_MAX_ORDER_SKILLS)")
         elif type(event) is ev.OrderUpdated and event.drop is not None:
             if (problem := self._strings_problem(event.drop, "drop ")) is not None:
                 return problem
@@ -160,8 +164,8 @@ class Edge:
             value = getattr(obj, name)
             if value is None:
                 continue
-            if len(value) > limits.max_id_chars or not value.isprintable() or value in RESERVED_IDS:
-                return (f"{where}{name} {value[:64]!r} is not an id: ids are printable, at most "
+            if not value or len(value) > limits.max_id_chars or not value.isprintable() or value in RESERVED_IDS:
+                return (f"{where}{name} {value[:64]!r} is not an id: ids are non-empty, printable, at most "
                         f"{limits.max_id_chars} characters (MILESTREAM_MAX_ID_CHARS), and not one of "
                         f"{sorted(RESERVED_IDS)}")
         for name in texts:
@@ -171,7 +175,7 @@ class Edge:
                         f"(MILESTREAM_MAX_TEXT_CHARS)")
         for name in tuples:
             for value in getattr(obj, name):
-                if len(value) > limits.max_id_chars or not value.isprintable():
+                if not value or len(value) > limits.max_id_chars or not value.isprintable():
                     return f"{where}{name} holds {value[:64]!r}: entries are printable, at most {limits.max_id_chars} characters"
         return None
 

@@ -173,3 +173,27 @@ def test_dead_letter_reasons_mask_credentials() -> None:
     letter = EDGE.dead_letter(rec, Rejection(ev.DeadLetterKind.PROCESSING_ERROR,
                                              "registry https://svc:hunter2@reg.example/ down"), NOW_S)
     assert "hunter2" not in letter.reason and "svc:****@reg.example" in letter.reason
+
+
+@pytest.mark.parametrize("field,value", [("speed_mps", float("nan")), ("speed_mps", -5.0), ("speed_mps", 1e9),
+                                         ("heading_deg", 720.0), ("battery_pct", 250.0), ("battery_pct", -1.0),
+                                         ("accuracy_m", float("inf"))])
+def test_pings_with_impossible_readings_break_the_contract(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=field):
+        CODEC.encode(ping(**{field: value}), "t.gps")
+
+
+@pytest.mark.parametrize("field,value", [("service_time_s", 2**31 - 1), ("weight_kg", 1e300), ("units", -5)])
+def test_orders_with_impossible_sizes_break_the_contract(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=field):
+        CODEC.encode(order(**{field: value}), "t.inbox")
+
+
+def test_empty_ids_and_shifts_with_too_many_skills_are_refused() -> None:
+    assert "device_id" in refused(record(ping(device_id=""))).reason
+    assert "tracking_id" in refused(record(order(tracking_id=""), "inbox")).reason
+    shift = ev.RiderShiftStarted(event_id="s1", occurred_at=NOW, rider_id="rider-1", hub_id="hub-1",
+                                 vehicle_type=ev.VehicleType.BIKE, capacity_weight_kg=10, capacity_volume_l=10,
+                                 capacity_units=10, skills=tuple(f"s{i}" for i in range(40)), shift_start=NOW,
+                                 shift_end=NOW + timedelta(hours=8), start=ev.GeoPoint(lat=1, lon=1))
+    assert "40 skills" in refused(record(shift, "riders")).reason
