@@ -113,7 +113,7 @@ class Settings:
                      "schema_registry_timeout_s", "schema_registry_miss_ttl_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"MILESTREAM_{name.upper()} must be > 0, got {getattr(self, name)}")
-        if self.schema_registry_timeout_s >= self.kafka_session_timeout_s:
+        if self.schema_registry_url and self.schema_registry_timeout_s >= self.kafka_session_timeout_s:
             raise ValueError(f"MILESTREAM_SCHEMA_REGISTRY_TIMEOUT_S ({self.schema_registry_timeout_s:g}) must be below "
                              f"MILESTREAM_KAFKA_SESSION_TIMEOUT_S ({self.kafka_session_timeout_s:g})")
         dsn = self.clickhouse_dsn

@@ -151,7 +151,9 @@ def test_require_otp_key_names_the_variable_and_how_to_make_one(tmp_path: Path) 
 
 def test_registry_timeout_must_stay_below_the_session_timeout(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="MILESTREAM_SCHEMA_REGISTRY_TIMEOUT_S"):
-        Settings.from_env(env(tmp_path, schema_registry_timeout_s="6", kafka_session_timeout_s="6"))
+        Settings.from_env(env(tmp_path, schema_registry_url="http://registry.example", schema_registry_timeout_s="6",
+                              kafka_session_timeout_s="6"))
+    assert Settings.from_env(env(tmp_path, kafka_session_timeout_s="1.5")).kafka_session_timeout_s == 1.5  # no registry
     s = Settings.from_env(env(tmp_path, schema_registry_url="http://u:p@registry.example", schema_registry_timeout_s="1.5",
                               schema_registry_miss_ttl_s="30"))
     client = s.registry_client()
