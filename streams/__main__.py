@@ -55,7 +55,8 @@ def _run_faust(role: str, options: list[str]) -> int:
     from streams.app import create_app
 
     settings = Settings.from_env().require_otp_key() if role == "orders" else Settings.from_env()
-    streams = create_app(settings, role, codec=Codec(registry=settings.registry_client()),
+    # Registry look-ups run in an executor before decoding (Streams.accept), never on the event loop.
+    streams = create_app(settings, role, codec=Codec(registry=settings.registry_client(), fetch_on_decode=False),
                          credentials=faust_credentials(settings), limits=limits(settings))
     if not any(a.startswith(("--with-web", "--without-web")) for a in options):
         options.append("--without-web")
