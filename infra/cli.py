@@ -355,6 +355,11 @@ def cmd_bench_clients(args: argparse.Namespace) -> int:
     from infra.kafka import EmbeddedBroker, aiokafka_config, confluent_config
 
     _at_least_one(("--messages", args.messages), ("--runs", args.runs))
+    try:
+        import kafka  # noqa: F401 - the peer measured here
+    except ImportError:
+        _err("milestream bench clients: kafka-python is not installed; pip install -e '.[bench]' (make bench does)")
+        return 2
     settings = Settings.from_env()
     broker = None if settings.kafka_bootstrap else EmbeddedBroker().start()
     try:
