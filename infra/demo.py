@@ -62,7 +62,7 @@ class DemoSummary:
 def run_demo(day: DemoDay, progress: Callable[[str], None] | None = None) -> DemoSummary:
     """Start the stack, play the day, wait until ClickHouse holds every produced event (or give up
     after ``DRAIN_TIMEOUT_S``), read the KPIs back and stop the stack."""
-    from infra.kafka import aiokafka_config
+    from infra.kafka import confluent_config
     from infra.stack import Stack, count_events
     from projections import kpi
     from schemas import Codec
@@ -86,7 +86,7 @@ def run_demo(day: DemoDay, progress: Callable[[str], None] | None = None) -> Dem
                  f"{s.display('resolved_clickhouse_dsn')}")
     try:
         world = make_day(DayConfig(seed=day.seed, orders=day.orders, riders=day.riders))
-        runner = DayRunner(day=world, kafka=aiokafka_config(s), topic=s.topic, otp_key=s.otp_key, speedup=day.speedup,
+        runner = DayRunner(day=world, kafka=confluent_config(s), topic=s.topic, otp_key=s.otp_key, speedup=day.speedup,
                            codec=Codec(registry=s.registry_client(), fetch_on_decode=False))
         done = threading.Event()
 

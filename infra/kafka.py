@@ -127,6 +127,8 @@ def ssl_context(settings: Settings) -> Any:
 
 
 def aiokafka_config(settings: Settings) -> dict[str, Any]:
+    """Connection arguments in aiokafka's and kafka-python's names (they are the same): for the
+    partitioner contract test beside Faust's client and for `bench clients`."""
     conf: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap,
                             "security_protocol": settings.kafka_security_protocol}
     if settings.kafka_security_protocol.startswith("SASL"):

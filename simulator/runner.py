@@ -9,6 +9,7 @@ and the new route's remaining stops are driven from where the rider is, at the c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -112,34 +113,38 @@ class DayRunner:
     async def _send(self, spec: tp.TopicSpec, event: ev.Event) -> None:
         name = self.topic(spec.name)
         # Stamped with the event's (simulated) time: the stream edge bounds event times by the record's.
-        await self._producer.send(name, key=event.key.encode(), value=self.codec.encode(event, name),
-                                  timestamp_ms=int(event.occurred_at.timestamp() * 1000))
+        self._producer.send(name, event.key.encode(), self.codec.encode(event, name),
+                            timestamp_ms=int(event.occurred_at.timestamp() * 1000))
         self.progress.produced += 1
 
     async def run(self, timeout_s: float = 600.0, alive: Callable[[], bool] = lambda: True) -> Progress:
-        """Play the day; stops with an error at ``timeout_s`` or as soon as ``alive()`` is False
-        (the worker process died: nothing would ever settle)."""
-        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+        """Play the day; stops with an error at ``timeout_s``, at the first write the broker does not
+        acknowledge, or as soon as ``alive()`` is False (the worker process died: nothing would ever
+        settle). ``kafka`` is a librdkafka client configuration (confluent-kafka)."""
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-        self._producer = AIOKafkaProducer(**self.kafka, linger_ms=5, acks="all")
-        await self._producer.start()
-        consumer = AIOKafkaConsumer(**self.kafka, enable_auto_commit=False, auto_offset_reset="earliest")
-        await consumer.start()
+        from streams.kafka import Publisher
+
+        # murmur2: the partitioner of Faust's client, so that the simulator's pings and Faust's routes
+        # for one rider land on the same partition of their topics (the tracker joins them there).
+        self._producer = Publisher({**self.kafka, "partitioner": "murmur2_random", "linger.ms": 5, "acks": "all"})
+        # A reader of whole topics, not a member of any group: nothing is committed.
+        consumer = Consumer({**self.kafka, "group.id": f"milestream-sim-{time.time_ns()}",
+                             "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+        listener: asyncio.Task[None] | None = None
+        flushed = False
         try:
-            from aiokafka import TopicPartition
-
             parts = []
             for spec in (tp.ORDERS, tp.ROUTES, tp.NOTIFICATIONS):
-                ps = await self._wait_partitions(consumer, self.topic(spec.name))
-                parts += [TopicPartition(self.topic(spec.name), p) for p in ps]
+                name = self.topic(spec.name)
+                parts += [TopicPartition(name, p, OFFSET_BEGINNING) for p in await self._wait_partitions(consumer, name)]
             consumer.assign(parts)
-            await consumer.seek_to_beginning(*parts)
             for shift in self.day.shifts:
                 await self._send(tp.RIDERS, shift)
             for order in self.day.orders:
                 await self._send(tp.INBOX, order)
                 self.progress.status[order.order_id] = ev.OrderStatus.CREATED
-            await self._producer.flush()
+            await asyncio.to_thread(self._producer.flush)
             riders: list[asyncio.Task[None]] = []
             listener = asyncio.create_task(self._listen(consumer, riders))
             deadline = time.monotonic() + timeout_s
@@ -149,52 +154,73 @@ class DayRunner:
                                        f"{len(self.day.orders)} orders settled")
                 if not alive():
                     raise RuntimeError("the stream worker is not running (see its log); stopping the day")
+                self._producer.raise_failure()
                 if listener.done():
                     listener.result()
                 for r in riders:
                     if r.done() and not r.cancelled() and r.exception():
                         raise r.exception()  # type: ignore[misc]
                 await asyncio.sleep(0.2)
-            listener.cancel()
+            await asyncio.to_thread(self._producer.flush)
+            flushed = True
             return self.progress
         finally:
-            await consumer.stop()
-            await self._producer.stop()
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await listener
+            consumer.close()
+            if not flushed:  # the day failed: still deliver what it wrote, best effort
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(self._producer.flush, 10.0)
+            self._producer.close()
 
     @staticmethod
-    async def _wait_partitions(consumer: Any, topic: str) -> set[int]:
+    async def _wait_partitions(consumer: Any, topic: str) -> list[int]:
         for _ in range(100):
-            ps = consumer.partitions_for_topic(topic)
-            if ps:
-                return set(ps)
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
+            metadata = await asyncio.to_thread(consumer.list_topics, topic, 5.0)
+            found = metadata.topics.get(topic)
+            if found is not None and found.error is None and found.partitions:
+                return sorted(found.partitions)
             await asyncio.sleep(0.1)
         raise RuntimeError(f"topic {topic} not found")
 
     async def _listen(self, consumer: Any, riders: list[asyncio.Task[None]]) -> None:
+        """Reads the ledger, routes and notices back. Polls without blocking (the consumer is only
+        ever touched from the event loop, so closing it never races a poll) and naps when idle."""
+        from streams.kafka import translate
+
         orders_topic = self.topic(tp.ORDERS.name)
         while True:
-            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
-            for records in batches.values():
-                for record in records:
-                    if (schema_id := self.codec.missing_schema_id(record.value)) is not None:  # off the loop
-                        await asyncio.get_running_loop().run_in_executor(None, self.codec.fetch_schema, schema_id)
-                    try:
-                        event = self.codec.decode(record.value)
-                    except (DecodeError, InvalidEvent):
-                        continue
-                    if isinstance(event, ev.RoutePlanned) and event.route_id not in self._seen_routes:
-                        self._seen_routes.add(event.route_id)
-                        self.progress.routes += 1
-                        self._on_route(event, riders)
-                    elif isinstance(event, ev.OtpIssued):
-                        self._otps[event.order_id] = event
-                        self._otp_waiters.setdefault(event.order_id, asyncio.Event()).set()
-                    elif record.topic == orders_topic:
-                        self._on_ledger(event)
-            if batches:
-                self._news.set()
-                self._news = asyncio.Event()
+            messages = consumer.consume(num_messages=5000, timeout=0)
+            if not messages:
+                await asyncio.sleep(0.05)
+                continue
+            for message in messages:
+                if message.error() is not None:
+                    failure = translate(message.error(), f"reading {message.topic()}")
+                    if failure.fatal:
+                        raise failure
+                    log.warning("%s", failure)
+                    continue
+                value = message.value()
+                if (schema_id := self.codec.missing_schema_id(value)) is not None:  # off the loop
+                    await asyncio.get_running_loop().run_in_executor(None, self.codec.fetch_schema, schema_id)
+                try:
+                    event = self.codec.decode(value)
+                except (DecodeError, InvalidEvent):
+                    continue
+                if isinstance(event, ev.RoutePlanned) and event.route_id not in self._seen_routes:
+                    self._seen_routes.add(event.route_id)
+                    self.progress.routes += 1
+                    self._on_route(event, riders)
+                elif isinstance(event, ev.OtpIssued):
+                    self._otps[event.order_id] = event
+                    self._otp_waiters.setdefault(event.order_id, asyncio.Event()).set()
+                elif message.topic() == orders_topic:
+                    self._on_ledger(event)
+            self._news.set()
+            self._news = asyncio.Event()
 
     def _on_route(self, route: ev.RoutePlanned, riders: list[asyncio.Task[None]]) -> None:
         """The rider's next route, which replaces the one being driven (a re-plan) at its next wait."""

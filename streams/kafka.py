@@ -132,6 +132,20 @@ class Publisher:
     def poll(self) -> None:
         self.producer.poll(0)
 
+    def raise_failure(self) -> None:
+        """Serve delivery reports and raise the first failure reported so far, without waiting for
+        acks: a long-lived producer (the simulator) stops at the first lost write, not at its end."""
+        self.producer.poll(0)
+        if self._errors:
+            errors, self._errors = self._errors, []
+            raise errors[0]
+
+    def close(self) -> None:
+        """Drop whatever is still unsent (flush first to keep it) and release the client, so that it
+        does not outlive the broker it wrote to."""
+        self.producer.purge()
+        self.producer.close()
+
     def flush(self, timeout_s: float = 30.0) -> None:
         """Wait for the broker's acks of everything sent; raise the first failure."""
         remaining = self.producer.flush(timeout_s)

@@ -47,7 +47,8 @@ class Harness:
         for order in DAY.orders:
             self.submit(order)
 
-    async def send(self, topic: str, *, key: bytes, value: bytes, timestamp_ms: int | None = None) -> None:
+    def send(self, topic: str, key: bytes, value: bytes, timestamp_ms: int = 0) -> None:
+        """The runner's producer (``streams.kafka.Publisher.send``)."""
         event = self.codec.decode(value)
         self.sent.append(event)
         if topic == tp.INBOX.name:
