@@ -170,6 +170,7 @@ def tracking_config(settings: Settings) -> TrackingConfig:
                           partitions=settings.kafka_partitions, replication_factor=settings.kafka_replication_factor,
                           session_timeout_s=settings.kafka_session_timeout_s, heartbeat_s=settings.kafka_heartbeat_s,
                           checkpoint_s=settings.tracker_checkpoint_s, zones_file=settings.zones_file,
+                          max_zone_cells=settings.max_zone_cells,
                           limits=limits(settings))
 
 

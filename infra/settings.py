@@ -81,7 +81,7 @@ class Settings:
     max_order_skills: int = field(default=32, metadata={"doc": "Most skills one order may require."})
     max_id_chars: int = field(default=128, metadata={"doc": "Longest id (order, rider, hub, device...) accepted."})
     max_text_chars: int = field(default=4000, metadata={"doc": "Longest free-text field (address, reason...) accepted."})
-    max_zone_cells: int = field(default=20000, metadata={"doc": "Most H3 cells one custom zone may cover."})
+    max_zone_cells: int = field(default=5000, metadata={"doc": "Most H3 cells one custom zone may cover."})
     log_level: str = field(default="INFO", metadata={"doc": "Log level of workers and the command line."})
 
     @classmethod

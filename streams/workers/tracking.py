@@ -116,6 +116,7 @@ class TrackingConfig:
     heartbeat_s: float = 1.0
     checkpoint_s: float = 2.0
     zones_file: str = ""
+    max_zone_cells: int = 5_000
     limits: Limits = Limits()
 
     def topic(self, name: str) -> str:
@@ -153,7 +154,9 @@ class TrackerWorker:
         self.config = settings = config
         self.codec = codec or Codec()
         if settings.zones_file and params.zones is None:
-            params = dataclasses.replace(params, zones=load_zones(settings.zones_file, params.zone_params))
+            zone_params = dataclasses.replace(params.zone_params, max_cells=config.max_zone_cells)
+            params = dataclasses.replace(params, zones=load_zones(settings.zones_file, zone_params),
+                                         zone_params=zone_params)
         self.edge = Edge(self.codec, {config.topic(s.name): s for s in INPUTS}, config.limits)
         # Shifts are dead-lettered by the rider-shift agent, their one owner; here a bad one is skipped.
         self.dead_letters_for = {config.topic(tp.GPS.name), config.topic(tp.ROUTES.name)}
