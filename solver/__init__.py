@@ -3,6 +3,10 @@
 ``solve`` is a top-level function over plain dataclasses so it can run in a worker process
 (``ProcessPoolExecutor``). An engine (OR-Tools or PyVRP, see :mod:`solver.engines`) is imported
 only when there is something to solve, so importing this package or :mod:`solver.model` stays cheap.
+:mod:`solver.geo` (distances) is shared with live tracking; :mod:`solver.checker` checks a plan.
+
+May import: ``schemas``, numpy, h3; OR-Tools only in ``_ortools``, PyVRP only in ``_pyvrp``. Never
+``streams`` or ``infra``.
 """
 
 from __future__ import annotations
