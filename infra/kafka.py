@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from infra.errors import BrokerError
 from infra.settings import Settings
 from schemas import topics as tp
 from streams.edge import Limits
@@ -22,10 +23,6 @@ if TYPE_CHECKING:
     from streams.workers.tracking import TrackingConfig
 
 log = logging.getLogger(__name__)
-
-
-class BrokerError(RuntimeError):
-    """The embedded broker did not start, or a topic could not be created."""
 
 
 def free_port() -> int:

@@ -26,15 +26,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from infra.errors import RoadTableError
 from solver.model import Matrix
 from solver.travel import Location, Metres, Profile
 
 # (sources, targets) -> (durations in seconds, distances in metres), rows by source; None: no route
 Block = Callable[[Sequence[Location], Sequence[Location]], tuple[list[list[float | None]], list[list[float | None]]]]
-
-
-class RoadTableError(RuntimeError):
-    """The table service could not give a complete matrix (unreachable, refused, or no route)."""
 
 
 def fetch_json(request: urllib.request.Request, timeout_s: float, service: str) -> Any:

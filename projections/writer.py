@@ -16,6 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from projections import rows
@@ -166,6 +167,8 @@ class ProjectionWriter:
                 f"SELECT {', '.join(rows.ORDER_COLUMNS)} FROM {self.db}.order_state FINAL WHERE order_id IN %(ids)s",
                 parameters={"ids": list(order_ids)})
         for values in result.result_rows:
+            # DateTime64 columns come back naive; the fold compares them with events' aware UTC times.
+            values = [v.replace(tzinfo=UTC) if isinstance(v, datetime) and v.tzinfo is None else v for v in values]
             self._remember(rows.OrderRow(**dict(zip(rows.ORDER_COLUMNS, values, strict=True))))
 
     def close(self) -> None:

@@ -4,6 +4,7 @@ Imported by every other package; imports nothing of ours.
 """
 
 from schemas import events, topics
-from schemas.codec import Codec, DecodeError, InvalidEvent, MalformedMessage, UnknownSchema
+from schemas.codec import Codec
+from schemas.errors import DecodeError, InvalidEvent, MalformedMessage, SchemaError, UnknownSchema
 
-__all__ = ["Codec", "DecodeError", "InvalidEvent", "MalformedMessage", "UnknownSchema", "events", "topics"]
+__all__ = ["Codec", "DecodeError", "InvalidEvent", "MalformedMessage", "SchemaError", "UnknownSchema", "events", "topics"]

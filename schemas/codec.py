@@ -13,13 +13,8 @@ Registry look-ups never block a consumer's event loop: ``decode`` answers from t
 client's cache (a schema id once found is kept, one not found is remembered for a while), and an
 async edge fetches what :meth:`Codec.missing_schema_id` names in an executor before decoding.
 
-Errors::
-
-    DecodeError
-    ├── MalformedMessage   not an Avro message we can parse
-    └── UnknownSchema      framing is fine but the fingerprint / schema id is not ours
-    InvalidEvent (ValueError)  decodes, but breaks a rule of the contract (see rules.py)
-    RegistryError          the schema registry refused or did not answer a registration
+Errors: the tree in :mod:`schemas.errors` (``DecodeError``, ``InvalidEvent``, ``RegistryError``
+under ``SchemaError``).
 """
 
 from __future__ import annotations
@@ -42,6 +37,7 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from schemas import events as ev
+from schemas.errors import DecodeError, MalformedMessage, RegistryError, UnknownSchema
 from schemas.flat import flat_reader
 from schemas.redact import mask_urls
 from schemas.rules import InvalidEvent, check
@@ -49,22 +45,6 @@ from schemas.rules import InvalidEvent, check
 SCHEMA_DIR = Path(__file__).parent
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 CONFLUENT_MAGIC = b"\x00"
-
-
-class DecodeError(Exception):
-    """A message value could not be turned into an event."""
-
-
-class MalformedMessage(DecodeError):
-    pass
-
-
-class UnknownSchema(DecodeError):
-    pass
-
-
-class RegistryError(Exception):
-    """The schema registry refused a request or did not answer in time (text has no credentials)."""
 
 
 __all__ = ["Codec", "DecodeError", "MalformedMessage", "RegistryError", "SchemaRegistryClient", "UnknownSchema",

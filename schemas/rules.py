@@ -8,10 +8,7 @@ from __future__ import annotations
 import math
 
 from schemas import events as ev
-
-
-class InvalidEvent(ValueError):
-    """An event that has the right shape but breaks a rule of the contract."""
+from schemas.errors import InvalidEvent
 
 
 def _lat_lon(name: str, lat: float, lon: float) -> None:

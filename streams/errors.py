@@ -4,6 +4,7 @@
     ├── KafkaFailure      a Kafka call failed; ``code`` is the broker's or client's error code
     │   └── TopicError    a topic could not be created or described
     ├── StateError        a state record was refused (wrong kind, unknown version, not ours)
+    │   └── StaleState    a tracker checkpoint of another state format (streams.domain.tracking)
     └── WorkerError       a worker cannot go on (an output or checkpoint was not acknowledged)
 
 Kafka's own exceptions are translated once, in :mod:`streams.kafka`, by error code, never by text.

@@ -57,6 +57,7 @@ from streams.domain.orders.lifecycle import OrderState
 from streams.domain.orders.notify import NoticeState
 from streams.domain.tracking import alerts, eta, geofence, hygiene, zones
 from streams.domain.tracking.tracker import Fleet
+from streams.errors import StateError  # a value that cannot be encoded, or a record refused
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,6 @@ __all__ = ["KINDS", "NAMESPACE", "STATE_DIR", "FleetCheckpoint", "Kind", "RiderS
            "decode", "encode", "faust_value_type", "schema_of"]
 
 
-class StateError(ValueError):
-    """A state value that cannot be encoded, or a state record refused on decode."""
 
 
 # ---- the records that are not domain classes ----------------------------------------------

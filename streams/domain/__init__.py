@@ -7,6 +7,7 @@
 
 May import: the standard library, ``schemas``, ``solver`` (model, geometry, travel times, the
 re-plan problem; never an engine) and ``h3``. Never Kafka, Faust, ClickHouse, HTTP,
-the clock, ``infra`` or the stream edges (``streams.agents``, ``streams.workers``): callers pass
-time and ids in, so a replay derives the same events.
+the clock, ``infra`` or the stream edges (``streams.agents``, ``streams.workers``); of the rest of
+``streams`` only its exception root ``streams.errors``. Callers pass time and ids in, so a replay
+derives the same events.
 """

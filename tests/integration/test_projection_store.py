@@ -322,9 +322,6 @@ def test_order_state_row_round_trips(store_client: Any, db: str) -> None:
     assert stored["drop_lat"] == 12.9712345678901 and stored["cod_amount"] == 249.75
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "known defect: clickhouse-connect reads DateTime64(3, 'UTC') as naive datetimes, so the rows "
-    "ProjectionWriter._load_orders rebuilds cannot be folded with the next (tz-aware) event"))
 def test_a_fresh_writer_continues_an_order_from_the_stored_row(store_client: Any, db: str) -> None:
     """After a restart (or a cache eviction) the writer reads the order's row back and folds on."""
     ledger = delivered_ledger("o-cont")

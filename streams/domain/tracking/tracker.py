@@ -42,6 +42,7 @@ from streams.domain.ids import derived_id
 from streams.domain.orders import lifecycle
 from streams.domain.tracking import alerts, eta, geofence, hygiene
 from streams.domain.tracking.zones import RiderZones, ZoneEvent, ZoneIndex, ZoneParams, on_ping_zones
+from streams.errors import StateError
 
 # Bumped when what the rider and fleet states mean changes (a changed shape already changes the
 # checkpoint's schema, see ``streams.state``): a snapshot of another format is not loaded; the
@@ -160,7 +161,7 @@ class RiderLive:
         return rider
 
 
-class StaleState(ValueError):
+class StaleState(StateError):
     """A checkpoint written by a version whose state classes differ from this one's."""
 
 
