@@ -52,11 +52,40 @@ def _expected_tracking(day: GroundTruthDay, shifts: list[ev.RiderShiftStarted]) 
     return {e.event_id: e for e in events_of(out, tp.TRACKING)}
 
 
-def _produce(kafka: Kafka, topic: str, events: list[ev.Event]) -> None:
+def _produce(kafka: Kafka, topic: str, events: list[ev.Event]) -> dict[int, int]:
+    """Produce and wait for the acks; returns the last offset written per partition."""
     name = kafka.settings.topic(topic)
+    placed: dict[int, int] = {}
+
+    def on_delivery(err: object, msg: object) -> None:
+        if err is None:
+            placed[msg.partition()] = max(placed.get(msg.partition(), -1), msg.offset())  # type: ignore[attr-defined]
+
     for e in events:
-        kafka.producer.produce(name, key=e.key.encode(), value=CODEC.encode(e, name), timestamp=stamp(e))
+        kafka.producer.produce(name, key=e.key.encode(), value=CODEC.encode(e, name), timestamp=stamp(e),
+                               on_delivery=on_delivery)
     kafka.producer.flush(30)
+    return placed
+
+
+def _wait_committed(settings: Settings, group: str, topic: str, placed: dict[int, int], timeout_s: float = 90) -> None:
+    """Until ``group`` has committed past every offset in ``placed`` (a deadline, not a guess)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from infra.kafka import confluent_config
+
+    probe = Consumer(confluent_config(settings, **{"group.id": group, "enable.auto.commit": False}))
+    try:
+        deadline = time.monotonic() + timeout_s
+        name = settings.topic(topic)
+        while time.monotonic() < deadline:
+            committed = probe.committed([TopicPartition(name, p) for p in placed], timeout=10)
+            if all(c.offset > placed[c.partition] for c in committed):
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"{group} did not commit past {placed} on {name} within {timeout_s} s")
+    finally:
+        probe.close()
 
 
 def test_survivors_take_over_a_killed_worker_of_each_kind_with_nothing_lost_or_doubled(settings: Settings) -> None:
@@ -80,8 +109,9 @@ def test_survivors_take_over_a_killed_worker_of_each_kind_with_nothing_lost_or_d
         facts = _expected_tracking(day, shifts)
         assert len(facts) >= 6 * 4  # arrivals and departures at hubs and stops
         _produce(kafka, "riders", shifts)
-        _produce(kafka, "routes", [r.route for r in day.riders])
-        time.sleep(2.0)  # plans before pings: the tracking workers read their topics side by side
+        placed = _produce(kafka, "routes", [r.route for r in day.riders])
+        # plans before pings: the tracking workers read their topics side by side
+        _wait_committed(own, f"{own.app_id}-tracking", "routes", placed)
         orders = [order_created(hub_id=f"hub-share-{new_id()[:6]}") for _ in range(60)]
         t = now()
         assigned = [ev.OrderAssigned(event_id=new_id(), occurred_at=t, order_id=o.order_id, rider_id="r1",
