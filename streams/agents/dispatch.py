@@ -32,6 +32,11 @@ class HubDispatcher:
         self.streams = streams
         self.hub_states = hub_states
         self.last_change: dict[bytes, float] = {}
+        # A plan's outcome is published, then folded into the hub's state; events handled in between
+        # would be overwritten (lost), and a rider's "out for delivery" read before its route is
+        # known would be ignored (its parcels then looked movable). So the agent and the timer take
+        # turns: nothing is folded while an outcome is between its publish and its write.
+        self.lock = asyncio.Lock()
         self._executor: Executor | None = None
         self._make_executor = executor or (lambda: ProcessPoolExecutor(
             max_workers=1, mp_context=multiprocessing.get_context("spawn")))
@@ -49,7 +54,8 @@ class HubDispatcher:
         if item is None:
             return
         hub = message.key  # raw bytes: the table key
-        self.hub_states[hub] = hubs.on_hub_event(self.hub(hub), item)
+        async with self.lock:
+            self.hub_states[hub] = hubs.on_hub_event(self.hub(hub), item)
         self.last_change[hub] = time.monotonic()
 
     def stream_now(self, hub: bytes, pool: dispatch.HubPool) -> float | None:
@@ -75,12 +81,13 @@ class HubDispatcher:
         started = time.monotonic()
         solution = await asyncio.get_running_loop().run_in_executor(
             self.executor(), solve, plan.problem, SolveParams(time_limit_s=settings.dispatch_time_limit_s))
-        current = self.hub(hub)  # events went on arriving while the solver ran
-        outcome = dispatch.apply_plan(current.pool, plan, solution)
-        log.info("hub %s: planned %d orders on %d routes in %.1fs, %d unassigned", hub, len(outcome.assignments),
-                 len(outcome.routes), time.monotonic() - started, len(solution.unassigned))
-        await self._publish(outcome)
-        self.hub_states[hub] = hubs.on_dispatched(current, outcome)
+        async with self.lock:
+            current = self.hub(hub)  # events went on arriving while the solver ran
+            outcome = dispatch.apply_plan(current.pool, plan, solution)
+            log.info("hub %s: planned %d orders on %d routes in %.1fs, %d unassigned", hub, len(outcome.assignments),
+                     len(outcome.routes), time.monotonic() - started, len(solution.unassigned))
+            await self._publish(outcome)
+            self.hub_states[hub] = hubs.on_dispatched(current, outcome)
 
     async def replan(self, hub: bytes) -> None:
         settings = self.streams.settings
@@ -88,11 +95,13 @@ class HubDispatcher:
         now = self.stream_now(hub, state.pool)
         if now is None or not (state.routes.pending or state.solving):
             return
-        left_over = state.solving
-        state, requests = hubs.start_replans(state, now)
-        if not requests and not left_over:  # all held by the rate limit: nothing new to keep
-            return
-        self.hub_states[hub] = state
+        async with self.lock:
+            state = self.hub(hub)
+            left_over = state.solving
+            state, requests = hubs.start_replans(state, now)
+            if not requests and not left_over:  # all held by the rate limit: nothing new to keep
+                return
+            self.hub_states[hub] = state
         for request in requests:
             started = time.monotonic()
             try:
@@ -102,16 +111,18 @@ class HubDispatcher:
             except Exception:
                 log.exception("hub %s: re-plan %s failed; its triggers wait for the next round", hub,
                               request.request_id)
-                self.hub_states[hub] = hubs.fail_replan(self.hub(hub), request)
+                async with self.lock:
+                    self.hub_states[hub] = hubs.fail_replan(self.hub(hub), request)
                 continue
-            current = self.hub(hub)
-            now = self.stream_now(hub, current.pool) or now
-            current, outcome, out = hubs.finish_replan(current, request, solution, now)
-            log.info("hub %s: re-plan (%s) for %s in %.1fs: %d routes, %d dropped%s", hub, request.reason,
-                     ", ".join(request.riders + request.offline), time.monotonic() - started, len(out.routes),
-                     len(out.alerts), " (stale: again next round)" if outcome.stale else "")
-            await self._publish(out)
-            self.hub_states[hub] = current
+            async with self.lock:
+                current = self.hub(hub)
+                now = self.stream_now(hub, current.pool) or now
+                current, outcome, out = hubs.finish_replan(current, request, solution, now)
+                log.info("hub %s: re-plan (%s) for %s in %.1fs: %d routes, %d dropped%s", hub, request.reason,
+                         ", ".join(request.riders + request.offline), time.monotonic() - started, len(out.routes),
+                         len(out.alerts), " (stale: again next round)" if outcome.stale else "")
+                await self._publish(out)
+                self.hub_states[hub] = current
 
     async def _publish(self, out: Any) -> None:
         await self.streams.publish(tp.INBOX, out.assignments)

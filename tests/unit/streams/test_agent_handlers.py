@@ -182,3 +182,39 @@ def test_notifications_an_order_out_with_an_eta_tells_the_customer(streams: Stre
     run(notices.tell_arriving_soon())
     assert [n.kind for n in sent(streams, tp.NOTIFICATIONS)][len(kinds):] == [ev.NoticeKind.ARRIVING_SOON]
     assert len(streams.sent) == before + 1
+
+
+def test_dispatch_loses_no_event_that_arrives_while_a_plan_is_being_published(streams: Streams) -> None:
+    """An order created while dispatch waits for its outcome's acks is still in the pool afterwards,
+    and an 'out for delivery' of a planned order, read right after, finds its route (parcel on board)."""
+    pool = ThreadPoolExecutor(1)
+    states: dict[bytes, Any] = {}
+    dispatcher = dispatch_agent.HubDispatcher(streams, states, executor=lambda: pool)
+    for event in (shift(), order("ord-1")):
+        run(dispatcher.handle_hub_input(rec(streams, tp.DISPATCH_QUEUE, event, key="hub-1")))
+    publish = streams.publish
+    publishing = asyncio.Event()
+
+    async def slow_publish(*args: Any, **kwargs: Any) -> None:  # the broker's acks take a while
+        publishing.set()
+        await asyncio.sleep(0.05)
+        await publish(*args, **kwargs)
+
+    streams.publish = slow_publish  # type: ignore[method-assign]
+    late = order("ord-late")
+    out = ev.StatusChanged(event_id="out-1", occurred_at=T0 + timedelta(minutes=1), order_id="ord-1",
+                           from_status=ev.OrderStatus.ASSIGNED, to_status=ev.OrderStatus.OUT_FOR_DELIVERY,
+                           rider_id="rider-1")
+
+    async def day() -> None:
+        planning = asyncio.create_task(dispatcher.plan_quiet_hubs())
+        await asyncio.wait_for(publishing.wait(), 30)  # solved; its outcome is on its way to the broker
+        await dispatcher.handle_hub_input(rec(streams, tp.DISPATCH_QUEUE, late, key="hub-1"))
+        await dispatcher.handle_hub_input(rec(streams, tp.DISPATCH_QUEUE, out, key="hub-1"))
+        await planning
+
+    run(day())
+    pool.shutdown()
+    hub = dispatcher.hub(b"hub-1")
+    assert "ord-late" in hub.pool.pending  # not overwritten by the plan's outcome
+    assert "ord-1" in hub.routes.plans["rider-1"].on_board  # the route was known when the parcel left
