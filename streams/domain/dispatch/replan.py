@@ -13,7 +13,8 @@ Five events re-plan routes already being driven:
   per order, so a stop that stays late does not re-plan its rider over and over;
 - **rider offline** (no accepted fix for ``offline_after_s``, the tracker's ``rider_offline``
   alert (silent 5 min out on the route), or a shift ended with stops left):
-  the rider keeps only the stop being served; the stops not started go to the nearest riders.
+  the rider keeps the stop being served and the parcels on board; the other stops go to the
+  nearest riders.
 
 Triggers wait in :attr:`ReplanState.pending`; :func:`due` merges those that share riders into one
 request per group and holds a group back while any of its riders was re-planned less than
@@ -548,7 +549,7 @@ def apply_result(state: ReplanState, request: ReplanRequest, solution: Solution,
         plan = plans.get(r)
         if plan is None or plan.route_id != request.route_ids[r]:
             return _stale(state, request)
-        new[r] = (plan.started,) if plan.started and plan.started not in state.closed else ()
+        new[r] = _kept(state, plan)
 
     out_plans: list[RoutePlan] = []
     next_plans = {r: p for r, p in plans.items() if r not in new}
@@ -654,8 +655,14 @@ def _without(d: dict, key: str) -> dict:
 
 
 def _released(state: ReplanState, plan: RiderPlan) -> tuple[str, ...]:
-    """What an offline rider gives up: open stops not being served."""
-    return tuple(s for s in plan.stops if s != plan.started and s not in state.closed)
+    """What an offline rider gives up: open stops neither being served nor on board (a parcel in its
+    box only it can deliver: moving it would be refused by the ledger, and nobody would deliver it)."""
+    return tuple(s for s in plan.stops if s != plan.started and s not in state.closed and s not in plan.on_board)
+
+
+def _kept(state: ReplanState, plan: RiderPlan) -> tuple[str, ...]:
+    """What an offline rider keeps: the stop being served and the parcels on board, in route order."""
+    return tuple(s for s in plan.stops if s not in state.closed and (s == plan.started or s in plan.on_board))
 
 
 def _go_offline(state: ReplanState, rider_id: str, now: float, params: ReplanParams, note: str) -> ReplanState:

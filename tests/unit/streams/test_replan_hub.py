@@ -64,13 +64,13 @@ def fold(hub: hb.Hub, *events: ev.Event) -> hb.Hub:
     return hub
 
 
-def dispatched() -> hb.Hub:
-    """Riders a (o1, o2, o3) and b (o4), planned by dispatch, all out for delivery."""
+def dispatched(out: bool = True) -> hb.Hub:
+    """Riders a (o1, o2, o3) and b (o4), planned by dispatch; ``out``: all out for delivery."""
     hub = fold(hb.hub_state(None, HUB), shift("a"), shift("b"),
                *(order(f"o{k}", 12.97 + 0.01 * k) for k in range(1, 5)))
     routes = {"a": ("o1", "o2", "o3"), "b": ("o4",)}
     hub = hb.on_dispatched(hub, dispatch.apply_plan(hub.pool, dispatch.build_problem(hub.pool), solution(**routes)))
-    return fold(hub, *(status(o, S.OUT_FOR_DELIVERY, r, 60) for r, stops in routes.items() for o in stops))
+    return fold(hub, *(status(o, S.OUT_FOR_DELIVERY, r, 60) for r, stops in routes.items() for o in stops if out))
 
 
 def test_dispatchs_routes_are_the_routes_replanned() -> None:
@@ -115,7 +115,7 @@ def test_an_urgent_order_placed_by_a_replan_is_assigned_and_leaves_dispatchs_poo
 
 
 def test_an_offline_riders_stops_no_rider_on_a_route_takes_go_back_to_dispatch_for_a_free_rider() -> None:
-    hub = fold(dispatched(), ev.AlertRaised(
+    hub = fold(dispatched(out=False), ev.AlertRaised(
         event_id="off-a", occurred_at=at(400), subject_id="a", kind="rider_offline", severity=ev.Severity.CRITICAL,
         rider_id="a", message="no ping for 5 min out on the route"))
     hub, (request,) = hb.start_replans(hub, ts(401))
@@ -159,7 +159,7 @@ def test_a_bare_pool_stored_before_replanning_keeps_its_orders() -> None:
 
 
 def test_no_rider_is_judged_offline_for_silence_without_gps() -> None:
-    hub = dispatched()
+    hub = dispatched(out=False)
     later = dataclasses.replace(hub.pool, clock=at(3 * 3600))
     _, requests = hb.start_replans(dataclasses.replace(hub, pool=later), ts(3 * 3600))
     assert requests == []

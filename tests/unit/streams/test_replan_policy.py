@@ -79,7 +79,8 @@ ROUTES = {"a": ["a1", "a2", "a3"], "b": ["b1", "b2", "b3"], "c": ["c1", "c2", "c
 POSITIONS = {"a": point(0.5), "b": point(0.5, 0.8), "c": point(-7)}
 
 
-def fleet(params: rp.ReplanParams = rp.DEFAULT_PARAMS) -> rp.ReplanState:
+def fleet(params: rp.ReplanParams = rp.DEFAULT_PARAMS, out: bool = True) -> rp.ReplanState:
+    """Riders on their routes; ``out``: every parcel on board (out for delivery), else assigned only."""
     state = rp.ReplanState(hub_id="h1")
     for rider in ROUTES:
         state = rp.on_event(state, shift(rider), params)
@@ -87,7 +88,7 @@ def fleet(params: rp.ReplanParams = rp.DEFAULT_PARAMS) -> rp.ReplanState:
         state = rp.on_event(state, order(order_id, where), params)
     for rider, stops in ROUTES.items():
         state = rp.on_event(state, route(rider, stops, WHERE), params)
-        for s in stops:
+        for s in stops if out else ():
             state = rp.on_event(state, status(s, S.OUT_FOR_DELIVERY, rider, at_s=60), params)
     return rp.on_fixes(state, {r: rp.Fix(*p, ts(0)) for r, p in POSITIONS.items()})
 
@@ -175,7 +176,7 @@ def test_a_stop_late_past_the_threshold_replans_its_rider_once() -> None:
 
 def test_a_silent_rider_loses_its_open_stops_to_the_others_and_gets_nothing_new() -> None:
     params = rp.ReplanParams(offline_after_s=300, nearest_riders=2)
-    state = fleet(params)
+    state = fleet(params, out=False)  # assigned, not yet on board: movable
     state = rp.on_event(state, status("a1", S.ARRIVED, "a", at_s=30), params)  # a is at a1's door
     state = rp.on_fixes(state, {"b": rp.Fix(*POSITIONS["b"], ts(400)), "c": rp.Fix(*POSITIONS["c"], ts(400))})
     state, requests = rp.due(state, ts(200), params)
@@ -204,7 +205,7 @@ def test_a_silent_rider_loses_its_open_stops_to_the_others_and_gets_nothing_new(
 
 
 def test_a_shift_ended_with_stops_left_redistributes_them() -> None:
-    state = rp.on_event(fleet(), ev.RiderShiftEnded(event_id=eid(), occurred_at=at(500), rider_id="c"))
+    state = rp.on_event(fleet(out=False), ev.RiderShiftEnded(event_id=eid(), occurred_at=at(500), rider_id="c"))
     (trigger,) = state.pending
     assert (trigger.kind, trigger.subject_id) == ("rider_offline", "c") and "c" in trigger.riders
     assert trigger.riders - {"c"}  # someone takes over
@@ -214,7 +215,7 @@ def test_the_trackers_offline_alert_redistributes_at_the_dispatcher_and_its_fix_
         ) -> None:
     """Dispatch reads no GPS (DISPATCH_PARAMS: no fix-based offline rule); the tracker's rider_offline
     alert and its forwarded first fix back are how a hub's dispatcher learns either."""
-    hub = hb.Hub(pool=dispatch.HubPool(hub_id="h1"), routes=fleet(rp.DISPATCH_PARAMS))
+    hub = hb.Hub(pool=dispatch.HubPool(hub_id="h1"), routes=fleet(rp.DISPATCH_PARAMS, out=False))
     alert = ev.AlertRaised(event_id=eid(), occurred_at=at(400), subject_id="a", kind="rider_offline",
                            severity=ev.Severity.CRITICAL, rider_id="a", message="no ping for 5 min out on the route")
     hub = hb.on_hub_event(hub, alert)
@@ -361,3 +362,18 @@ def test_the_lock_policy_of_the_params_reaches_the_request() -> None:
     _, (request,) = rp.due(state, ts(1), params)
     assert request.policy.lock_next == 2
     assert build(request.situation, request.changes, request.policy).vehicles[0].locked == ("c2", "c3")
+
+
+def test_a_silent_rider_keeps_the_parcels_on_board_and_nobody_else_is_offered_them() -> None:
+    """Only the rider holding a parcel can deliver it (the ledger refuses to assign it elsewhere):
+    an offline rider whose parcels are all on board gives nothing up, so no re-plan moves them."""
+    params = rp.ReplanParams(offline_after_s=300, nearest_riders=2)
+    state = fleet(params)  # every parcel out for delivery
+    state = rp.on_event(state, status("a1", S.ARRIVED, "a", at_s=30), params)
+    state = rp.on_fixes(state, {"b": rp.Fix(*POSITIONS["b"], ts(400)), "c": rp.Fix(*POSITIONS["c"], ts(400))})
+    state, requests = rp.due(state, ts(400), params)
+    assert all(set(r.riders) <= {"a"} for r in requests)  # no other rider is re-planned with a's parcels
+    for request in requests:
+        solution = reoptimise(request.situation, request.changes, request.policy, params=FAST)
+        state, _ = rp.apply_result(state, request, solution, ts(401), params)
+    assert state.plans["a"].stops == tuple(ROUTES["a"])  # the stop being served first, then the parcels it holds
