@@ -103,7 +103,6 @@ def test_a_record_without_a_timestamp_is_bounded_by_now() -> None:
 def test_a_replayed_day_stamped_with_its_own_time_is_accepted_but_never_past_now() -> None:
     """A simulator or replay stamps records with event time: old days pass; a forged future never does."""
     old = NOW - timedelta(days=30)
-    assert EDGE.accept(record(ping(occurred_at=old, device_time=old), timestamp=old), NOW_S) is not None
     assert not isinstance(EDGE.accept(record(ping(occurred_at=old, device_time=old), timestamp=old), NOW_S), Rejection)
     future = datetime(9999, 1, 1, tzinfo=UTC)
     assert "occurred_at" in refused(record(ping(occurred_at=future, device_time=future), timestamp=future)).reason
@@ -132,7 +131,7 @@ def test_an_empty_order_id_inside_a_route_is_refused_by_the_contract() -> None:
 
 def test_routes_with_too_many_stops_and_orders_with_too_many_skills_are_refused() -> None:
     assert "1001 stops" in refused(record(route(1001), "routes")).reason
-    assert EDGE.accept(record(route(1000), "routes"), NOW_S) is not None
+    assert not isinstance(EDGE.accept(record(route(1000), "routes"), NOW_S), Rejection)
     skills = tuple(f"s{i}" for i in range(33))
     assert "33 skills" in refused(record(order(required_skills=skills), "inbox")).reason
 
