@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -127,3 +127,24 @@ def stop(*procs: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def every_record(bootstrap: str, prefixes: tuple[str, ...], idle_s: float = 2.0) -> Iterator[Any]:
+    """Every record of every topic whose name starts with one of ``prefixes``, from the start, until
+    nothing new came for ``idle_s`` (the embedded broker reports end offsets short)."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    settings = Settings.from_env({}, kafka_bootstrap=bootstrap)
+    consumer = Consumer(confluent_config(settings, **{"group.id": f"audit-{new_id()}", "enable.auto.commit": False}))
+    try:
+        metadata = consumer.list_topics(timeout=10)
+        topics = {t for t in metadata.topics if t.startswith(prefixes)}
+        consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in topics for p in metadata.topics[t].partitions])
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < idle_s:
+            batch = consumer.consume(num_messages=5000, timeout=0.3)
+            if batch:
+                quiet_since = time.monotonic()
+            yield from (m for m in batch if not m.error())
+    finally:
+        consumer.close()

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Kafka, new_id, now, order_created
+from harness import Kafka, every_record, new_id, now, order_created
 
-from infra.kafka import EmbeddedBroker, confluent_config, free_port
+from infra.kafka import EmbeddedBroker, free_port
 from infra.settings import Settings
 from infra.stack import ENDPOINT_FILE, query_running
 from schemas import events as ev
@@ -151,29 +151,12 @@ def open_modes(data_dir: Path) -> dict[str, str]:
 def topic_records(bootstrap: str, prefixes: tuple[str, ...], idle_s: float = 2.0) -> tuple[int, list[str]]:
     """(records read, leaks found) over every record (key, value, headers) of every topic whose
     name starts with one of ``prefixes`` (our topics, Faust's changelogs, the tracker's state)."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
-    settings = Settings.from_env({}, kafka_bootstrap=bootstrap)
-    consumer = Consumer(confluent_config(settings, **{"group.id": f"audit-{new_id()}", "enable.auto.commit": False}))
-    try:
-        metadata = consumer.list_topics(timeout=10)
-        topics = [t for t in metadata.topics if t.startswith(prefixes)]
-        consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in topics for p in metadata.topics[t].partitions])
-        count, found = 0, []
-        quiet_since = time.monotonic()
-        while time.monotonic() - quiet_since < idle_s:
-            batch = consumer.consume(num_messages=5000, timeout=0.3)
-            if batch:
-                quiet_since = time.monotonic()
-            for m in batch:
-                if m.error():
-                    continue
-                count += 1
-                raw = (m.key() or b"") + (m.value() or b"") + b"".join(v or b"" for _, v in (m.headers() or []))
-                found += [f"{m.topic()}/{m.partition()}/{m.offset()}: {leak}" for leak in leaks(raw)]
-        return count, found
-    finally:
-        consumer.close()
+    count, found = 0, []
+    for m in every_record(bootstrap, prefixes, idle_s):
+        count += 1
+        raw = (m.key() or b"") + (m.value() or b"") + b"".join(v or b"" for _, v in (m.headers() or []))
+        found += [f"{m.topic()}/{m.partition()}/{m.offset()}: {leak}" for leak in leaks(raw)]
+    return count, found
 
 
 def table_dump(run_query: Any, database: str) -> tuple[int, list[str]]:

@@ -7,16 +7,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import new_id
+from harness import every_record
 
-from infra.kafka import EmbeddedBroker, confluent_config
-from infra.settings import Settings
+from infra.kafka import EmbeddedBroker
 from schemas import Codec, DecodeError, InvalidEvent
 from streams import state
 
@@ -39,47 +37,30 @@ class Scan:
 
 def scan(bootstrap: str, prefix: str, idle_s: float = 3.0) -> Scan:
     """Every record of every topic whose name starts with ``prefix``, decoded."""
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-
     events = Codec()
     codec = state.StateCodec()
     state_kinds = codec.fingerprints()
     out = Scan()
-    settings = Settings.from_env({}, kafka_bootstrap=bootstrap)
-    consumer = Consumer(confluent_config(settings, **{"group.id": f"audit-{new_id()}", "enable.auto.commit": False}))
-    try:
-        metadata = consumer.list_topics(timeout=10)
-        out.topics = {t for t in metadata.topics if t.startswith(prefix)}
-        consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in out.topics
-                         for p in metadata.topics[t].partitions])
-        quiet_since = time.monotonic()
-        while time.monotonic() - quiet_since < idle_s:
-            batch = consumer.consume(num_messages=5000, timeout=0.3)
-            if batch:
-                quiet_since = time.monotonic()
-            for m in batch:
-                if m.error():
-                    continue
-                where = f"{m.topic()}/{m.partition()}/{m.offset()} key {m.key()!r}"
-                value = m.value()
-                if value is None:
-                    out.tombstones += 1
-                    continue
-                if value[:1] == PICKLE_PROTOCOL_2_UP:
-                    out.pickles.append(where)
-                kind = state_kinds.get(bytes(value[2:10])) if value[:2] == b"\xc3\x01" else None
-                try:
-                    if kind is not None:
-                        codec.decode(kind, value)
-                        out.states[kind] += 1
-                        out.largest_state = max(out.largest_state, (len(value), f"{kind} at {where}"))
-                    else:
-                        out.events[type(events.decode(value)).__name__] += 1
-                except (state.StateError, DecodeError, InvalidEvent) as exc:
-                    out.undecodable.append(f"{where}: {exc}")
-        return out
-    finally:
-        consumer.close()
+    for m in every_record(bootstrap, (prefix,), idle_s):
+        out.topics.add(m.topic())  # topics with records: the changelogs and the state topic must be among them
+        where = f"{m.topic()}/{m.partition()}/{m.offset()} key {m.key()!r}"
+        value = m.value()
+        if value is None:
+            out.tombstones += 1
+            continue
+        if value[:1] == PICKLE_PROTOCOL_2_UP:
+            out.pickles.append(where)
+        kind = state_kinds.get(bytes(value[2:10])) if value[:2] == b"\xc3\x01" else None
+        try:
+            if kind is not None:
+                codec.decode(kind, value)
+                out.states[kind] += 1
+                out.largest_state = max(out.largest_state, (len(value), f"{kind} at {where}"))
+            else:
+                out.events[type(events.decode(value)).__name__] += 1
+        except (state.StateError, DecodeError, InvalidEvent) as exc:
+            out.undecodable.append(f"{where}: {exc}")
+    return out
 
 
 def test_a_demo_day_leaves_no_pickle_on_any_topic(broker: EmbeddedBroker, tmp_path: Path) -> None:
