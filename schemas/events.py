@@ -42,6 +42,32 @@ class StopKind(enum.StrEnum):
     PICKUP = "pickup"
 
 
+class FailureReason(enum.StrEnum):
+    """Why a delivery attempt failed (``other`` needs the rider's words in ``StatusChanged.reason``)."""
+
+    CUSTOMER_NOT_AVAILABLE = "customer_not_available"
+    ADDRESS_NOT_FOUND = "address_not_found"
+    REFUSED = "refused"
+    DAMAGED = "damaged"
+    NO_ACCESS = "no_access"
+    COD_NOT_READY = "cod_not_ready"
+    OTHER = "other"
+
+
+class ReattemptMode(enum.StrEnum):
+    """When a failed order is tried again: later the same day, the next day, or in the slot the customer picks."""
+
+    SAME_DAY = "same_day"
+    NEXT_DAY = "next_day"
+    CUSTOMER_SLOT = "customer_slot"
+
+
+class AttemptDecision(enum.StrEnum):
+    REATTEMPT = "reattempt"  # back to dispatch with a new window
+    AWAIT_CUSTOMER_SLOT = "await_customer_slot"  # back to dispatch once the customer picks a window (OrderUpdated)
+    RETURN_TO_HUB = "return_to_hub"  # no attempts left: the rider brings the parcel back
+
+
 class Severity(enum.StrEnum):
     INFO = "info"
     WARNING = "warning"
@@ -88,6 +114,25 @@ class Location:
 class GeoPoint:
     lat: float
     lon: float
+
+
+@dataclass(**_EVENT)
+class PlannedBreak:
+    """A break the shift owes the rider: ``duration_s`` long, starting between the two times."""
+
+    break_id: str
+    earliest_start: datetime
+    latest_start: datetime
+    duration_s: int
+
+
+@dataclass(**_EVENT)
+class RouteBreak:
+    """When the plan has the rider take a planned break."""
+
+    break_id: str
+    start: datetime
+    end: datetime
 
 
 @dataclass(**_EVENT)
@@ -151,6 +196,9 @@ class OrderCreated(OrderEvent):
     currency: str = ""
     priority: int = 0
     instructions: str = ""
+    promise_min: int | None = None  # hyperlocal: minutes from creation to the door (the drop's deadline)
+    max_attempts: int | None = None  # overrides the hub's re-attempt policy
+    reattempt: ReattemptMode | None = None  # overrides the hub's re-attempt policy
 
 
 @dataclass(**_EVENT)
@@ -161,6 +209,10 @@ class OrderUpdated(OrderEvent):
     service_time_s: int | None = None
     priority: int | None = None
     instructions: str | None = None
+    pickup: Location | None = None
+    weight_kg: float | None = None
+    volume_l: float | None = None
+    units: int | None = None
 
 
 @dataclass(**_EVENT)
@@ -180,6 +232,22 @@ class RiderShiftStarted(RiderEvent):
     shift_start: datetime
     shift_end: datetime
     start: GeoPoint
+    breaks: tuple[PlannedBreak, ...] = ()
+
+
+@dataclass(**_EVENT)
+class BreakStarted(RiderEvent):
+    """The rider app reports a break begun (a planned one, by id, or an unplanned one)."""
+
+    break_id: str | None = None
+    expected_end: datetime | None = None
+    position: GeoPoint | None = None
+
+
+@dataclass(**_EVENT)
+class BreakEnded(RiderEvent):
+    break_id: str | None = None
+    position: GeoPoint | None = None
 
 
 @dataclass(**_EVENT)
@@ -206,6 +274,7 @@ class OrderAssigned(OrderEvent):
     route_id: str
     sequence: int
     planned_arrival: datetime
+    assigned_by: str = "dispatch"  # "dispatch" for a plan; anything else (e.g. "dispatcher:ana") is a manual assignment
 
 
 @dataclass(**_EVENT)
@@ -218,6 +287,7 @@ class RoutePlanned(RiderEvent):
     planned_end: datetime
     distance_m: float
     reason: str = "dispatch"  # "dispatch" for a new plan, else the re-plan triggers ("failed_delivery: ord-1; ...")
+    breaks: tuple[RouteBreak, ...] = ()
 
 
 @dataclass(**_EVENT)
@@ -227,6 +297,20 @@ class StatusChanged(OrderEvent):
     reason: str = ""
     rider_id: str | None = None
     location: GeoPoint | None = None
+    failure_reason: FailureReason | None = None  # required with to_status failed
+
+
+@dataclass(**_EVENT)
+class AttemptDecided(OrderEvent):
+    """What happens after a failed attempt, and why (the re-attempt policy's decision)."""
+
+    attempt: int  # the attempt that failed (1 = first)
+    failure_reason: FailureReason
+    decision: AttemptDecision
+    rider_id: str | None = None  # who holds the parcel
+    window_start: datetime | None = None  # the re-attempt's window (decision reattempt)
+    window_end: datetime | None = None
+    reason: str
 
 
 @dataclass(**_EVENT)
@@ -280,6 +364,7 @@ class ArrivedAtStop(RiderEvent):
     location: GeoPoint
     confidence: float  # 0..1 score, not a calibrated probability
     source_ping_id: str  # the ping that confirmed it
+    stop_kind: StopKind | None = None  # pickup or drop, for stops
 
 
 @dataclass(**_EVENT)
@@ -291,6 +376,7 @@ class DepartedStop(RiderEvent):
     departed_at: datetime  # last fix inside the enter radius
     confidence: float
     source_ping_id: str
+    stop_kind: StopKind | None = None
 
 
 @dataclass(**_EVENT)
@@ -344,8 +430,25 @@ class DeadLetter(Event):
         return self.source_key
 
 
+@dataclass(**_EVENT)
+class TravelTimesLearned(Event):
+    """What the tracker learned of a vehicle type's travel, for planners: hourly straight-line
+    speeds of whole legs (detours, lights and parking included) and how service times compare
+    with what orders say."""
+
+    vehicle_type: VehicleType
+    leg_speed_mps: tuple[float, ...]  # 24 values: great-circle metres per second of a leg starting in hour h (UTC)
+    service_factor: float  # actual service time / the order's service_time_s
+    legs: int  # legs observed so far (0: the values are priors)
+
+    @property
+    def key(self) -> str:
+        return str(self.vehicle_type)
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     OrderCreated, OrderUpdated, OrderCancelled, RiderShiftStarted, RiderShiftEnded, GpsPing,
     OrderAssigned, RoutePlanned, StatusChanged, PodSubmitted, PodAccepted, PodRejected,
     OtpIssued, EtaUpdated, AlertRaised, DeadLetter, ArrivedAtStop, DepartedStop, ZoneEvent, CustomerNotified,
+    AttemptDecided, BreakStarted, BreakEnded, TravelTimesLearned,
 )
