@@ -21,10 +21,13 @@ class TopicSpec:
     events: tuple[type[ev.Event], ...]
     doc: str
     retention_ms: int = 7 * DAY_MS
+    compacted: bool = False  # the latest value per key is what counts (kept forever, older ones compacted away)
 
     def config(self) -> dict[str, str]:
-        """Our topics are streams, time-retained. (State lives in Faust's table changelogs,
-        which Faust creates compacted.)"""
+        """Our topics are streams, time-retained, except a compacted one, which is a table of the
+        latest value per key. (State lives in Faust's table changelogs, which Faust creates compacted.)"""
+        if self.compacted:
+            return {"cleanup.policy": "compact"}
         return {"cleanup.policy": "delete", "retention.ms": str(self.retention_ms)}
 
 
@@ -37,12 +40,14 @@ INBOX = TopicSpec(
 ORDERS = TopicSpec(
     name="orders", key="order_id",
     events=(ev.OrderCreated, ev.OrderUpdated, ev.OrderCancelled, ev.OrderAssigned, ev.StatusChanged,
-            ev.PodSubmitted, ev.PodAccepted, ev.PodRejected),
-    doc="The order ledger: accepted order events in lifecycle order. One writer (the lifecycle agent).",
+            ev.PodSubmitted, ev.PodAccepted, ev.PodRejected, ev.AttemptDecided),
+    doc="The order ledger: accepted order events in lifecycle order, and after each failed attempt the "
+        "re-attempt decision. One writer (the lifecycle agent).",
     retention_ms=30 * DAY_MS,
 )
-RIDERS = TopicSpec(name="riders", key="rider_id", events=(ev.RiderShiftStarted, ev.RiderShiftEnded),
-                   doc="Rider shifts from rider apps.", retention_ms=30 * DAY_MS)
+RIDERS = TopicSpec(name="riders", key="rider_id",
+                   events=(ev.RiderShiftStarted, ev.RiderShiftEnded, ev.BreakStarted, ev.BreakEnded),
+                   doc="Rider shifts and breaks from rider apps.", retention_ms=30 * DAY_MS)
 GPS = TopicSpec(name="gps", key="rider_id", events=(ev.GpsPing,), doc="Position fixes from rider devices.",
                 retention_ms=3 * DAY_MS)
 ROUTES = TopicSpec(name="routes", key="rider_id", events=(ev.RoutePlanned,), doc="Route plans from dispatch.",
@@ -62,15 +67,21 @@ NOTIFICATIONS = TopicSpec(name="notifications", key="order_id", events=(ev.OtpIs
 DEAD_LETTER = TopicSpec(name="dead-letter", key="source_key", events=(ev.DeadLetter,),
                         doc="Messages we could not accept, with the original bytes and why.",
                         retention_ms=30 * DAY_MS)
+TRAVEL_TIMES = TopicSpec(name="travel-times", key="vehicle_type", events=(ev.TravelTimesLearned,), compacted=True,
+                         doc="What the tracker learned of each vehicle type's travel (hourly leg speeds, service "
+                             "times), the latest per vehicle type, for planners.")
 DISPATCH_QUEUE = TopicSpec(
     name="dispatch-queue", key="hub_id",
-    events=(ev.OrderCreated, ev.OrderCancelled, ev.StatusChanged, ev.RiderShiftStarted, ev.RiderShiftEnded,
-            ev.EtaUpdated, ev.AlertRaised, ev.GpsPing),
-    doc="Internal: order and shift events, ETAs past their window, riders gone offline and their first fix "
-        "back, re-keyed by hub for the dispatcher (plans and re-plans).",
+    events=(ev.OrderCreated, ev.OrderUpdated, ev.OrderCancelled, ev.OrderAssigned, ev.StatusChanged,
+            ev.AttemptDecided, ev.RiderShiftStarted, ev.RiderShiftEnded, ev.BreakStarted, ev.BreakEnded,
+            ev.EtaUpdated, ev.AlertRaised, ev.GpsPing, ev.TravelTimesLearned),
+    doc="Internal: order events (new, changed, withdrawn, status changes, re-attempt decisions, manual "
+        "assignments), shifts and breaks, ETAs past their window, riders gone offline and their first fix back, "
+        "learned travel times, re-keyed by hub for the dispatcher (plans and re-plans).",
 )
 
 ALL: tuple[TopicSpec, ...] = (INBOX, ORDERS, RIDERS, GPS, ROUTES, TRACKING, ETAS, ALERTS, NOTIFICATIONS, DEAD_LETTER,
-                              DISPATCH_QUEUE)
+                              TRAVEL_TIMES, DISPATCH_QUEUE)
 # What analysts get in ClickHouse: every accepted fact and every dead letter.
-PROJECTED: tuple[TopicSpec, ...] = (ORDERS, RIDERS, GPS, ROUTES, TRACKING, ETAS, ALERTS, NOTIFICATIONS, DEAD_LETTER)
+PROJECTED: tuple[TopicSpec, ...] = (ORDERS, RIDERS, GPS, ROUTES, TRACKING, ETAS, ALERTS, NOTIFICATIONS, DEAD_LETTER,
+                                    TRAVEL_TIMES)

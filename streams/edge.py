@@ -43,6 +43,7 @@ class Limits:
     max_order_skills: int = 32
     max_id_chars: int = 128
     max_text_chars: int = 4000
+    max_breaks: int = 24  # planned breaks per shift, and per route
     dead_letter_keep_bytes: int = 16 * 1024  # of an original over max_message_bytes
 
 
@@ -76,7 +77,7 @@ def _string_fields(cls: type) -> tuple[tuple[str, ...], tuple[str, ...], tuple[s
 
 
 _FIELDS: dict[type, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
-    cls: _string_fields(cls) for cls in (*ev.EVENT_TYPES, ev.PlannedStop, ev.Location)}
+    cls: _string_fields(cls) for cls in (*ev.EVENT_TYPES, ev.PlannedStop, ev.Location, ev.PlannedBreak, ev.RouteBreak)}
 
 
 class Edge:
@@ -140,6 +141,8 @@ class Edge:
             for stop in event.stops:
                 if (problem := self._strings_problem(stop, "stop ")) is not None:
                     return problem
+            if (problem := self._breaks_problem(event, event.breaks)) is not None:
+                return problem
         elif type(event) is ev.OrderCreated:
             if len(event.required_skills) > limits.max_order_skills:
                 return (f"OrderCreated {event.order_id!r} needs {len(event.required_skills)} skills, over the limit "
@@ -152,8 +155,22 @@ class Edge:
             if len(event.skills) > limits.max_order_skills:
                 return (f"RiderShiftStarted {event.rider_id!r} has {len(event.skills)} skills, over the limit of "
                         f"{limits.max_order_skills} (MILESTREAM_MAX_ORDER_SKILLS)")
-        elif type(event) is ev.OrderUpdated and event.drop is not None:
-            if (problem := self._strings_problem(event.drop, "drop ")) is not None:
+            if (problem := self._breaks_problem(event, event.breaks)) is not None:
+                return problem
+        elif type(event) is ev.OrderUpdated:
+            for where in ("drop", "pickup"):
+                place = getattr(event, where)
+                if place is not None and (problem := self._strings_problem(place, where + " ")) is not None:
+                    return problem
+        return None
+
+    def _breaks_problem(self, event: ev.RiderShiftStarted | ev.RoutePlanned,
+                        breaks: tuple[ev.PlannedBreak, ...] | tuple[ev.RouteBreak, ...]) -> str | None:
+        if len(breaks) > self.limits.max_breaks:
+            return (f"{type(event).__name__} of rider {event.rider_id!r} has {len(breaks)} breaks, over the limit of "
+                    f"{self.limits.max_breaks}")
+        for pause in breaks:
+            if (problem := self._strings_problem(pause, "break ")) is not None:
                 return problem
         return None
 

@@ -225,7 +225,7 @@ def test_every_event_class_has_a_schema_file_and_every_schema_file_an_event_clas
     files = {p.stem for p in SCHEMA_DIR.glob("*.avsc")}
     assert sorted(classes - files) == [], "event classes without schemas/<ClassName>.avsc"
     assert sorted(files - classes) == [], ".avsc files without a class in schemas.events.EVENT_TYPES"
-    assert len(ev.EVENT_TYPES) == len(classes) == 20
+    assert len(ev.EVENT_TYPES) == len(classes) == 24
 
 
 @pytest.mark.parametrize("cls", ev.EVENT_TYPES, ids=lambda c: c.__name__)
@@ -233,7 +233,7 @@ def test_schema_and_dataclass_match_field_for_field(cls: type) -> None:
     assert parity_problems(load(cls.__name__), cls) == []
 
 
-@pytest.mark.parametrize("cls", [*ev.EVENT_TYPES, ev.Location, ev.GeoPoint, ev.PlannedStop], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [*ev.EVENT_TYPES, ev.Location, ev.GeoPoint, ev.PlannedStop, ev.PlannedBreak, ev.RouteBreak], ids=lambda c: c.__name__)
 def test_event_dataclasses_are_frozen_slotted_and_keyword_only(cls: type) -> None:
     assert cls.__dataclass_params__.frozen
     assert all(f.kw_only for f in dataclasses.fields(cls))
@@ -245,7 +245,7 @@ def test_every_nested_record_is_covered() -> None:
     reached: set[str] = set()
     for cls in ev.EVENT_TYPES:
         reached |= {s["name"] for s in named_types(load(cls.__name__)).values() if s["type"] == "record"}
-    assert {"Location", "GeoPoint", "PlannedStop"} <= reached
+    assert {"Location", "GeoPoint", "PlannedStop", "PlannedBreak", "RouteBreak"} <= reached
 
 
 # ---- the comparison itself finds what it should (so the green tests above mean something) -----
