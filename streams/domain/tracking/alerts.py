@@ -25,6 +25,13 @@ the hub or on a break. So the state tracks the rider's :class:`Task` from shift,
   also hands it to the dispatcher, which gives the stops not started to other riders. It ends
   with the device's next accepted fix (:func:`back_online`), which the dispatcher hears too.
 
+**Breaks.** A break the rider reports (:func:`start_break`, until :func:`end_break` or the
+break's expected end, which :func:`on_tick` honours) is the task ``on_break``: no idle, deviation,
+silent or offline alert while it lasts. During a break the plan has the rider take
+(:attr:`AlertRoute.breaks`) a rider standing still or with a silent phone raises no idle, silent
+or offline alert either, reported or not. Pickup stops are stores' counters: no waiting-at-the-
+customer alert there, and no window (the order's promise is its drop's).
+
 Speed limits per vehicle type (configurable, :data:`SPEED_LIMIT_KMH`): bike 25 km/h (the
 e-bike assistance cap), scooter 60, van 70, car 80: urban company policy, not road law.
 
@@ -58,6 +65,7 @@ are compared as module constants, not enum members (an enum lookup costs ~120 ns
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -157,7 +165,7 @@ class AlertRoute:
 
     route_id: str
     order_ids: tuple[str, ...]
-    index: Mapping[str, int]  # order id -> stop index
+    index: Mapping[str, int]  # stop's fence id (order id of a drop, "<order id>/pickup" of a pickup) -> stop index
     window_end_s: tuple[float, ...]
     lat0: float
     lon0: float
@@ -166,6 +174,8 @@ class AlertRoute:
     ys: tuple[float, ...]
     legs: tuple[Segment, ...]  # legs[j]: corridor point j -> the next one (the last stop -> the hub)
     earliest_end_s: float = math.inf  # min(window_end_s): before it, the SLA rule has nothing to check
+    pickups: frozenset[int] = frozenset()  # stop indexes of pickups (a store's counter, not a customer's door)
+    breaks: tuple[tuple[float, float], ...] = ()  # planned breaks (start, end): no idle or offline alert in them
 
 
 class Segment(NamedTuple):
@@ -183,8 +193,9 @@ def _segment(xs: tuple[float, ...], ys: tuple[float, ...], a: int, b: int) -> Se
     return Segment(xs[a], ys[a], dx, dy, len2, math.sqrt(len2))
 
 
-def alert_route(route: EtaRoute, start: Position) -> AlertRoute:
-    """From the ETA's route (stops and promised windows) and the plan's start (the hub)."""
+def alert_route(route: EtaRoute, start: Position, breaks: Sequence[tuple[float, float]] = ()) -> AlertRoute:
+    """From the ETA's route (stops and promised windows), the plan's start (the hub) and the plan's
+    breaks (start, end)."""
     lat0, lon0 = start
     m_lon = M_PER_DEG * math.cos(math.radians(lat0))
     stops = route.stops
@@ -194,7 +205,8 @@ def alert_route(route: EtaRoute, start: Position) -> AlertRoute:
     ends = tuple(s.window_end_s for s in stops)
     return AlertRoute(
         route_id=route.route_id, order_ids=tuple(s.order_id for s in stops),
-        index=MappingProxyType({s.order_id: i for i, s in enumerate(stops)}),
+        index=MappingProxyType({f"{s.order_id}/pickup" if s.pickup else s.order_id: i for i, s in enumerate(stops)}),
+        pickups=frozenset(i for i, s in enumerate(stops) if s.pickup), breaks=tuple(breaks),
         window_end_s=ends, earliest_end_s=min(ends, default=math.inf), lat0=lat0, lon0=lon0, m_per_deg_lon=m_lon,
         xs=xs, ys=ys,
         legs=tuple(_segment(xs, ys, j, j + 1 if j < n else 0) for j in range(n + 1)))
@@ -213,6 +225,7 @@ class Progress:
     at_stop: int = -1  # stop index while at a stop
     closed: frozenset[int] = frozenset()  # stops delivered, failed or cancelled
     arrived: Mapping[int, float] = field(default_factory=dict)  # stop index -> arrival time
+    break_until_s: float = 0.0  # on a break: it ends by itself then (the rider app's expected end)
 
 
 class Watch(NamedTuple):
@@ -285,18 +298,24 @@ def start_route(state: AlertState, route: AlertRoute, at_s: float) -> AlertState
     p = state.progress
     keep = frozenset(k for k in state.raised if ":" not in k or k.partition(":")[2] in route.index)
     progress = Progress(task=p.task, since_s=p.since_s, shift_s=p.shift_s, resume=p.resume, origin=0,
-                        target=0 if route.order_ids else -1)
+                        target=0 if route.order_ids else -1, break_until_s=p.break_until_s)
     return AlertState(rider_id=state.rider_id, vehicle_type=state.vehicle_type, limit_mps=state.limit_mps, route=route,
                       progress=progress, watch=state.watch._replace(off_n=0, off_s=0.0), raised=keep,
                       ended={k: v for k, v in state.ended.items() if ":" not in k})
 
 
-def start_break(state: AlertState, at_s: float) -> AlertState:
+def start_break(state: AlertState, at_s: float, until_s: float = math.inf) -> AlertState:
+    """The rider reports a break (``BreakStarted``): no idle, silent or offline alert until
+    :func:`end_break` or ``until_s`` (:func:`on_tick` ends it then). A second report moves the end."""
     p = state.progress
-    if p.task in (Task.OFF_SHIFT, Task.ON_BREAK):
+    if p.task is Task.OFF_SHIFT:
         return state
+    if p.task is Task.ON_BREAK:
+        return state if until_s == p.break_until_s else _replace(state, progress=dataclasses.replace(
+            p, break_until_s=until_s))
     return _retask(state, Progress(task=Task.ON_BREAK, since_s=at_s, shift_s=p.shift_s, resume=p.task, origin=p.origin,
-                                   target=p.target, at_stop=p.at_stop, closed=p.closed, arrived=p.arrived))
+                                   target=p.target, at_stop=p.at_stop, closed=p.closed, arrived=p.arrived,
+                                   break_until_s=until_s))
 
 
 def end_break(state: AlertState, at_s: float) -> AlertState:
@@ -336,7 +355,8 @@ def on_fence(state: AlertState, event: Arrival | Departure) -> AlertState:
     on_break = p.task is Task.ON_BREAK
     return _retask(state, Progress(task=Task.ON_BREAK if on_break else task, since_s=p.since_s if on_break else at_s,
                                    shift_s=p.shift_s, resume=task if on_break else p.resume, origin=origin,
-                                   target=target, at_stop=at_stop, closed=p.closed, arrived=arrived))
+                                   target=target, at_stop=at_stop, closed=p.closed, arrived=arrived,
+                                   break_until_s=p.break_until_s))
 
 
 def stop_closed(state: AlertState, order_id: str, at_s: float) -> AlertState:
@@ -353,7 +373,8 @@ def stop_closed(state: AlertState, order_id: str, at_s: float) -> AlertState:
     if p.at_stop == i:
         ends.add(K.WAITING_AT_CUSTOMER)
     progress = Progress(task=p.task, since_s=p.since_s, shift_s=p.shift_s, resume=p.resume, origin=p.origin,
-                        target=target, at_stop=p.at_stop, closed=closed, arrived=p.arrived)
+                        target=target, at_stop=p.at_stop, closed=closed, arrived=p.arrived,
+                        break_until_s=p.break_until_s)
     return _replace(state, progress=progress, raised=state.raised - ends)
 
 
@@ -431,7 +452,8 @@ def on_ping(state: AlertState, device: DeviceState, speed_mps: float | None,
             still = still_s >= params.idle_s and _flat_m(anchor[1], anchor[2], fix[1], fix[2]) <= params.idle_radius_m
             if still:
                 if _IDLE not in raised and _armed(state, _IDLE, t, params) \
-                        and not _near_fence(state.route, p.closed, fix[1], fix[2], params.near_fence_m):
+                        and not _near_fence(state.route, p.closed, fix[1], fix[2], params.near_fence_m) \
+                        and not _planned_break(state.route, t):
                     fired += (_alert(state, K.IDLE, Severity.WARNING, t,
                                      f"stationary for {still_s / 60:.0f} min, away from any stop or the hub"),)
             elif _IDLE in raised:
@@ -504,6 +526,10 @@ def on_tick(state: AlertState, device: DeviceState, now_s: float,
     task = p.task
     if task is _OFF:
         return state, ()
+    if task is _BREAK and now_s >= p.break_until_s:  # the break's expected end passed unreported: watch again
+        state = end_break(state, p.break_until_s)
+        p = state.progress
+        task = p.task
     raised = state.raised
     fired: list[Alert] = []
     ends: list[str] = []
@@ -511,6 +537,8 @@ def on_tick(state: AlertState, device: DeviceState, now_s: float,
     heard = device.heard_s
     silent = is_silent(device, now_s, params.hygiene) if heard is not None \
         else now_s - p.shift_s >= params.hygiene.silent_after_s
+    if silent and _planned_break(state.route, now_s):  # a phone put away on a planned break: not lost
+        silent = False
     if silent:
         out = task in (Task.DRIVING, Task.AT_STOP)
         quiet = now_s - (p.shift_s if heard is None else heard)
@@ -525,6 +553,7 @@ def on_tick(state: AlertState, device: DeviceState, now_s: float,
         ends.append(_SILENT)
 
     if task is _AT_STOP and p.at_stop not in p.closed and _WAITING not in raised \
+            and (state.route is None or p.at_stop not in state.route.pickups) \
             and now_s - p.since_s >= params.waiting_s:
         fired.append(_alert(state, K.WAITING_AT_CUSTOMER, Severity.INFO, now_s,
                             f"at the customer's door for {(now_s - p.since_s) / 60:.0f} min without POD",
@@ -602,6 +631,11 @@ def _flat_m(lat_a: float, lon_a: float, lat_b: float, lon_b: float) -> float:
     dy = (lat_b - lat_a) * M_PER_DEG
     dx = (lon_b - lon_a) * M_PER_DEG * math.cos(math.radians(lat_a))
     return math.hypot(dx, dy)
+
+
+def _planned_break(route: AlertRoute | None, t: float) -> bool:
+    """Within one of the plan's breaks (the rider may be on it without the app saying so)."""
+    return route is not None and any(start <= t < end for start, end in route.breaks)
 
 
 def _near_fence(route: AlertRoute | None, closed: frozenset[int], lat: float, lon: float, radius_m: float) -> bool:

@@ -23,7 +23,9 @@ Here each fence has
   ``depart_s``, so one multipath outlier during a long stop does not end it.
 
 Stops are watched in route order with a lookahead (a missed arrival does not stall the route);
-a stop arrives at most once. Stops skipped by an arrival further ahead stay watched: if that
+a stop arrives at most once. Several stops at one place (two pickups at a store, a pickup at
+the hub) are each arrived at: the next one in order after its dwell, the ones behind it as soon
+as they are next. Stops skipped by an arrival further ahead stay watched: if that
 arrival was a false one, the rider's real visit to them still counts. The route's hub is always watched and can be arrived at again after
 each departure (reloads, end of shift).
 
@@ -83,7 +85,7 @@ class GeofenceParams:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Fence:
-    fence_id: str  # order id of a stop, hub id of a hub
+    fence_id: str  # stop_fence_id of a stop, hub id of a hub
     kind: FenceKind
     lat: float
     lon: float
@@ -180,6 +182,15 @@ class Departure:
 FenceEvent = Arrival | Departure
 
 
+PICKUP_SUFFIX = "/pickup"
+
+
+def stop_fence_id(stop: ev.PlannedStop) -> str:
+    """A drop's fence is its order id; a pickup's is ``<order id>/pickup``: one order has both stops
+    on a hyperlocal route, and each is arrived at once."""
+    return stop.order_id + PICKUP_SUFFIX if stop.kind is ev.StopKind.PICKUP else stop.order_id
+
+
 def _cells_within(lat: float, lon: float, radius_m: float, resolution: int) -> set[int]:
     """Every cell that can contain a point within ``radius_m`` (cell centre within radius + edge)."""
     edge = h3.average_hexagon_edge_length(resolution, "m")
@@ -214,8 +225,8 @@ def route_fences(route: ev.RoutePlanned, params: GeofenceParams = GeofenceParams
     gaps[range(len(points)), range(len(points))] = math.inf
     caps = [max(0.0, min(params.accuracy_bonus_cap_m, 0.5 * float(g) - e)) for g, e in zip(gaps.min(axis=1), enters,
                                                                                          strict=True)]
-    fences = [_fence(s.order_id, FenceKind.STOP, s.lat, s.lon, params.stop_enter_radius_m, params.stop_exit_radius_m,
-                     caps[i]) for i, s in enumerate(route.stops)]
+    fences = [_fence(stop_fence_id(s), FenceKind.STOP, s.lat, s.lon, params.stop_enter_radius_m,
+                     params.stop_exit_radius_m, caps[i]) for i, s in enumerate(route.stops)]
     fences.append(_fence(route.hub_id, FenceKind.HUB, route.start.lat, route.start.lon, params.hub_enter_radius_m,
                          params.hub_exit_radius_m, caps[-1]))
     by_cell: dict[int, list[int]] = {}

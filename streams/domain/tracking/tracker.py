@@ -13,7 +13,15 @@ tell each other:
   their window also go to the hub's dispatcher, which re-plans a rider who is late enough;
 - time-only rules (device silent, SLA breach, waiting at the customer) run on :meth:`Tracker.tick`;
   a rider offline (silent out on the route) goes to the hub's dispatcher too, and so does the
-  device's first accepted fix when it is back.
+  device's first accepted fix when it is back;
+- a route's pickup stops (hyperlocal orders at the store, parcels loaded at the hub mid-route)
+  are legs like any other, so later drops' ETAs include them, but an arrival there is no
+  ``ARRIVED`` status (the rider confirms the pickup) and no ETA is published for them;
+- breaks the rider reports (``BreakStarted``/``BreakEnded`` on ``riders``) and the plan's breaks
+  keep idle and offline alerts quiet (:mod:`streams.domain.tracking.alerts`);
+- what the fleet learned of whole legs and service times is published per vehicle type
+  (``TravelTimesLearned``, :func:`streams.domain.tracking.eta.travel_times`) when it moved, at most
+  every ``travel_times_every_s`` of stream time, for dispatch to plan with.
 
 Time is **stream time**: device times for what a ping says, the largest receive time seen for
 "now". Nothing reads the wall clock, so a replay after a crash, or a simulated day played fast,
@@ -62,6 +70,9 @@ class TrackerParams:
     emit: eta.EmitParams = eta.EmitParams()
     alerts: alerts.AlertParams = alerts.DEFAULT_PARAMS
     tick_every_s: float = 30.0  # stream seconds between time-only alert checks (silence is 120 s, SLA minutes)
+    break_max_s: float = 3_600.0  # a reported break with no expected end (nor a planned one) ends by itself after this
+    travel_times_every_s: float = 600.0  # stream seconds between two TravelTimesLearned of the fleet
+    travel_times_change: float = 0.02  # ...and only when an hour's speed or the service factor moved this share
 
 
 @dataclass(slots=True)
@@ -73,6 +84,8 @@ class Fleet:
     calibration: eta.Calibration = field(default_factory=eta.Calibration)
     pending: list[eta.SpeedSample] = field(default_factory=list)
     learn_at_s: float = -math.inf
+    travel_sent: dict[str, eta.TravelTimes] = field(default_factory=dict)  # vehicle type -> last published
+    travel_at_s: float = 0.0  # no TravelTimesLearned before this stream time
 
     def speed_sample(self, sample: eta.SpeedSample, now_s: float) -> None:
         self.pending.append(sample)
@@ -115,8 +128,9 @@ class RiderLive:
             return
         self._route_fences = geofence.route_fences(route)
         self._eta_route = eta.eta_route(route, str(self.vehicle_type), route_windows(route))
-        self._alert_route = alerts.alert_route(self._eta_route, (route.start.lat, route.start.lon))
-        self._stop_index = {s.order_id: i for i, s in enumerate(route.stops)}
+        self._alert_route = alerts.alert_route(self._eta_route, (route.start.lat, route.start.lon),
+                                               [(b.start.timestamp(), b.end.timestamp()) for b in route.breaks])
+        self._stop_index = {geofence.stop_fence_id(s): i for i, s in enumerate(route.stops)}
 
     def __getstate__(self) -> dict[str, Any]:
         """The derived routes stay out (rebuilt from ``route`` on load)."""
@@ -166,9 +180,12 @@ class StaleState(StateError):
 
 
 def route_windows(route: ev.RoutePlanned) -> dict[str, tuple[float, float]]:
-    """Promised windows from the plan's stops (plans made before windows were on them have none)."""
+    """Promised windows from the plan's drops, by fence id (plans made before windows were on them
+    have none). A pickup has none: the window on its stop is the order's promise at the door."""
     out: dict[str, tuple[float, float]] = {}
     for s in route.stops:
+        if s.kind is ev.StopKind.PICKUP:
+            continue
         start, end = getattr(s, "window_start", None), getattr(s, "window_end", None)
         if start is not None or end is not None:
             out[s.order_id] = (start.timestamp() if start else 0.0, end.timestamp() if end else math.inf)
@@ -219,6 +236,8 @@ class Tracker:
             return self.on_route(event, topic, offset)
         if isinstance(event, ev.RiderShiftStarted | ev.RiderShiftEnded):
             return self.on_shift(event, topic, offset)
+        if isinstance(event, ev.BreakStarted | ev.BreakEnded):
+            return self.on_break(event, topic, offset)
         return []
 
     def on_shift(self, event: ev.RiderShiftStarted | ev.RiderShiftEnded, topic: str = "",
@@ -227,7 +246,7 @@ class Tracker:
         if not self._fresh(r, topic, offset):
             return []
         at_s = event.occurred_at.timestamp()
-        self._advance(at_s)
+        out = self._advance(at_s)
         if isinstance(event, ev.RiderShiftStarted):
             if event.vehicle_type != r.vehicle_type:
                 r.vehicle_type = event.vehicle_type
@@ -240,21 +259,43 @@ class Tracker:
                 r.alert = alerts.start_route(r.alert, r._alert_route, at_s)
         else:
             r.alert = alerts.end_shift(r.alert, at_s)
-        return []
+        return out
+
+    def on_break(self, event: ev.BreakStarted | ev.BreakEnded, topic: str = "",
+                 offset: int | None = None) -> list[Output]:
+        """A break the rider reports: no idle, silent or offline alert until it ends (``BreakEnded``,
+        else its expected end, else the planned break's length, else ``break_max_s``)."""
+        r = self.rider(event.rider_id)
+        if not self._fresh(r, topic, offset):
+            return []
+        at_s = event.occurred_at.timestamp()
+        out = self._advance(at_s)
+        if isinstance(event, ev.BreakEnded):
+            r.alert = alerts.end_break(r.alert, at_s)
+            return out
+        until = at_s + self.params.break_max_s
+        planned = next((b for b in r.route.breaks if b.break_id == event.break_id), None) \
+            if r.route is not None and event.break_id is not None else None
+        if event.expected_end is not None:
+            until = event.expected_end.timestamp()
+        elif planned is not None:
+            until = at_s + (planned.end - planned.start).total_seconds()
+        r.alert = alerts.start_break(r.alert, at_s, until)
+        return out
 
     def on_route(self, route: ev.RoutePlanned, topic: str = "", offset: int | None = None) -> list[Output]:
         r = self.rider(route.rider_id)
         if not self._fresh(r, topic, offset):
             return []
         at_s = route.occurred_at.timestamp()
-        self._advance(at_s)
+        out = self._advance(at_s)
         r.route = route
         r._derive()
         assert r._eta_route is not None and r._alert_route is not None
         r.fences = geofence.start_route(r.fences, route.route_id)
         r.eta = eta.start_route(r._eta_route, at_s)
         r.alert = alerts.start_route(r.alert, r._alert_route, at_s)
-        return []
+        return out
 
     def on_ping(self, ping: ev.GpsPing, topic: str = "", offset: int | None = None,
                 received_s: float | None = None) -> list[Output]:
@@ -304,13 +345,15 @@ class Tracker:
             r.eta, emitted = eta.update(r.eta, t, pos, self.fleet.model, self.fleet.calibration, params.emit)
             if emitted:
                 stops = r._eta_route.stops  # type: ignore[union-attr]
-                for e in emitted:
+                drops = [e for e in emitted if not stops[e.index].pickup]  # a pickup's time is in its drop's
+                for e in drops:
                     event = _eta_event(r, e, ping)
                     out.append((tp.ETAS, event))
                     if e.p50_s > stops[e.index].window_end_s:  # late: dispatch decides whether to re-plan
                         out.append((tp.DISPATCH_QUEUE, event, r.route.hub_id))
-                r.alert, fired = alerts.on_etas(r.alert, emitted, params.alerts)
-                out.extend([(tp.ALERTS, alerts.alert_event(a)) for a in fired])
+                if drops:
+                    r.alert, fired = alerts.on_etas(r.alert, drops, params.alerts)
+                    out.extend([(tp.ALERTS, alerts.alert_event(a)) for a in fired])
         return out
 
     def tick(self, now_s: float | None = None) -> list[Output]:
@@ -319,7 +362,7 @@ class Tracker:
         if now < self._tick_at_s or not math.isfinite(now):
             return []
         self._tick_at_s = now + self.params.tick_every_s
-        out: list[Output] = []
+        out: list[Output] = self._travel_times(now) if now >= self.fleet.travel_at_s else []
         for r in self.riders.values():
             state, fired = alerts.on_tick(r.alert, r.device, now, self.params.alerts)
             if state is not r.alert:
@@ -333,6 +376,32 @@ class Tracker:
         return out
 
     # ---- internals ------------------------------------------------------------------------
+
+    def _travel_times(self, now_s: float) -> list[Output]:
+        """``TravelTimesLearned`` for each vehicle type whose learned travel moved enough since it was
+        last published, to its compacted topic and to every hub's dispatcher the tracker knows of."""
+        fleet, params = self.fleet, self.params
+        out: list[Output] = []
+        hubs: list[str] | None = None
+        for vehicle_type, legs in sorted(fleet.model.leg_count.items()):
+            if legs <= 0 or vehicle_type not in fleet.model.profiles:
+                continue
+            learned = eta.travel_times(fleet.model, vehicle_type, now_s)
+            before = fleet.travel_sent.get(vehicle_type)
+            if before is not None and not eta.travel_times_moved(before, learned, params.travel_times_change):
+                continue
+            event = ev.TravelTimesLearned(
+                event_id=derived_id(f"travel-times/{vehicle_type}", f"{now_s!r}/{legs}"),
+                occurred_at=datetime.fromtimestamp(now_s, UTC), vehicle_type=ev.VehicleType(vehicle_type),
+                leg_speed_mps=learned.leg_speed_mps, service_factor=learned.service_factor, legs=learned.legs)
+            out.append((tp.TRAVEL_TIMES, event))
+            if hubs is None:
+                hubs = sorted({r.route.hub_id for r in self.riders.values() if r.route is not None})
+            out.extend((tp.DISPATCH_QUEUE, event, hub) for hub in hubs)
+            fleet.travel_sent[vehicle_type] = learned
+        if out:
+            fleet.travel_at_s = now_s + params.travel_times_every_s
+        return out
 
     def _advance(self, now_s: float) -> list[Output]:
         if now_s > self.now_s:
@@ -356,21 +425,24 @@ class Tracker:
         fleet = self.fleet
         at_s = fe.at.timestamp()
         is_stop = fe.kind is geofence.FenceKind.STOP
-        order_id = fe.fence_id if is_stop else None
+        index = r._stop_index[fe.fence_id] if is_stop else -1
+        stop = r.route.stops[index] if is_stop else None
+        order_id = stop.order_id if stop is not None else None
+        stop_kind = stop.kind if stop is not None else None
         out: list[Output] = []
         if isinstance(fe, geofence.Arrival):
             out.append((tp.TRACKING, ev.ArrivedAtStop(
                 event_id=derived_id(f"{fe.route_id}/{fe.fence_id}", "arrived"), occurred_at=fe.at,
                 rider_id=r.rider_id, route_id=fe.route_id, fence_id=fe.fence_id, kind=fe.kind,
                 order_id=order_id, arrived_at=fe.at, location=ev.GeoPoint(lat=fe.lat, lon=fe.lon),
-                confidence=_unit(fe.confidence), source_ping_id=fe.source_ping_id)))
+                confidence=_unit(fe.confidence), source_ping_id=fe.source_ping_id, stop_kind=stop_kind)))
             if is_stop:
-                index = r._stop_index[fe.fence_id]
-                # the lifecycle's submission: the order is at the door (its state machine decides)
-                out.append((tp.INBOX, ev.StatusChanged(
-                    event_id=derived_id(f"{fe.route_id}/{fe.fence_id}", "arrived-status"), occurred_at=fe.at,
-                    order_id=fe.fence_id, to_status=ev.OrderStatus.ARRIVED, reason=lifecycle.GEOFENCE,
-                    rider_id=r.rider_id, location=ev.GeoPoint(lat=fe.lat, lon=fe.lon))))
+                if stop_kind is not ev.StopKind.PICKUP:  # a pickup is confirmed by the rider ("picked_up")
+                    # the lifecycle's submission: the order is at the door (its state machine decides)
+                    out.append((tp.INBOX, ev.StatusChanged(
+                        event_id=derived_id(f"{fe.route_id}/{fe.fence_id}", "arrived-status"), occurred_at=fe.at,
+                        order_id=order_id, to_status=ev.OrderStatus.ARRIVED, reason=lifecycle.GEOFENCE,
+                        rider_id=r.rider_id, location=ev.GeoPoint(lat=fe.lat, lon=fe.lon))))
                 r.eta, to_score, leg = eta.arrived(r.eta, index, at_s, fleet.model)
                 fleet.calibration = eta.observe_arrivals(fleet.calibration, to_score, at_s)
                 if leg is not None:
@@ -380,9 +452,9 @@ class Tracker:
                 event_id=derived_id(f"{fe.route_id}/{fe.fence_id}", "departed"), occurred_at=fe.at,
                 rider_id=r.rider_id, route_id=fe.route_id, fence_id=fe.fence_id, kind=fe.kind,
                 order_id=order_id, departed_at=fe.at, confidence=_unit(fe.confidence),
-                source_ping_id=fe.source_ping_id)))
+                source_ping_id=fe.source_ping_id, stop_kind=stop_kind)))
             if is_stop:
-                if r.eta.at_stop_since_s is not None and r.eta.next_stop - 1 == r._stop_index[fe.fence_id]:
+                if r.eta.at_stop_since_s is not None and r.eta.next_stop - 1 == index:
                     r.eta, service = eta.departed(r.eta, at_s, fleet.model)
                     if service is not None:
                         fleet.model = eta.learn_services(fleet.model, [service])

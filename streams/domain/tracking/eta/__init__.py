@@ -44,17 +44,20 @@ from streams.domain.tracking.eta.speeds import (
     SpeedModel,
     SpeedParams,
     SpeedSample,
+    TravelTimes,
     learn_legs,
     learn_services,
     learn_speeds,
     refresh,
     segment_sample,
+    travel_times,
+    travel_times_moved,
 )
 
 __all__ = [
     "AHEAD_EDGES", "HORIZON_EDGES_S", "Calibration", "CalibrationParams", "EmitParams", "EtaRoute", "EtaStop",
     "LegSample", "Pace", "Position", "RiderEta", "ServiceSample", "SpeedModel", "SpeedParams", "SpeedSample",
-    "StopEta", "arrived", "calibration_bucket", "departed", "due", "eta_route", "horizon_bucket", "leg_seconds",
+    "StopEta", "TravelTimes", "arrived", "calibration_bucket", "departed", "due", "eta_route", "horizon_bucket", "leg_seconds",
     "learn_legs", "learn_services", "learn_speeds", "observe_arrival", "observe_arrivals", "refresh",
-    "route_etas", "segment_sample", "should_emit", "start_route", "update",
+    "route_etas", "segment_sample", "should_emit", "start_route", "travel_times", "travel_times_moved", "update",
 ]

@@ -38,6 +38,7 @@ from streams.domain.tracking.eta.speeds import (
     SpeedParams,
 )
 
+SAME_PLACE_M = 30.0  # stops closer than this are one visit (two pickups at a store): served together
 _SLOT_S = 300.0  # estimates kept for calibration: one per 5 min of horizon (the edges are whole slots)...
 _FINE_S = 600.0  # ...and one per minute below 10 min, where the relative error changes fast
 
@@ -48,11 +49,13 @@ class EtaStop:
     lat: float
     lon: float
     service_s: float
+    pickup: bool = False  # a pickup stop: a leg of the route, but no ETA is published for it
     window_start_s: float = 0.0  # the rider waits if early (0: no window)
     window_end_s: float = math.inf  # the promised latest arrival
     leg_m: float = 0.0  # great circle from the stop before (for the first: from the route's start)
     leg_cells: tuple[int, ...] = ()  # cells of points along that leg
     cell: int = 0
+    visit_s: float = 0.0  # service of this stop and of the stops just before it at the same place (served together)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,22 +70,25 @@ class EtaRoute:
 
 def eta_route(route: ev.RoutePlanned, vehicle_type: str, windows: Mapping[str, tuple[float, float]],
               params: SpeedParams = SpeedParams()) -> EtaRoute:
-    """``windows``: order id -> (start, end) in POSIX seconds, from the orders (RoutePlanned does
-    not carry them); orders without one get no waiting and no promise."""
+    """``windows``: stop -> (start, end) in POSIX seconds, keyed by the stop's fence id (the order
+    id of a drop, ``<order id>/pickup`` of a pickup); stops without one get no waiting and no promise."""
     stops: list[EtaStop] = []
     prev: Position | None = (route.start.lat, route.start.lon)  # where the route starts (the hub)
+    visit_s = 0.0
     for s in route.stops:
         here = (s.lat, s.lon)
-        start, end = windows.get(s.order_id, (0.0, math.inf))
+        pickup = s.kind is ev.StopKind.PICKUP
+        start, end = windows.get(f"{s.order_id}/pickup" if pickup else s.order_id, (0.0, math.inf))
         leg_m, cells = 0.0, ()
         if prev is not None:
             leg_m = haversine_m(prev, here)
             n = max(1, min(6, round(leg_m / 1000 * params.leg_samples_per_km)))
             cells = tuple(h3_int.latlng_to_cell(prev[0] + (s.lat - prev[0]) * f, prev[1] + (s.lon - prev[1]) * f,
                                                 params.resolution) for f in ((k + 0.5) / n for k in range(n)))
+        visit_s = (visit_s if stops and leg_m < SAME_PLACE_M else 0.0) + float(s.service_time_s)
         stops.append(EtaStop(order_id=s.order_id, lat=s.lat, lon=s.lon, service_s=float(s.service_time_s),
-                             window_start_s=start, window_end_s=end, leg_m=leg_m, leg_cells=cells,
-                             cell=h3_int.latlng_to_cell(s.lat, s.lon, params.resolution)))
+                             pickup=pickup, window_start_s=start, window_end_s=end, leg_m=leg_m, leg_cells=cells,
+                             cell=h3_int.latlng_to_cell(s.lat, s.lon, params.resolution), visit_s=visit_s))
         prev = here
     return EtaRoute(route_id=route.route_id, rider_id=route.rider_id, vehicle_type=str(vehicle_type),
                     stops=tuple(stops))
@@ -279,8 +285,8 @@ def update(state: RiderEta, now_s: float, position: Position, model: SpeedModel,
     stops = route.stops
     leaves = None
     if state.at_stop_since_s is not None and next_stop > 0:
-        done = stops[next_stop - 1]
-        expected = done.service_s * math.exp(model.service_log_factor(now_s) + pace.service_log())
+        done = stops[next_stop - 1]  # with the stops served with it at the same place
+        expected = done.visit_s * math.exp(model.service_log_factor(now_s) + pace.service_log())
         leaves = max(state.at_stop_since_s, done.window_start_s) + expected
     etas = route_etas(route, next_stop, position, now_s, model, pace, calibration, leaves)
     emitted, keys = state.emitted, state.scored_keys
@@ -356,9 +362,10 @@ def departed(state: RiderEta, at_s: float, model: SpeedModel) -> tuple[RiderEta,
     actual = at_s - started
     sample = None
     pace = state.pace
-    if done.service_s > 0 and actual > 0:
-        sample = ServiceSample(at_s=at_s, planned_s=done.service_s, actual_s=actual)
-        pace = pace.with_service(done.service_s * math.exp(model.service_log_factor(at_s)), actual)
+    planned = done.visit_s  # stops at one place are served in one stay
+    if planned > 0 and actual > 0:
+        sample = ServiceSample(at_s=at_s, planned_s=planned, actual_s=actual)
+        pace = pace.with_service(planned * math.exp(model.service_log_factor(at_s)), actual)
     return RiderEta(route=state.route, next_stop=state.next_stop, pace=pace, leg_from_s=at_s, leg_model_s=0.0,
                     at_stop_since_s=None, computed_at_s=-math.inf, computed_at=state.computed_at,
                     emitted=state.emitted, scored=state.scored, scored_keys=state.scored_keys), sample

@@ -23,6 +23,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import NamedTuple
 
 from h3.api import basic_int as h3_int
 
@@ -116,6 +117,7 @@ class SpeedModel:
     rider_hists: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     rider_log: Mapping[str, float] = field(default_factory=dict)
     typical_log: Mapping[str, float] = field(default_factory=dict)  # vehicle type -> median log ratio, shrunk
+    leg_count: Mapping[str, int] = field(default_factory=dict)  # vehicle type -> whole legs learned
 
     def hour(self, at_s: float) -> int:
         return int((at_s + self.params.utc_offset_s) // 3600) % HOURS
@@ -263,12 +265,13 @@ def learn_legs(model: SpeedModel, samples: Iterable[LegSample]) -> SpeedModel:
     p = model.params
     legs = dict(model.legs)
     leg_hists, rider_hists, rider_log = dict(model.leg_hists), dict(model.rider_hists), dict(model.rider_log)
-    typical_log = dict(model.typical_log)
+    typical_log, leg_count = dict(model.typical_log), dict(model.leg_count)
     keep = 1.0 - 1.0 / p.rider_memory_legs
     for x in samples:
         if not (x.model_s > 0 and x.actual_s > 0):
             continue
         legs[x.vehicle_type] = _merge(legs.get(x.vehicle_type), x.actual_s, x.model_s, x.at_s, p.half_life_s)
+        leg_count[x.vehicle_type] = leg_count.get(x.vehicle_type, 0) + 1
         if not x.rider_id:
             continue
         b = bin_of(math.log(x.actual_s / x.model_s))
@@ -284,7 +287,7 @@ def learn_legs(model: SpeedModel, samples: Iterable[LegSample]) -> SpeedModel:
         rider_log[x.rider_id] = (n / (n + p.rider_weight_legs)) * (
             quantile(mine, 0.5) - quantile(leg_hists[x.vehicle_type], 0.5))
     return dataclasses.replace(model, legs=legs, leg_hists=leg_hists, rider_hists=rider_hists, rider_log=rider_log,
-                               typical_log=typical_log)
+                               typical_log=typical_log, leg_count=leg_count)
 
 
 def learn_services(model: SpeedModel, samples: Iterable[ServiceSample]) -> SpeedModel:
@@ -296,3 +299,39 @@ def learn_services(model: SpeedModel, samples: Iterable[ServiceSample]) -> Speed
             service = _merge(service, x.actual_s, x.planned_s, x.at_s, model.params.half_life_s)
     return dataclasses.replace(model, service=service)
 
+
+
+class TravelTimes(NamedTuple):
+    """What the model knows of a vehicle type's whole legs, city-wide, for planners
+    (``TravelTimesLearned``)."""
+
+    leg_speed_mps: tuple[float, ...]  # great-circle metres per second of a leg starting in UTC hour h
+    service_factor: float  # actual service time / planned
+    legs: int  # whole legs learned (0: the values are the prior)
+
+
+def travel_times(model: SpeedModel, vehicle_type: str, now_s: float) -> TravelTimes:
+    """A vehicle type's learned travel as a planner reads it: per UTC hour, the prior profile
+    speed / circuity (a great-circle speed), corrected by the learned vehicle-hour term (aged to
+    ``now_s``) and the fleet leg factor (the mean leg: a plan sums legs, see :func:`_ratio_log`).
+    Cells are left out: a planner's matrix has no per-cell speeds; the leg factor learned against
+    the cell model carries what the city-wide figure misses on average."""
+    p = model.params
+    profile = model.profiles[vehicle_type]
+    leg_log = model.leg_log_factor(vehicle_type, now_s)
+    speeds = []
+    for h in range(HOURS):
+        hour = model.hour(h * 3600.0 + 1800.0)  # the model's (local) hour of UTC hour h
+        learned = _estimate(model.hours.get((vehicle_type, hour)), p.hour_weight_s, now_s, p.half_life_s)
+        prior = profile.speed_mps * profile.hourly_factors[hour] / profile.circuity
+        speeds.append(round(prior * math.exp(learned - leg_log), 4))
+    return TravelTimes(tuple(speeds), round(math.exp(model.service_log_factor(now_s)), 4),
+                       model.leg_count.get(vehicle_type, 0))
+
+
+def travel_times_moved(before: TravelTimes, after: TravelTimes, share: float) -> bool:
+    """True when a speed of some hour or the service factor moved by more than ``share`` of its
+    last published value (what makes a new ``TravelTimesLearned`` worth a planner's re-read)."""
+    if abs(after.service_factor - before.service_factor) > share * before.service_factor:
+        return True
+    return any(abs(a - b) > share * b for a, b in zip(after.leg_speed_mps, before.leg_speed_mps, strict=True))
