@@ -7,6 +7,12 @@
                                              '-> returned_to_hub
     cancelled: from any state before delivered / returned_to_hub.
 
+A failure needs its ``failure_reason`` (a legacy submission's ``reason`` equal to a reason code is
+that code, any other text is ``other`` with that text). Right after an accepted failure the ledger
+gets the re-attempt decision (``AttemptDecided``, :mod:`streams.domain.orders.attempts`): a
+re-attempt (failed -> assigned again), a wait for the customer's slot, or back to the hub
+(failed -> returned_to_hub once the parcel is there).
+
 An assigned order not yet out may be assigned again (a re-plan moves it to another rider's route);
 once out for delivery the parcel is in one rider's box and only a failure frees it.
 
@@ -24,8 +30,9 @@ from datetime import datetime, timedelta
 
 from schemas import events as ev
 from schemas.events import OrderStatus as S
+from streams.domain.hub_policy import HubPolicies
 from streams.domain.ids import derived_id
-from streams.domain.orders import otp
+from streams.domain.orders import attempts, otp
 
 TERMINAL = frozenset({S.DELIVERED, S.RETURNED_TO_HUB, S.CANCELLED})
 
@@ -58,6 +65,10 @@ class OrderState:
     otp_expires_at: datetime | None = None
     otp_attempts_left: int = 0
     seen: tuple[str, ...] = ()  # the last event ids applied, oldest first: redelivery is a no-op
+    window_start: datetime | None = None  # the promised window (OrderCreated, then OrderUpdated); None in old state
+    window_end: datetime | None = None
+    max_attempts: int | None = None  # the order's overrides of its hub's re-attempt policy
+    reattempt: ev.ReattemptMode | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,6 +76,7 @@ class Policy:
     otp_key: bytes
     otp_max_attempts: int = 3
     otp_ttl: timedelta = timedelta(hours=12)
+    hubs: HubPolicies = HubPolicies()  # re-attempts after a failed delivery, per hub
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,9 +150,13 @@ def _decide_status(state: OrderState, sub: ev.StatusChanged, here: str, policy: 
         return _illegal(f"status {target.value} is reached through {how}, not StatusChanged ({here})")
     if state.status not in allowed:
         return _illegal(f"cannot go {state.status.value} -> {target.value}: {here}")
-    if target is S.FAILED and not sub.reason:
-        return Decision(rejection=Rejection(kind=ev.DeadLetterKind.INVALID, reason="a failed delivery needs a reason"))
     accepted = dataclasses.replace(sub, from_status=state.status, rider_id=sub.rider_id or state.rider_id)
+    if target is S.FAILED:
+        failure = failure_reason(sub)
+        if isinstance(failure, Rejection):
+            return Decision(rejection=failure)
+        accepted = dataclasses.replace(accepted, failure_reason=failure)
+        return Decision(ledger=(accepted, attempts.decide(state, accepted, policy.hubs.of(state.hub_id))))
     if target is not S.OUT_FOR_DELIVERY:
         return Decision(ledger=(accepted,))
     issued = otp.issue(policy.otp_key, state.order_id, sub.event_id)
@@ -150,6 +166,23 @@ def _decide_status(state: OrderState, sub: ev.StatusChanged, here: str, policy: 
         expires_at=sub.occurred_at + policy.otp_ttl, max_attempts=policy.otp_max_attempts,
     )
     return Decision(ledger=(accepted,), notifications=(notice,), otp_hash=issued.hash)
+
+
+_REASON_CODES = {r.value: r for r in ev.FailureReason}
+
+
+def failure_reason(sub: ev.StatusChanged) -> ev.FailureReason | Rejection:
+    """The failure's reason code: its ``failure_reason``, or for a legacy submission (only ``reason``)
+    the code its text names, else ``other``. ``other`` needs the rider's words in ``reason``."""
+    code = sub.failure_reason
+    if code is None:
+        if not sub.reason.strip():
+            return Rejection(kind=ev.DeadLetterKind.INVALID,
+                             reason="a failed delivery needs a failure_reason (or the reason in words)")
+        code = _REASON_CODES.get(sub.reason.strip(), ev.FailureReason.OTHER)
+    if code is ev.FailureReason.OTHER and not sub.reason.strip():
+        return Rejection(kind=ev.DeadLetterKind.INVALID, reason="failure_reason other needs the rider's words in reason")
+    return code
 
 
 def _decide_pod(state: OrderState, sub: ev.PodSubmitted, now: datetime, here: str) -> Decision:
@@ -183,9 +216,14 @@ def evolve(state: OrderState | None, event: ev.Event, seen_window: int = SEEN_WI
         if not isinstance(event, ev.OrderCreated):
             raise ValueError(f"{type(event).__name__} cannot start order history")
         return OrderState(order_id=event.order_id, tracking_id=event.tracking_id, hub_id=event.hub_id,
-                          status=S.CREATED, seen=_remember((), event.event_id, seen_window))
+                          status=S.CREATED, seen=_remember((), event.event_id, seen_window),
+                          window_start=event.window_start, window_end=event.window_end,
+                          max_attempts=event.max_attempts, reattempt=event.reattempt)
     seen = _remember(state.seen, event.event_id, seen_window)
     match event:
+        case ev.OrderUpdated():
+            return dataclasses.replace(state, window_start=event.window_start or state.window_start,
+                                       window_end=event.window_end or state.window_end, seen=seen)
         case ev.OrderCancelled():
             return dataclasses.replace(state, status=S.CANCELLED, seen=seen)
         case ev.OrderAssigned():

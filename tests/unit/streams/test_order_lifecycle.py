@@ -467,10 +467,12 @@ def test_failed_without_reason_is_invalid(start: S) -> None:
 def test_failed_with_reason_is_accepted(start: S) -> None:
     state = _state_in(start)
     state, decision = accept(state, failed())
-    (event,) = decision.ledger
+    event, decided = decision.ledger
     assert isinstance(event, ev.StatusChanged)
     assert (event.from_status, event.to_status, event.reason) == (start, S.FAILED, "customer_not_available")
+    assert event.failure_reason is ev.FailureReason.CUSTOMER_NOT_AVAILABLE  # the legacy reason text is the code
     assert event.rider_id == RIDER  # filled in from the state
+    assert isinstance(decided, ev.AttemptDecided) and decided.event_id == derived_id("e-failed", "attempt-decided")
     assert state.status is S.FAILED
 
 
