@@ -11,14 +11,18 @@ password of any ``scheme://user:password@`` in a value masked (``schemas.redact`
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from schemas.redact import MASK, mask_urls
+
+if TYPE_CHECKING:
+    from streams.domain.hub_policy import HubPolicies
 
 
 def _default_data_dir() -> str:
@@ -62,6 +66,12 @@ class Settings:
     otp_ttl_s: int = field(default=12 * 3600, metadata={"doc": "How long an issued OTP stays valid."})
     dispatch_batch_window_s: float = field(default=2.0, metadata={"doc": "Wall seconds the dispatcher collects a hub's new orders before planning."})
     dispatch_time_limit_s: float = field(default=3.0, metadata={"doc": "Solver time per dispatch plan."})
+    hub_policies: str = field(default="", metadata={
+        "doc": "Each hub's operating policy: inline JSON (starting with '{') or the path of a JSON file, "
+               "{\"default\": {...}, \"hubs\": {\"<hub id>\": {...}}} with reattempt (max_attempts, mode "
+               "same_day|next_day|customer_slot, same_day_after_min, same_day_window_min), horizon_min, "
+               "even_workload, learned_speeds; a hub's entry overrides the default field by field. "
+               "Empty: the defaults (2 attempts, same day, 120 min horizon)."})
     tracker_checkpoint_s: float = field(default=2.0, metadata={
         "doc": "Seconds between the tracking worker's checkpoints (outputs acknowledged, rider state written, "
                "offsets committed): at most this much is processed again after a crash."})
@@ -120,6 +130,7 @@ class Settings:
         if dsn and not dsn.startswith(("chdb://", "http://", "https://")):
             raise ValueError(f"MILESTREAM_CLICKHOUSE_DSN must start with chdb://, http:// or https://, got "
                              f"{mask_urls(dsn)!r}")
+        self.parsed_hub_policies()
         if self.otp_key:
             from streams.domain.orders.otp import secret_bytes
 
@@ -127,6 +138,33 @@ class Settings:
                 secret_bytes(self.otp_key)
             except ValueError as exc:
                 raise ValueError(f"MILESTREAM_OTP_KEY: {exc}") from None
+
+    def parsed_hub_policies(self) -> HubPolicies:
+        """``MILESTREAM_HUB_POLICIES`` read (inline or from its file) and checked; a bad one fails
+        naming the variable, the file and the field."""
+        from streams.domain.hub_policy import HubPolicies, PolicyError, parse
+
+        raw = self.hub_policies.strip()
+        if not raw:
+            return HubPolicies()
+        where = "MILESTREAM_HUB_POLICIES"
+        if raw.startswith("{"):
+            text = raw
+        else:
+            where = f"MILESTREAM_HUB_POLICIES ({raw})"
+            try:
+                text = Path(raw).read_text()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(f"{where}: not inline JSON (no leading '{{') and the file cannot be read: "
+                                 f"{exc}") from None
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{where} is not JSON: {exc}") from None
+        try:
+            return parse(document)
+        except PolicyError as exc:
+            raise ValueError(f"{where}: {exc}") from None
 
     @property
     def resolved_clickhouse_dsn(self) -> str:

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from schemas import Codec
 from schemas import events as ev
 from schemas import topics as tp
+from streams.domain.hub_policy import HubPolicies
 from streams.domain.orders import lifecycle, otp
 from streams.edge import Edge, Limits, Record, Rejection
 
@@ -60,6 +61,8 @@ class StreamSettings(Protocol):
 
     def topic(self, name: str) -> str: ...
 
+    def parsed_hub_policies(self) -> HubPolicies: ...
+
 
 Sender = Callable[[str, bytes, bytes, float | None], Awaitable[Any]]
 
@@ -75,6 +78,7 @@ class Streams:
     edge: Edge
     policy: lifecycle.Policy | None  # the orders role's (it issues OTPs); None where no key is set
     app: Any = None
+    hub_policies: HubPolicies = field(default_factory=HubPolicies)  # MILESTREAM_HUB_POLICIES (dispatch reads .of(hub))
     sent: list[tuple[str, bytes, ev.Event]] = field(default_factory=list)  # offline: what was published
     _topics: dict[str, Any] = field(default_factory=dict)
     _tables: dict[str, Any] = field(default_factory=dict)
@@ -83,7 +87,9 @@ class Streams:
     @classmethod
     def offline(cls, settings: StreamSettings, *, codec: Codec | None = None, limits: Limits = Limits()) -> Streams:
         codec = codec or Codec()
-        return cls(settings=settings, codec=codec, edge=_edge(settings, codec, limits), policy=_policy(settings))
+        hubs = settings.parsed_hub_policies()
+        return cls(settings=settings, codec=codec, edge=_edge(settings, codec, limits), policy=_policy(settings, hubs),
+                   hub_policies=hubs)
 
     # -- declarations -------------------------------------------------------------------------
 
@@ -191,11 +197,11 @@ def _edge(settings: StreamSettings, codec: Codec, limits: Limits) -> Edge:
     return Edge(codec, {settings.topic(s.name): s for s in tp.ALL}, limits)
 
 
-def _policy(settings: StreamSettings) -> lifecycle.Policy | None:
+def _policy(settings: StreamSettings, hubs: HubPolicies) -> lifecycle.Policy | None:
     if not settings.otp_key:
         return None
     return lifecycle.Policy(otp_key=otp.key_bytes(settings.otp_key), otp_max_attempts=settings.otp_max_attempts,
-                            otp_ttl=timedelta(seconds=settings.otp_ttl_s))
+                            otp_ttl=timedelta(seconds=settings.otp_ttl_s), hubs=hubs)
 
 
 def create_app(settings: StreamSettings, role: str, *, codec: Codec | None = None, limits: Limits = Limits(),
@@ -235,8 +241,9 @@ def create_app(settings: StreamSettings, role: str, *, codec: Codec | None = Non
         origin="streams",
     )
     codec = codec or Codec()
-    streams = Streams(settings=settings, codec=codec, edge=_edge(settings, codec, limits), policy=_policy(settings),
-                      app=app)
+    hubs = settings.parsed_hub_policies()
+    streams = Streams(settings=settings, codec=codec, edge=_edge(settings, codec, limits), policy=_policy(settings, hubs),
+                      app=app, hub_policies=hubs)
     for module in ROLES[role]:
         importlib.import_module(module).install(streams)
     return streams

@@ -28,11 +28,18 @@ async def handle_submission(streams: Streams, order_states: MutableMapping[bytes
     assert new_state is not None
     await streams.publish(tp.ORDERS, decision.ledger)
     await streams.publish(tp.NOTIFICATIONS, decision.notifications)
-    # Dispatch sees new and withdrawn orders and status changes (re-plan triggers), re-keyed by hub.
-    await streams.publish(tp.DISPATCH_QUEUE, [e for e in decision.ledger
-                                              if isinstance(e, ev.OrderCreated | ev.OrderCancelled | ev.StatusChanged)],
-                          key=new_state.hub_id)
+    await streams.publish(tp.DISPATCH_QUEUE, [e for e in decision.ledger if for_dispatch(e)], key=new_state.hub_id)
     order_states[key] = new_state
+
+
+def for_dispatch(event: ev.Event) -> bool:
+    """What dispatch hears of the ledger, re-keyed by hub: new, changed and withdrawn orders, status
+    changes and re-attempt decisions (re-plan triggers), and a dispatcher's manual assignments (its
+    own plans it knows already)."""
+    if isinstance(event, ev.OrderAssigned):
+        return event.assigned_by != "dispatch"
+    return isinstance(event, ev.OrderCreated | ev.OrderUpdated | ev.OrderCancelled | ev.StatusChanged
+                      | ev.AttemptDecided)
 
 
 def install(streams: Streams) -> None:

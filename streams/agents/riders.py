@@ -1,5 +1,6 @@
-"""Rider shifts: checked, remembered (rider -> hub), and passed to dispatch keyed by hub. This agent
-owns the dead letters of ``riders`` (the tracking worker reads shifts too, and skips bad ones)."""
+"""Rider shifts and breaks: checked, the shift remembered (rider -> hub), and passed to dispatch keyed
+by hub. This agent owns the dead letters of ``riders`` (the tracking worker reads shifts too, and
+skips bad ones)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,14 @@ async def handle_shift(streams: Streams, rider_hubs: MutableMapping[bytes, Any],
             return
         await streams.publish(tp.DISPATCH_QUEUE, [shift], key=hub)
         rider_hubs[shift.key.encode()] = None
+    elif isinstance(shift, ev.BreakStarted | ev.BreakEnded):
+        hub = rider_hubs.get(shift.key.encode())
+        if hub is None:
+            await streams.dead_letter(message, Rejection(
+                ev.DeadLetterKind.ILLEGAL_TRANSITION,
+                f"rider {shift.rider_id} reported {type(shift).__name__} without a shift"))
+            return
+        await streams.publish(tp.DISPATCH_QUEUE, [shift], key=hub)
 
 
 def install(streams: Streams) -> None:

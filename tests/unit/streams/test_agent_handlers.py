@@ -113,6 +113,56 @@ def test_orders_bad_input_is_dead_lettered_once_and_never_reaches_the_ledger(str
     assert len(sent(streams, tp.DEAD_LETTER)) == 1 and sent(streams, tp.ORDERS) == [] and states == {}
 
 
+def _order_ledger_to(streams: Streams, states: dict[bytes, Any], *subs: ev.Event) -> None:
+    for sub in subs:
+        run(orders_agent.handle_submission(streams, states, rec(streams, tp.INBOX, sub)))
+
+
+def test_orders_dispatch_hears_changes_failures_decisions_and_manual_assignments_not_its_own(streams: Streams) -> None:
+    states: dict[bytes, Any] = {}
+    planned = ev.OrderAssigned(event_id="a1", occurred_at=T0, order_id="ord-1", rider_id="rider-1", route_id="route-1",
+                               sequence=1, planned_arrival=T0 + timedelta(minutes=30))
+    manual = ev.OrderAssigned(event_id="a2", occurred_at=T0 + timedelta(minutes=1), order_id="ord-1",
+                              rider_id="rider-2", route_id="manual-1", sequence=1,
+                              planned_arrival=T0 + timedelta(minutes=40), assigned_by="dispatcher:ana")
+    moved = ev.OrderUpdated(event_id="u1", occurred_at=T0 + timedelta(minutes=2), order_id="ord-1",
+                            drop=ev.Location(lat=12.99, lon=77.61), weight_kg=3.0)
+    out = ev.StatusChanged(event_id="o1", occurred_at=T0 + timedelta(minutes=3), order_id="ord-1",
+                           to_status=ev.OrderStatus.OUT_FOR_DELIVERY, rider_id="rider-2")
+    failed = ev.StatusChanged(event_id="f1", occurred_at=T0 + timedelta(minutes=20), order_id="ord-1",
+                              to_status=ev.OrderStatus.FAILED, reason="gate locked",
+                              failure_reason=ev.FailureReason.NO_ACCESS)
+    _order_ledger_to(streams, states, order(), planned, manual, moved, out, failed)
+    assert sent(streams, tp.DEAD_LETTER) == []
+    ledger = [type(e).__name__ for e in sent(streams, tp.ORDERS)]
+    assert ledger == ["OrderCreated", "OrderAssigned", "OrderAssigned", "OrderUpdated", "StatusChanged",
+                      "StatusChanged", "AttemptDecided"]
+    to_dispatch = [(k, e) for name, k, e in streams.sent if name == tp.DISPATCH_QUEUE.name]
+    assert {k for k, _ in to_dispatch} == {b"hub-1"}
+    assert [e.event_id for _, e in to_dispatch] == [
+        "c-ord-1", "a2", "u1", "o1", "f1", sent(streams, tp.ORDERS)[-1].event_id]  # not a1: dispatch's own plan
+    decided = to_dispatch[-1][1]
+    assert isinstance(decided, ev.AttemptDecided) and decided.decision is ev.AttemptDecision.REATTEMPT
+
+
+def test_orders_the_hub_policies_setting_reaches_the_lifecycle() -> None:
+    settings = Settings.from_env({}, otp_key=secrets.token_hex(32), topic_prefix="u.",
+                                 hub_policies='{"hubs": {"hub-1": {"reattempt": {"max_attempts": 1}}}}')
+    streams = Streams.offline(settings, codec=CODEC)
+    assert streams.hub_policies.of("hub-1").reattempt.max_attempts == 1
+    assert streams.policy is not None and streams.policy.hubs is streams.hub_policies
+    states: dict[bytes, Any] = {}
+    out = ev.StatusChanged(event_id="o1", occurred_at=T0 + timedelta(minutes=3), order_id="ord-1",
+                           to_status=ev.OrderStatus.OUT_FOR_DELIVERY, rider_id="rider-1")
+    planned = ev.OrderAssigned(event_id="a1", occurred_at=T0, order_id="ord-1", rider_id="rider-1", route_id="route-1",
+                               sequence=1, planned_arrival=T0 + timedelta(minutes=30))
+    failed = ev.StatusChanged(event_id="f1", occurred_at=T0 + timedelta(minutes=20), order_id="ord-1",
+                              to_status=ev.OrderStatus.FAILED, failure_reason=ev.FailureReason.CUSTOMER_NOT_AVAILABLE)
+    _order_ledger_to(streams, states, order(), planned, out, failed)
+    decided = sent(streams, tp.ORDERS)[-1]
+    assert isinstance(decided, ev.AttemptDecided) and decided.decision is ev.AttemptDecision.RETURN_TO_HUB
+
+
 # -- riders ---------------------------------------------------------------------------------------
 
 
@@ -123,6 +173,29 @@ def test_riders_a_shift_goes_to_its_hub_and_its_end_follows_it_there(streams: St
     run(riders_agent.handle_shift(streams, hubs, rec(streams, tp.RIDERS, ended)))
     keys = [k for name, k, _ in streams.sent if name == tp.DISPATCH_QUEUE.name]
     assert keys == [b"hub-1", b"hub-1"] and hubs[b"rider-1"] is None
+
+
+def test_riders_breaks_go_to_the_riders_hub(streams: Streams) -> None:
+    hubs: dict[bytes, Any] = {}
+    run(riders_agent.handle_shift(streams, hubs, rec(streams, tp.RIDERS, shift(hub="hub-2"))))
+    began = ev.BreakStarted(event_id="b1", occurred_at=T0 + timedelta(minutes=10), rider_id="rider-1",
+                            break_id="lunch", expected_end=T0 + timedelta(minutes=40))
+    ended = ev.BreakEnded(event_id="b2", occurred_at=T0 + timedelta(minutes=38), rider_id="rider-1")
+    for event in (began, ended):
+        run(riders_agent.handle_shift(streams, hubs, rec(streams, tp.RIDERS, event)))
+    forwarded = [(k, e.event_id) for name, k, e in streams.sent if name == tp.DISPATCH_QUEUE.name]
+    assert forwarded == [(b"hub-2", "s-rider-1"), (b"hub-2", "b1"), (b"hub-2", "b2")]
+    assert sent(streams, tp.DEAD_LETTER) == [] and hubs[b"rider-1"] == "hub-2"
+
+
+@pytest.mark.parametrize("kind", [ev.BreakStarted, ev.BreakEnded])
+def test_riders_a_break_without_a_shift_is_an_illegal_transition(streams: Streams, kind: type[ev.RiderEvent]) -> None:
+    hubs: dict[bytes, Any] = {b"rider-1": None}  # its shift ended
+    run(riders_agent.handle_shift(streams, hubs, rec(streams, tp.RIDERS, kind(event_id="b1", occurred_at=T0,
+                                                                               rider_id="rider-1"))))
+    [letter] = sent(streams, tp.DEAD_LETTER)
+    assert letter.error_kind is ev.DeadLetterKind.ILLEGAL_TRANSITION and "without a shift" in letter.reason
+    assert [s for s in streams.sent if s[0] == tp.DISPATCH_QUEUE.name] == []
 
 
 def test_riders_an_end_without_a_start_is_an_illegal_transition(streams: Streams) -> None:
