@@ -16,10 +16,12 @@ from typing import Any
 
 from schemas import topics as tp
 from solver import SolveParams, solve
+from solver.model import Problem
 from solver.reoptimise import reoptimise
 from streams.app import Streams
 from streams.domain.dispatch import hub as hubs
 from streams.domain.dispatch import pool as dispatch
+from streams.domain.hub_policy import HubPolicies, HubPolicy
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,7 @@ class HubDispatcher:
         self.streams = streams
         self.hub_states = hub_states
         self.last_change: dict[bytes, float] = {}
+        self.first_change: dict[bytes, float] = {}  # first change since the hub's last plan
         # A plan's outcome is published, then folded into the hub's state; events handled in between
         # would be overwritten (lost), and a rider's "out for delivery" read before its route is
         # known would be ignored (its parcels then looked movable). So the agent and the timer take
@@ -57,6 +60,11 @@ class HubDispatcher:
         async with self.lock:
             self.hub_states[hub] = hubs.on_hub_event(self.hub(hub), item)
         self.last_change[hub] = time.monotonic()
+        self.first_change.setdefault(hub, self.last_change[hub])
+
+    def policy(self, hub: bytes) -> HubPolicy:
+        policies = getattr(self.streams, "hub_policies", None) or HubPolicies()
+        return policies.of(hub.decode())
 
     def stream_now(self, hub: bytes, pool: dispatch.HubPool) -> float | None:
         """The hub's stream time (its latest event), moved on by the wall time it has been quiet, so
@@ -73,14 +81,22 @@ class HubDispatcher:
             await self.replan(hub)
 
     async def dispatch(self, hub: bytes) -> None:
+        """Plan the free riders once the hub's new work has waited the batch window: quiet that long,
+        or busy for twice that (a hub taking orders all day is never quiet)."""
         settings = self.streams.settings
+        policy = self.policy(hub)
         pool = self.hub(hub).pool
-        if not pool.ready or time.monotonic() - self.last_change.get(hub, 0.0) < settings.dispatch_batch_window_s:
+        now = time.monotonic()
+        window = settings.dispatch_batch_window_s
+        if not pool.ready(policy.horizon_min * 60.0) or (
+                now - self.last_change.get(hub, 0.0) < window and now - self.first_change.get(hub, now) < 2 * window):
             return
-        plan = dispatch.build_problem(pool)
+        self.first_change.pop(hub, None)
+        plan = dispatch.build_problem(pool, policy.horizon_min * 60.0,
+                                      dispatch.travel_times(pool, policy.learned_speeds), policy.even_workload)
         started = time.monotonic()
         solution = await asyncio.get_running_loop().run_in_executor(
-            self.executor(), solve, plan.problem, SolveParams(time_limit_s=settings.dispatch_time_limit_s))
+            self.executor(), solve, plan.problem, SolveParams(time_limit_s=time_limit(plan.problem, settings)))
         async with self.lock:
             current = self.hub(hub)  # events went on arriving while the solver ran
             outcome = dispatch.apply_plan(current.pool, plan, solution)
@@ -91,14 +107,23 @@ class HubDispatcher:
 
     async def replan(self, hub: bytes) -> None:
         settings = self.streams.settings
+        policy = self.policy(hub)
         state = self.hub(hub)
         now = self.stream_now(hub, state.pool)
-        if now is None or not (state.routes.pending or state.solving):
+        if now is None:
+            return
+        if state.pool.pending:  # work no free rider can take: offer it to riders on routes
+            async with self.lock:
+                offered = hubs.offer_waiting(self.hub(hub), now, policy)
+                if offered.routes.pending != self.hub(hub).routes.pending:
+                    self.hub_states[hub] = offered
+            state = self.hub(hub)
+        if not (state.routes.pending or state.solving):
             return
         async with self.lock:
             state = self.hub(hub)
             left_over = state.solving
-            state, requests = hubs.start_replans(state, now)
+            state, requests = hubs.start_replans(state, now, policy)
             if not requests and not left_over:  # all held by the rate limit: nothing new to keep
                 return
             self.hub_states[hub] = state
@@ -107,7 +132,7 @@ class HubDispatcher:
             try:
                 solution = await asyncio.get_running_loop().run_in_executor(
                     self.executor(), reoptimise, request.situation, request.changes, request.policy,
-                    SolveParams(time_limit_s=settings.dispatch_time_limit_s))
+                    SolveParams(time_limit_s=time_limit(request.situation.problem, settings)))
             except Exception:
                 log.exception("hub %s: re-plan %s failed; its triggers wait for the next round", hub,
                               request.request_id)
@@ -130,10 +155,16 @@ class HubDispatcher:
         await self.streams.publish(tp.ALERTS, out.alerts)
 
 
+def time_limit(problem: Problem, settings: Any) -> float:
+    """Search time for a plan: short for the few stops of a new order or a re-plan (a rider waits
+    for it), up to the setting for a large batch."""
+    return min(settings.dispatch_time_limit_s, 0.2 + 0.01 * len(problem.jobs))
+
+
 def install(streams: Streams) -> HubDispatcher:
     # Written from the timer as well as the agent, so its changelog partition comes from the key.
     dispatcher = HubDispatcher(streams, streams.table("hub-pool", use_partitioner=True))
     streams.agent([tp.DISPATCH_QUEUE], "hub_dispatch", dispatcher.handle_hub_input)
     if streams.app is not None:
-        streams.app.timer(interval=0.5)(dispatcher.plan_quiet_hubs)
+        streams.app.timer(interval=0.2)(dispatcher.plan_quiet_hubs)
     return dispatcher

@@ -13,6 +13,7 @@ from typing import NamedTuple
 from schemas import events as ev
 from solver.model import Solution
 from streams.domain.dispatch import pool as dispatch
+from streams.domain.dispatch import replan
 from streams.domain.dispatch.pool import HubPool
 from streams.domain.dispatch.replan import (
     DISPATCH_PARAMS,
@@ -21,6 +22,8 @@ from streams.domain.dispatch.replan import (
     ReplanParams,
     ReplanRequest,
     ReplanState,
+    Trigger,
+    TriggerKind,
     abandon,
     apply_result,
     due,
@@ -28,7 +31,10 @@ from streams.domain.dispatch.replan import (
     on_event,
     on_fixes,
 )
+from streams.domain.hub_policy import HubPolicy
 from streams.domain.ids import derived_id
+
+REOFFER_S = 300.0  # an order no rider on a route took is offered again after this long (stream time)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,6 +46,8 @@ class Hub:
     pool: HubPool
     routes: ReplanState
     solving: tuple[ReplanRequest, ...] = ()
+    awaiting_slot: frozenset[str] = frozenset()  # failed orders waiting for the customer to pick a window
+    offered: dict[str, float] = dataclasses.field(default_factory=dict)  # order -> when last offered to riders on routes
 
 
 class Published(NamedTuple):
@@ -64,7 +72,9 @@ def hub_state(value: Hub | HubPool | None, hub_id: str) -> Hub:
 def on_hub_event(hub: Hub, event: ev.Event, params: ReplanParams = DISPATCH_PARAMS) -> Hub:
     """A dispatch-queue event into both; a status change with a location is also the rider's latest fix.
     Events of an order settled (:func:`streams.domain.dispatch.replan.is_settled`) change nothing:
-    neither half keeps settled orders, so a redelivered ``OrderCreated`` must not bring one back."""
+    neither half keeps settled orders, so a redelivered ``OrderCreated`` must not bring one back.
+    A failed order the policy re-attempts goes back to the pool with its new window; a rider whose
+    route is done joins the pool again, from where they are."""
     order_id = getattr(event, "order_id", None)
     if order_id is not None and is_settled(hub.routes, order_id):
         return hub
@@ -74,7 +84,86 @@ def on_hub_event(hub: Hub, event: ev.Event, params: ReplanParams = DISPATCH_PARA
                                                        event.occurred_at.timestamp())})
     elif isinstance(event, ev.GpsPing):  # a device back after an offline alert (the tracker forwards it)
         routes = on_fixes(routes, {event.rider_id: Fix(event.lat, event.lon, event.device_time.timestamp())})
-    return dataclasses.replace(hub, pool=dispatch.on_event(hub.pool, event), routes=routes)
+    hub = dataclasses.replace(hub, pool=dispatch.on_event(hub.pool, event), routes=routes)
+    match event:
+        case ev.AttemptDecided():
+            hub = _attempt_decided(hub, event)
+        case ev.OrderUpdated() if event.order_id in hub.awaiting_slot and event.window_start and event.window_end:
+            hub = _back_to_pool(dataclasses.replace(hub, awaiting_slot=hub.awaiting_slot - {event.order_id}),
+                                event.order_id, event.window_start, event.window_end)
+        case ev.OrderAssigned() if event.assigned_by != "dispatch":
+            hub = _manual(hub, event)
+        case ev.StatusChanged() | ev.RiderShiftEnded() | ev.OrderCancelled():
+            hub = rejoin_finished(hub)
+    return hub
+
+
+def _attempt_decided(hub: Hub, e: ev.AttemptDecided) -> Hub:
+    if e.decision is ev.AttemptDecision.AWAIT_CUSTOMER_SLOT:
+        return dataclasses.replace(hub, awaiting_slot=hub.awaiting_slot | {e.order_id})
+    if e.decision is ev.AttemptDecision.REATTEMPT and e.window_start is not None and e.window_end is not None:
+        return _back_to_pool(hub, e.order_id, e.window_start, e.window_end)
+    return hub  # back to the hub: the rider brings it; nothing to plan
+
+
+def _back_to_pool(hub: Hub, order_id: str, start: datetime, end: datetime) -> Hub:
+    """A failed order tried again: collected at the hub (the parcel comes back there), in its new window."""
+    order = hub.routes.orders.get(order_id)
+    if order is None:
+        return hub
+    order = dataclasses.replace(order, window_start=start, window_end=max(start, end), pickup=None, rider=None)
+    routes = dataclasses.replace(hub.routes, orders={**hub.routes.orders, order_id: order},
+                                 closed=hub.routes.closed - {order_id}, delayed=hub.routes.delayed - {order_id},
+                                 pins={k: v for k, v in hub.routes.pins.items() if k != order_id})
+    return dataclasses.replace(hub, routes=routes, pool=dispatch.give_back(hub.pool, [order]),
+                               offered={k: v for k, v in hub.offered.items() if k != order_id})
+
+
+def _manual(hub: Hub, e: ev.OrderAssigned) -> Hub:
+    """A dispatcher's assignment: a rider on a route gets it by a re-plan (see
+    :mod:`streams.domain.dispatch.replan`); a free rider by the next plan, the order pinned to them."""
+    pool = hub.pool
+    if e.rider_id in pool.free and e.order_id in hub.routes.orders:
+        order = dataclasses.replace(hub.routes.orders[e.order_id], rider=e.rider_id)
+        return dataclasses.replace(hub, pool=dispatch.give_back(pool, [order]))
+    return dataclasses.replace(hub, pool=dispatch.take(pool, [e.order_id]))
+
+
+def rejoin_finished(hub: Hub) -> Hub:
+    """Riders whose route has no stops left (delivered, failed, or moved away) are free again, from
+    their latest position; their route is over."""
+    routes, pool = hub.routes, hub.pool
+    done = [r for r, p in routes.plans.items() if not p.stops and r not in routes.in_flight and r in routes.riders
+            and r not in routes.offline]
+    if not done:
+        return hub
+    for r in done:
+        fix = routes.positions.get(r)
+        rider = routes.riders[r]
+        pool = dispatch.rejoin(pool, dataclasses.replace(rider, lat=fix.lat, lon=fix.lon) if fix else rider)
+    routes = dataclasses.replace(routes, plans={r: p for r, p in routes.plans.items() if r not in done})
+    return dataclasses.replace(hub, routes=routes, pool=pool)
+
+
+def offer_waiting(hub: Hub, now: float, policy: HubPolicy, params: ReplanParams = DISPATCH_PARAMS) -> Hub:
+    """Orders due within the horizon that no free rider can take now (none is free, or the last plan
+    left them out) are offered to the nearest riders on a route: a re-plan inserts them."""
+    pool = hub.pool
+    horizon_s = policy.horizon_min * 60.0
+    waiting = [o for o in pool.plannable(horizon_s)
+               if (not pool.free or o.order_id in pool.alerted) and now - hub.offered.get(o.order_id, -REOFFER_S) >= REOFFER_S
+               and o.order_id in hub.routes.orders]
+    if not waiting:
+        return hub
+    routes, offered = hub.routes, dict(hub.offered)
+    for o in waiting:
+        riders = replan.nearest(routes, (o.lat, o.lon), o, now, params.nearest_riders)
+        if not riders:
+            continue
+        offered[o.order_id] = now
+        routes = replan.add_trigger(routes, Trigger(kind=TriggerKind.NEW_ORDER, subject_id=o.order_id,
+                                                    riders=frozenset(riders), at_s=now, note="no free rider"))
+    return dataclasses.replace(hub, routes=routes, offered=offered)
 
 
 def on_dispatched(hub: Hub, outcome: dispatch.PlanOutcome, params: ReplanParams = DISPATCH_PARAMS) -> Hub:
@@ -85,13 +174,15 @@ def on_dispatched(hub: Hub, outcome: dispatch.PlanOutcome, params: ReplanParams 
     return dataclasses.replace(hub, pool=outcome.pool, routes=routes)
 
 
-def start_replans(hub: Hub, now: float, params: ReplanParams = DISPATCH_PARAMS) -> tuple[Hub, list[ReplanRequest]]:
+def start_replans(hub: Hub, now: float, policy: HubPolicy = HubPolicy(), params: ReplanParams = DISPATCH_PARAMS
+                  ) -> tuple[Hub, list[ReplanRequest]]:
     """The re-plans due at ``now``, recorded as being solved; requests of a solve that never
     finished (the worker died) give their triggers back first."""
     routes = hub.routes
     for request in hub.solving:
         routes = abandon(routes, request)
-    routes, requests = due(routes, now, params)
+    routes, requests = due(routes, now, params, dispatch.travel_times(hub.pool, policy.learned_speeds),
+                           policy.even_workload)
     return dataclasses.replace(hub, routes=routes, solving=tuple(requests)), requests
 
 
@@ -113,17 +204,22 @@ def finish_replan(hub: Hub, request: ReplanRequest, solution: Solution, now: flo
     dropped = [routes.orders[u.order_id] for u in outcome.unassignable if u.order_id in routes.orders]
     hub = dataclasses.replace(hub, pool=dispatch.give_back(dispatch.take(hub.pool, placed), dropped), routes=routes,
                               solving=tuple(r for r in hub.solving if r.request_id != request.request_id))
+    hub = rejoin_finished(hub)
     at = _dt(now)
     assignments: list[ev.OrderAssigned] = []
     planned: list[ev.RoutePlanned] = []
     for plan in outcome.plans:
         stops = []
-        for seq, stop in enumerate(plan.stops, start=1):
+        seq = 0
+        for stop in plan.stops:
             order = routes.orders.get(stop.order_id)
             stops.append(ev.PlannedStop(
-                order_id=stop.order_id, kind=ev.StopKind.DROP, lat=stop.lat, lon=stop.lon,
+                order_id=stop.order_id, kind=stop.kind, lat=stop.lat, lon=stop.lon,
                 planned_arrival=_dt(stop.planned_arrival_s), service_time_s=stop.service_s,
                 window_start=order.window_start if order else None, window_end=order.window_end if order else None))
+            if stop.kind is not ev.StopKind.DROP:
+                continue
+            seq += 1
             if stop.order_id not in before.get(plan.rider_id, ()):
                 assignments.append(ev.OrderAssigned(
                     event_id=derived_id(plan.route_id, f"assign/{stop.order_id}"), occurred_at=at,
@@ -133,7 +229,7 @@ def finish_replan(hub: Hub, request: ReplanRequest, solution: Solution, now: flo
             event_id=derived_id(plan.route_id, "planned"), occurred_at=at, rider_id=plan.rider_id,
             route_id=plan.route_id, hub_id=plan.hub_id, stops=tuple(stops),
             start=ev.GeoPoint(lat=plan.start[0], lon=plan.start[1]), planned_start=_dt(plan.planned_start_s),
-            planned_end=_dt(plan.planned_end_s), distance_m=plan.distance_m, reason=plan.reason))
+            planned_end=_dt(plan.planned_end_s), distance_m=plan.distance_m, reason=plan.reason, breaks=plan.breaks))
     alerts = tuple(
         ev.AlertRaised(event_id=derived_id(u.request_id, f"dropped/{u.order_id}"), occurred_at=at,
                        subject_id=u.order_id, kind="replan_dropped_order", severity=ev.Severity.WARNING,

@@ -12,44 +12,30 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from schemas import events as ev
-from solver.model import Job, Problem, Solution, Vehicle
+from solver.model import Problem, Solution
+from streams.domain.dispatch.jobs import (
+    CONSTANT,
+    VEHICLE_SPEED_MPS,
+    FreeRider,
+    Locations,
+    PendingOrder,
+    Point,
+    TravelTimes,
+    at_hub,
+    order_jobs,
+    order_of,
+    published_stops,
+    route_breaks,
+    solver_breaks,
+    vehicle_for,
+)
 from streams.domain.ids import derived_id
+
+__all__ = ["CONSTANT", "VEHICLE_SPEED_MPS", "FreeRider", "HubPool", "PendingOrder", "PlanInput", "PlanOutcome", "apply_plan",
+           "build_problem", "give_back", "on_event", "take"]
 
 SETTLED = frozenset({ev.OrderStatus.DELIVERED, ev.OrderStatus.RETURNED_TO_HUB, ev.OrderStatus.CANCELLED})
 DISPATCH_REASON = "dispatch"  # RoutePlanned.reason of a new plan (a re-plan gives its triggers)
-
-# Average urban road speeds (m/s) by vehicle; the full speed profile is the solver's business.
-VEHICLE_SPEED_MPS: dict[ev.VehicleType, float] = {
-    ev.VehicleType.BIKE: 4.5,
-    ev.VehicleType.SCOOTER: 7.0,
-    ev.VehicleType.CAR: 8.0,
-    ev.VehicleType.VAN: 7.0,
-}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PendingOrder:
-    order_id: str
-    lat: float
-    lon: float
-    window_start: datetime
-    window_end: datetime
-    service_s: int
-    demand: tuple[float, float, float]  # weight_kg, volume_l, units
-    skills: frozenset[str]
-    priority: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FreeRider:
-    rider_id: str
-    vehicle: ev.VehicleType
-    capacity: tuple[float, float, float]
-    skills: frozenset[str]
-    shift_start: datetime
-    shift_end: datetime
-    lat: float
-    lon: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,11 +52,19 @@ class HubPool:
     # redelivered OrderCreated must not put them back in ``pending``, or they would be planned twice
     # (once settled, the hub's routes remember them: :func:`streams.domain.dispatch.replan.is_settled`).
     taken: frozenset[str] = frozenset()
+    depot: Point | None = None  # the hub's place (where its riders' shifts start)
+    travel: dict[str, ev.TravelTimesLearned] = dataclasses.field(default_factory=dict)  # vehicle type -> learned
 
-    @property
-    def ready(self) -> bool:
-        """Worth planning: orders waiting, riders free, and something changed since the last plan."""
-        return bool(self.pending) and bool(self.free) and self.version != self.planned_version
+    def plannable(self, horizon_s: float) -> list[PendingOrder]:
+        """Pending orders whose window opens within the horizon (the rest wait for it: a rolling horizon)."""
+        if self.clock is None:
+            return list(self.pending.values())
+        until = self.clock + timedelta(seconds=min(horizon_s, 400 * 86_400.0))
+        return [o for o in self.pending.values() if o.window_start <= until]
+
+    def ready(self, horizon_s: float) -> bool:
+        """Worth planning: orders due within the horizon, riders free, and something changed since the last plan."""
+        return bool(self.free) and self.version != self.planned_version and bool(self.plannable(horizon_s))
 
 
 def on_event(pool: HubPool, event: ev.Event) -> HubPool:
@@ -78,13 +72,12 @@ def on_event(pool: HubPool, event: ev.Event) -> HubPool:
         return pool
     clock = max(pool.clock, event.occurred_at) if pool.clock else event.occurred_at
     pending, free, taken, alerted = pool.pending, pool.free, pool.taken, pool.alerted
+    depot, travel = pool.depot, pool.travel
     match event:
         case ev.OrderCreated() if event.order_id not in taken:
-            pending = {**pending, event.order_id: PendingOrder(
-                order_id=event.order_id, lat=event.drop.lat, lon=event.drop.lon, window_start=event.window_start,
-                window_end=event.window_end, service_s=event.service_time_s,
-                demand=(event.weight_kg, event.volume_l, float(event.units)), skills=frozenset(event.required_skills),
-                priority=event.priority)}
+            pending = {**pending, event.order_id: PendingOrder.of(event)}
+        case ev.OrderUpdated() if event.order_id in pending:
+            pending = {**pending, event.order_id: pending[event.order_id].updated(event)}
         case ev.OrderCancelled():
             pending = {k: v for k, v in pending.items() if k != event.order_id}
             taken, alerted = taken - {event.order_id}, alerted - {event.order_id}
@@ -95,25 +88,32 @@ def on_event(pool: HubPool, event: ev.Event) -> HubPool:
             pending = {k: v for k, v in pending.items() if k != event.order_id}
             taken = taken | {event.order_id}
         case ev.RiderShiftStarted():
-            free = {**free, event.rider_id: FreeRider(
-                rider_id=event.rider_id, vehicle=event.vehicle_type,
-                capacity=(event.capacity_weight_kg, event.capacity_volume_l, float(event.capacity_units)),
-                skills=frozenset(event.skills), shift_start=event.shift_start, shift_end=event.shift_end,
-                lat=event.start.lat, lon=event.start.lon)}
+            free = {**free, event.rider_id: FreeRider.of(event)}
+            depot = depot or (event.start.lat, event.start.lon)
         case ev.RiderShiftEnded():
             free = {k: v for k, v in free.items() if k != event.rider_id}
+        case ev.BreakStarted() if event.rider_id in free:
+            rider = free[event.rider_id]
+            until = event.expected_end or event.occurred_at + timedelta(minutes=30)
+            free = {**free, rider.rider_id: dataclasses.replace(
+                rider, break_until=until,
+                breaks_taken=rider.breaks_taken | ({event.break_id} if event.break_id else set()))}
+        case ev.BreakEnded() if event.rider_id in free:
+            free = {**free, event.rider_id: dataclasses.replace(free[event.rider_id], break_until=None)}
+        case ev.TravelTimesLearned():
+            travel = {**travel, str(event.vehicle_type): event}
     return dataclasses.replace(pool, pending=pending, free=free, taken=taken, alerted=alerted, clock=clock,
-                               version=pool.version + 1, last_event_id=event.event_id)
+                               depot=depot, travel=travel, version=pool.version + 1, last_event_id=event.event_id)
 
 
 def give_back(pool: HubPool, orders: Iterable[PendingOrder]) -> HubPool:
     """Orders a re-plan dropped from a route (an offline rider's, say, that no rider on a route
-    could take): pending again, so a free rider's plan may take them."""
+    could take), or a failed one to try again: pending again, so a free rider's plan may take them."""
     back = {o.order_id: o for o in orders}
     if not back:
         return pool
     return dataclasses.replace(pool, pending={**pool.pending, **back}, taken=pool.taken - back.keys(),
-                               version=pool.version + 1)
+                               alerted=pool.alerted - back.keys(), version=pool.version + 1)
 
 
 def take(pool: HubPool, order_ids: Iterable[str]) -> HubPool:
@@ -123,6 +123,15 @@ def take(pool: HubPool, order_ids: Iterable[str]) -> HubPool:
         return pool
     return dataclasses.replace(pool, pending={k: v for k, v in pool.pending.items() if k not in ids},
                                taken=pool.taken | ids)
+
+
+def rejoin(pool: HubPool, rider: FreeRider) -> HubPool:
+    """A rider whose route is done is free again, from where they are."""
+    return dataclasses.replace(pool, free={**pool.free, rider.rider_id: rider}, version=pool.version + 1)
+
+
+def travel_times(pool: HubPool, use_learned: bool) -> TravelTimes:
+    return TravelTimes(learned=pool.travel, use_learned=use_learned) if use_learned else CONSTANT
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,28 +144,38 @@ class PlanInput:
     plan_id: str  # deterministic: the same pool plans under the same id after a replay
 
 
-def build_problem(pool: HubPool) -> PlanInput:
-    """Times are seconds since the pool clock; riders start no earlier than now."""
+def build_problem(pool: HubPool, horizon_s: float = float("inf"), travel: TravelTimes | None = None,
+                  even_workload: bool = False) -> PlanInput:
+    """The free riders and the orders due within the horizon. Times are seconds since the pool
+    clock; riders start no earlier than now (or the end of a break they are on). When every free
+    rider is at the hub, hub parcels are loaded at the start (plain drops); otherwise they are
+    collected at the hub (pairs), as store orders always are."""
     epoch = pool.clock or datetime.now().astimezone()
+    travel = travel or travel_times(pool, True)
     riders = sorted(pool.free.values(), key=lambda r: r.rider_id)
-    orders = sorted(pool.pending.values(), key=lambda o: o.order_id)
+    orders = sorted(pool.plannable(horizon_s), key=lambda o: o.order_id)
+    loaded_at_start = all(at_hub((r.lat, r.lon), pool.depot) for r in riders) or pool.depot is None
 
     def secs(t: datetime) -> int:
         return int((t - epoch).total_seconds())
 
-    locations = [(r.lat, r.lon) for r in riders] + [(o.lat, o.lon) for o in orders]
-    vehicles = tuple(
-        Vehicle(id=r.rider_id, start=i, end=i, capacity=r.capacity, shift_start_s=max(0, secs(r.shift_start)),
-                shift_end_s=max(1, secs(r.shift_end)), speed_mps=VEHICLE_SPEED_MPS[r.vehicle], skills=r.skills)
-        for i, r in enumerate(riders)
-    )
-    jobs = tuple(
-        Job(id=o.order_id, location=len(riders) + j, demand=o.demand, window_start_s=max(0, secs(o.window_start)),
-            window_end_s=max(0, secs(o.window_end)), service_s=o.service_s, skills=o.skills, priority=o.priority)
-        for j, o in enumerate(orders)
-    )
-    return PlanInput(problem=Problem(locations=tuple(locations), jobs=jobs, vehicles=vehicles), epoch=epoch,
-                     orders=tuple(orders), riders=tuple(riders), version=pool.version,
+    locations = Locations()
+    vehicles = []
+    for r in riders:
+        here = locations.add((r.lat, r.lon))
+        home = locations.add(pool.depot) if pool.depot is not None else here
+        start = max(0, secs(r.shift_start), secs(r.break_until) if r.break_until else 0)
+        vehicles.append(vehicle_for(rider_id=r.rider_id, vehicle=r.vehicle, capacity=r.capacity, skills=r.skills,
+                                    start=here, end=home, shift_start_s=start, shift_end_s=max(1, secs(r.shift_end)),
+                                    breaks=solver_breaks(r.breaks, epoch, r.breaks_taken), travel=travel, at=epoch))
+    ids = frozenset(r.rider_id for r in riders)
+    jobs = []
+    for o in orders:
+        collect = o.pickup if o.pickup is not None else (None if loaded_at_start else pool.depot)
+        jobs.extend(order_jobs(o, locations, epoch, collect_at=collect, travel=travel, vehicles=ids))
+    problem = Problem(locations=tuple(locations.points), jobs=tuple(jobs), vehicles=tuple(vehicles),
+                      even_workload=even_workload)
+    return PlanInput(problem=problem, epoch=epoch, orders=tuple(orders), riders=tuple(riders), version=pool.version,
                      plan_id=derived_id(pool.hub_id, f"plan/{pool.version}/{pool.last_event_id}"))
 
 
@@ -175,6 +194,8 @@ def apply_plan(pool: HubPool, plan: PlanInput, solution: Solution) -> PlanOutcom
     plan_id = plan.plan_id
     riders = {r.rider_id: r for r in plan.riders}
     orders = {o.order_id: o for o in plan.orders}
+    points = plan.problem.locations
+    jobs = {j.id: j for j in plan.problem.jobs}
 
     def t(s: int) -> datetime:
         return plan.epoch + timedelta(seconds=s)
@@ -184,32 +205,39 @@ def apply_plan(pool: HubPool, plan: PlanInput, solution: Solution) -> PlanOutcom
     for route in solution.routes:
         # Orders cancelled and riders gone while the solver ran are not planned; they drop out of
         # the route (the rest of it stays valid: removing a stop only makes it earlier).
-        visits = [v for v in route.stops if v.job_id in pool.pending]
+        visits = [v for v in route.stops if order_of(v.job_id)[0] in pool.pending]
         if not visits or route.vehicle_id not in pool.free:
             continue
         rider = riders[route.vehicle_id]
         route_id = derived_id(plan_id, f"route/{rider.rider_id}")
+        planned = published_stops(
+            [(v.job_id, *points[jobs[v.job_id].location], t(v.arrival_s), jobs[v.job_id].service_s) for v in visits],
+            (rider.lat, rider.lon), pool.depot)
         stops = []
-        for seq, visit in enumerate(visits, start=1):
-            order = orders[visit.job_id]
-            stops.append(ev.PlannedStop(order_id=order.order_id, kind=ev.StopKind.DROP, lat=order.lat, lon=order.lon,
-                                        planned_arrival=t(visit.arrival_s), service_time_s=order.service_s,
+        seq = 0
+        for stop in planned:
+            order = orders[stop.order_id]
+            stops.append(ev.PlannedStop(order_id=order.order_id, kind=stop.kind, lat=stop.lat, lon=stop.lon,
+                                        planned_arrival=stop.arrival, service_time_s=stop.service_s,
                                         window_start=order.window_start, window_end=order.window_end))
-            assignments.append(ev.OrderAssigned(
-                event_id=derived_id(route_id, f"assign/{order.order_id}"), occurred_at=at, order_id=order.order_id,
-                rider_id=rider.rider_id, route_id=route_id, sequence=seq, planned_arrival=t(visit.arrival_s)))
+            if stop.kind is ev.StopKind.DROP:
+                seq += 1
+                assignments.append(ev.OrderAssigned(
+                    event_id=derived_id(route_id, f"assign/{order.order_id}"), occurred_at=at, order_id=order.order_id,
+                    rider_id=rider.rider_id, route_id=route_id, sequence=seq, planned_arrival=stop.arrival))
         routes.append(ev.RoutePlanned(
             event_id=derived_id(route_id, "planned"), occurred_at=at, rider_id=rider.rider_id, route_id=route_id,
             hub_id=pool.hub_id, stops=tuple(stops), start=ev.GeoPoint(lat=rider.lat, lon=rider.lon),
             planned_start=t(route.start_s), planned_end=t(route.end_s), distance_m=route.distance_m,
-            reason=DISPATCH_REASON))
+            reason=DISPATCH_REASON, breaks=route_breaks(route, plan.epoch)))
     assigned = {a.order_id for a in assignments}
     busy = {r.rider_id for r in routes}
+    unplanned = {order_of(u.job_id)[0]: u.reason for u in solution.unassigned}
     alerts = tuple(
-        ev.AlertRaised(event_id=derived_id(plan_id, f"unassignable/{u.job_id}"), occurred_at=at, subject_id=u.job_id,
-                       kind="unassignable_order", severity=ev.Severity.WARNING, order_id=u.job_id,
-                       message=f"order {u.job_id} could not be planned: {u.reason}")
-        for u in solution.unassigned if u.job_id not in pool.alerted
+        ev.AlertRaised(event_id=derived_id(plan_id, f"unassignable/{o}"), occurred_at=at, subject_id=o,
+                       kind="unassignable_order", severity=ev.Severity.WARNING, order_id=o,
+                       message=f"order {o} could not be planned: {why}")
+        for o, why in unplanned.items() if o not in pool.alerted and o not in assigned
     )
     new_pool = dataclasses.replace(
         pool, pending={k: v for k, v in pool.pending.items() if k not in assigned}, taken=pool.taken | assigned,

@@ -42,14 +42,29 @@ import enum
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from schemas import events as ev
 from solver.geo import haversine_m
-from solver.model import Job, Problem, Route, Solution, Vehicle
+from solver.model import Problem, Route, Solution
 from solver.reoptimise import Changes, Policy, Rider, RouteChange, Situation, build, diff
-from streams.domain.dispatch.pool import VEHICLE_SPEED_MPS, FreeRider, PendingOrder
+from streams.domain.dispatch.jobs import (
+    CONSTANT,
+    FreeRider,
+    Locations,
+    PendingOrder,
+    Point,
+    TravelTimes,
+    is_pickup,
+    order_jobs,
+    order_of,
+    pickup_id,
+    published_stops,
+    route_breaks,
+    solver_breaks,
+    vehicle_for,
+)
 from streams.domain.ids import derived_id
 from streams.domain.tracking.alerts import AlertKind
 
@@ -62,6 +77,10 @@ class TriggerKind(enum.StrEnum):
     URGENT_ORDER = "urgent_order"
     DELAY = "delay"
     RIDER_OFFLINE = "rider_offline"
+    NEW_ORDER = "new_order"  # no free rider took it: offered to the nearest riders on a route
+    ORDER_CHANGED = "order_changed"  # address, window or size changed
+    MANUAL_ASSIGNMENT = "manual_assignment"  # a dispatcher put the order on this rider
+    BREAK = "break"  # the rider reported a break: the rest of the route moves
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,7 +125,8 @@ class Trigger:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RiderPlan:
-    """What a rider is doing: the remaining stops of their current route, in order."""
+    """What a rider is doing: the remaining stops of their current route, in order, as job ids
+    (an order id for its drop, :func:`streams.domain.dispatch.jobs.pickup_id` for its pickup)."""
 
     route_id: str
     stops: tuple[str, ...]  # not yet delivered or failed; the one being served first
@@ -139,6 +159,8 @@ class ReplanState:
     in_flight: frozenset[str] = frozenset()  # riders of requests being solved
     offline: frozenset[str] = frozenset()
     closed: frozenset[str] = frozenset()  # delivered, failed, returned or cancelled (until re-opened)
+    depot: Point | None = None  # the hub's place: where hub parcels are collected
+    pins: dict[str, str] = field(default_factory=dict)  # order -> rider a dispatcher assigned it to
     delayed: frozenset[str] = frozenset()  # orders whose lateness already triggered a re-plan
     history: tuple[ReplanRecord, ...] = ()
     seq: int = 0  # requests issued: request ids derive from it
@@ -172,6 +194,7 @@ class PlanStop(NamedTuple):
     lon: float
     planned_arrival_s: float
     service_s: int
+    kind: ev.StopKind = ev.StopKind.DROP
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -188,6 +211,7 @@ class RoutePlan:
     planned_start_s: float
     planned_end_s: float
     distance_m: float
+    breaks: tuple[ev.RouteBreak, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -214,6 +238,10 @@ class ReplanOutcome:
 
 def _secs(t: datetime) -> float:
     return t.timestamp()
+
+
+def _dt(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 def on_fixes(state: ReplanState, fixes: Mapping[str, Fix]) -> ReplanState:
@@ -249,6 +277,8 @@ def _on_event(state: ReplanState, event: ev.Event, params: ReplanParams) -> Repl
             return _order_created(state, event, params)
         case ev.OrderUpdated() if event.order_id in state.orders:
             return _order_updated(state, event)
+        case ev.OrderAssigned() if event.assigned_by != "dispatch" and event.order_id in state.orders:
+            return _manual(state, event)
         case ev.OrderCancelled():
             return _cancelled(state, event.order_id, _secs(event.occurred_at), event.reason)
         case ev.StatusChanged():
@@ -256,11 +286,10 @@ def _on_event(state: ReplanState, event: ev.Event, params: ReplanParams) -> Repl
         case ev.RoutePlanned() if event.hub_id == state.hub_id:
             return _route_planned(state, event)
         case ev.RiderShiftStarted() if event.hub_id == state.hub_id:
-            rider = FreeRider(rider_id=event.rider_id, vehicle=event.vehicle_type,
-                              capacity=(event.capacity_weight_kg, event.capacity_volume_l, float(event.capacity_units)),
-                              skills=frozenset(event.skills), shift_start=event.shift_start,
-                              shift_end=event.shift_end, lat=event.start.lat, lon=event.start.lon)
-            return dataclasses.replace(state, riders={**state.riders, event.rider_id: rider})
+            return dataclasses.replace(state, riders={**state.riders, event.rider_id: FreeRider.of(event)},
+                                       depot=state.depot or (event.start.lat, event.start.lon))
+        case ev.BreakStarted() | ev.BreakEnded() if event.rider_id in state.riders:
+            return _break(state, event)
         case ev.RiderShiftEnded() if event.rider_id in state.riders:
             return _shift_ended(state, event, params)
         case ev.AlertRaised() if event.kind == AlertKind.RIDER_OFFLINE and event.rider_id in state.plans:
@@ -271,10 +300,7 @@ def _on_event(state: ReplanState, event: ev.Event, params: ReplanParams) -> Repl
 
 
 def _order_created(state: ReplanState, e: ev.OrderCreated, params: ReplanParams) -> ReplanState:
-    order = PendingOrder(order_id=e.order_id, lat=e.drop.lat, lon=e.drop.lon, window_start=e.window_start,
-                         window_end=e.window_end, service_s=e.service_time_s,
-                         demand=(e.weight_kg, e.volume_l, float(e.units)), skills=frozenset(e.required_skills),
-                         priority=e.priority)
+    order = PendingOrder.of(e)
     state = dataclasses.replace(state, orders={**state.orders, e.order_id: order})
     now = _secs(e.occurred_at)
     closing_in = _secs(e.window_end) - now
@@ -289,13 +315,47 @@ def _order_created(state: ReplanState, e: ev.OrderCreated, params: ReplanParams)
 
 
 def _order_updated(state: ReplanState, e: ev.OrderUpdated) -> ReplanState:
-    o = state.orders[e.order_id]
-    o = dataclasses.replace(
-        o, lat=e.drop.lat if e.drop else o.lat, lon=e.drop.lon if e.drop else o.lon,
-        window_start=e.window_start or o.window_start, window_end=e.window_end or o.window_end,
-        service_s=o.service_s if e.service_time_s is None else e.service_time_s,
-        priority=o.priority if e.priority is None else e.priority)
-    return dataclasses.replace(state, orders={**state.orders, e.order_id: o})
+    """The order as it is now; its rider (if on a route) is re-planned: the new drop is on the new route."""
+    state = dataclasses.replace(state, orders={**state.orders, e.order_id: state.orders[e.order_id].updated(e)})
+    owner = _owner(state, e.order_id)
+    if owner is None or e.order_id in state.closed:
+        return state
+    what = ", ".join(n for n in ("drop", "pickup", "window_start", "window_end", "service_time_s", "weight_kg",
+                                 "volume_l", "units", "priority") if getattr(e, n) is not None)
+    return _trigger(state, Trigger(kind=TriggerKind.ORDER_CHANGED, subject_id=e.order_id, riders=frozenset({owner}),
+                                   at_s=_secs(e.occurred_at), note=what or "details"))
+
+
+def _manual(state: ReplanState, e: ev.OrderAssigned) -> ReplanState:
+    """A dispatcher's assignment: the order is pinned to the rider, who gets it on the next re-plan
+    (with whoever had it). A rider not on a route gets it from dispatch's pool (see the hub)."""
+    state = dataclasses.replace(state, pins={**state.pins, e.order_id: e.rider_id},
+                                orders={**state.orders, e.order_id: dataclasses.replace(state.orders[e.order_id],
+                                                                                        rider=e.rider_id)})
+    if e.rider_id not in state.plans:
+        return state
+    riders = {e.rider_id} | ({owner} if (owner := _owner(state, e.order_id)) is not None else set())
+    return _trigger(state, Trigger(kind=TriggerKind.MANUAL_ASSIGNMENT, subject_id=e.order_id, riders=frozenset(riders),
+                                   at_s=_secs(e.occurred_at), note=f"by {e.assigned_by}"))
+
+
+def _break(state: ReplanState, e: ev.BreakStarted | ev.BreakEnded) -> ReplanState:
+    rider = state.riders[e.rider_id]
+    if isinstance(e, ev.BreakEnded):
+        return dataclasses.replace(state, riders={**state.riders, e.rider_id: dataclasses.replace(rider, break_until=None)})
+    until = e.expected_end or e.occurred_at + _DEFAULT_BREAK
+    taken = rider.breaks_taken | ({e.break_id} if e.break_id else set())
+    state = dataclasses.replace(state, riders={**state.riders, e.rider_id: dataclasses.replace(
+        rider, break_until=until, breaks_taken=taken)})
+    plan = state.plans.get(e.rider_id)
+    planned = e.break_id is not None and any(b.break_id == e.break_id for b in rider.breaks)
+    if plan is None or not plan.stops or planned:  # a planned break is in the route already
+        return state
+    return _trigger(state, Trigger(kind=TriggerKind.BREAK, subject_id=e.rider_id, riders=frozenset({e.rider_id}),
+                                   at_s=_secs(e.occurred_at), note=f"until {until:%H:%M}"))
+
+
+_DEFAULT_BREAK = timedelta(minutes=30)  # an unplanned break that says nothing of its end
 
 
 def _cancelled(state: ReplanState, order_id: str, at_s: float, note: str) -> ReplanState:
@@ -315,9 +375,10 @@ def _status(state: ReplanState, e: ev.StatusChanged) -> ReplanState:
     owner = _owner(state, e.order_id, e.rider_id)
     if to in (S.ASSIGNED, S.OUT_FOR_DELIVERY):  # a re-attempt re-opens a failed order
         state = dataclasses.replace(state, closed=state.closed - {e.order_id})
-        if to is S.OUT_FOR_DELIVERY and owner is not None:
+        if to is S.OUT_FOR_DELIVERY and owner is not None:  # loaded (at the hub, or picked up at the store)
             plan = state.plans[owner]
-            state = _with_plan(state, owner, dataclasses.replace(plan, on_board=plan.on_board | {e.order_id}))
+            state = _with_plan(state, owner, dataclasses.replace(
+                plan, on_board=plan.on_board | {e.order_id}, stops=tuple(s for s in plan.stops if s != pickup_id(e.order_id))))
         return state
     settles = to in (S.DELIVERED, S.RETURNED_TO_HUB)
     settling = state.settling | {e.order_id} if settles else state.settling
@@ -331,7 +392,8 @@ def _status(state: ReplanState, e: ev.StatusChanged) -> ReplanState:
         return _with_plan(state, owner, dataclasses.replace(plan, stops=stops, started=e.order_id))
     if to not in (S.DELIVERED, S.FAILED, S.RETURNED_TO_HUB):
         return state
-    done = dataclasses.replace(plan, stops=tuple(s for s in plan.stops if s != e.order_id),
+    gone = {e.order_id, pickup_id(e.order_id)}
+    done = dataclasses.replace(plan, stops=tuple(s for s in plan.stops if s not in gone),
                                started=None if plan.started == e.order_id else plan.started,
                                on_board=plan.on_board - {e.order_id})
     state = dataclasses.replace(_with_plan(state, owner, done), closed=state.closed | {e.order_id}, settling=settling)
@@ -348,14 +410,14 @@ def _route_planned(state: ReplanState, e: ev.RoutePlanned) -> ReplanState:
         return state
     orders = dict(state.orders)
     for s in e.stops:  # an order seen only on a route (state rebuilt mid-stream): what the route says
-        if s.order_id not in orders and not is_settled(state, s.order_id):
+        if s.kind is ev.StopKind.DROP and s.order_id not in orders and not is_settled(state, s.order_id):
             orders[s.order_id] = PendingOrder(
                 order_id=s.order_id, lat=s.lat, lon=s.lon, window_start=s.window_start or e.planned_start,
                 window_end=s.window_end or e.planned_end,
                 service_s=s.service_time_s, demand=(0.0, 0.0, 0.0), skills=frozenset(), priority=0)
-    stops = tuple(s.order_id for s in e.stops
+    stops = tuple(s.order_id if s.kind is ev.StopKind.DROP else pickup_id(s.order_id) for s in e.stops
                   if s.order_id not in state.closed and not is_settled(state, s.order_id))
-    taken = set(stops)
+    taken = set(stops) | {pickup_id(s) for s in stops}
     plans = {r: (dataclasses.replace(p, stops=tuple(s for s in p.stops if s not in taken),
                                      on_board=p.on_board - taken) if taken & set(p.stops) else p)
              for r, p in state.plans.items() if r != e.rider_id}
@@ -403,8 +465,8 @@ def _eta(state: ReplanState, e: ev.EtaUpdated, params: ReplanParams) -> ReplanSt
 # Due re-plans
 
 
-def due(state: ReplanState, now: float, params: ReplanParams = DEFAULT_PARAMS
-        ) -> tuple[ReplanState, list[ReplanRequest]]:
+def due(state: ReplanState, now: float, params: ReplanParams = DEFAULT_PARAMS, travel: TravelTimes = CONSTANT,
+        even_workload: bool = False) -> tuple[ReplanState, list[ReplanRequest]]:
     """The re-plans to run now, one per group of triggers sharing riders, past the rate limit.
     The state marks their riders in flight until :func:`apply_result` or :func:`abandon`."""
     for rider_id, plan in sorted(state.plans.items()):
@@ -421,12 +483,12 @@ def due(state: ReplanState, now: float, params: ReplanParams = DEFAULT_PARAMS
         offline = sorted(riders & state.offline)
         if not receivers and not offline:  # riders gone: nothing to re-plan
             continue
-        urgent = any(t.kind is TriggerKind.URGENT_ORDER for t in group)
+        urgent = any(t.kind in _PLACES_ORDER or t.kind is TriggerKind.ORDER_CHANGED for t in group)
         wait = params.urgent_interval_s if urgent else params.min_interval_s
         if riders & state.in_flight or any(now - state.last_replan_s.get(r, -math.inf) < wait for r in receivers):
             held.extend(group)  # coalesced into the next re-plan of these riders
             continue
-        request = _request(state, group, receivers, offline, now, params)
+        request = _request(state, group, receivers, offline, now, params, travel, even_workload)
         requests.append(request)
         state = dataclasses.replace(state, seq=state.seq + 1, in_flight=state.in_flight | riders,
                                     last_replan_s={**state.last_replan_s, **dict.fromkeys(receivers, now)})
@@ -442,9 +504,15 @@ def abandon(state: ReplanState, request: ReplanRequest) -> ReplanState:
 def _moot(state: ReplanState, t: Trigger) -> bool:
     """Triggers overtaken by events: an urgent order planned or closed meanwhile, a late stop no
     longer on the route, an offline rider heard again, riders no longer on a route."""
-    if t.kind is TriggerKind.URGENT_ORDER:
+    if t.kind in (TriggerKind.URGENT_ORDER, TriggerKind.NEW_ORDER):
         return (t.subject_id in state.closed or t.subject_id not in state.orders
                 or _owner(state, t.subject_id) is not None)
+    if t.kind is TriggerKind.MANUAL_ASSIGNMENT:
+        pinned = state.pins.get(t.subject_id)
+        return (t.subject_id in state.closed or t.subject_id not in state.orders or pinned not in state.plans
+                or _owner(state, t.subject_id) == pinned)
+    if t.kind is TriggerKind.ORDER_CHANGED:
+        return t.subject_id in state.closed or _owner(state, t.subject_id) not in t.riders
     if t.kind is TriggerKind.RIDER_OFFLINE:
         return t.subject_id not in state.offline or t.subject_id not in state.plans
     if t.kind is TriggerKind.DELAY:
@@ -468,57 +536,77 @@ def _groups(triggers: Sequence[Trigger]) -> list[list[Trigger]]:
 
 
 def _request(state: ReplanState, triggers: list[Trigger], receivers: list[str], offline: list[str], now: float,
-             params: ReplanParams) -> ReplanRequest:
+             params: ReplanParams, travel: TravelTimes, even_workload: bool) -> ReplanRequest:
     epoch = int(now)
+    at = _dt(epoch)
     plans = state.plans
+    orders = state.orders
     released = [s for r in offline for s in _released(state, plans[r])]
-    jobs_ids = list(dict.fromkeys([*(s for r in receivers for s in plans[r].stops), *released]))
-    new_ids = [t.subject_id for t in triggers
-               if t.kind is TriggerKind.URGENT_ORDER and t.subject_id not in jobs_ids and t.subject_id in state.orders]
-    starts = [(state.riders[r].lat, state.riders[r].lon) for r in receivers]
-    locations = (*starts, *((state.orders[o].lat, state.orders[o].lon) for o in jobs_ids))
-    vehicles = tuple(_vehicle(state.riders[r], k, epoch) for k, r in enumerate(receivers))
-    jobs = tuple(_job(state.orders[o], len(starts) + k, epoch, params) for k, o in enumerate(jobs_ids))
+    mine = {r: [j for j in plans[r].stops if _plannable(state, j, r)] for r in receivers}
+    on_routes = {order_of(j)[0] for stops in mine.values() for j in stops}
+    new_ids = [t.subject_id for t in triggers if t.kind in _PLACES_ORDER and t.subject_id in orders
+               and t.subject_id not in state.closed and t.subject_id not in on_routes]
+    locations = Locations()
+    homes = [locations.add((state.riders[r].lat, state.riders[r].lon)) for r in receivers]
+    vehicles = tuple(vehicle_for(
+        rider_id=r, vehicle=state.riders[r].vehicle, capacity=state.riders[r].capacity, skills=state.riders[r].skills,
+        start=home, end=home, shift_start_s=int(_secs(state.riders[r].shift_start)) - epoch,
+        shift_end_s=int(_secs(state.riders[r].shift_end)) - epoch,
+        breaks=solver_breaks(state.riders[r].breaks, at, state.riders[r].breaks_taken), travel=travel, at=at)
+        for r, home in zip(receivers, homes, strict=True))
+    ids = frozenset(receivers)
+    jobs = []
+    for r in receivers:
+        stops = set(mine[r])
+        for o in dict.fromkeys(order_of(j)[0] for j in mine[r]):
+            collect = (orders[o].pickup or state.depot) if pickup_id(o) in stops else None
+            jobs.extend(order_jobs(orders[o], locations, at, collect_at=collect, travel=travel, vehicles=ids))
+    for o in dict.fromkeys([*released, *new_ids]):
+        if o not in on_routes:
+            jobs.extend(order_jobs(orders[o], locations, at, collect_at=orders[o].pickup or state.depot, travel=travel,
+                                   vehicles=ids))
+    built = {j.id for j in jobs}
     riders = []
+    delays = {}
     for r in receivers:
         plan = plans[r]
         fix = state.positions.get(r)
-        started = plan.started if plan.started not in state.closed else None
-        riders.append(Rider(vehicle_id=r, position=(fix.lat, fix.lon) if fix else (state.riders[r].lat, state.riders[r].lon),
-                            started=started, on_board=plan.on_board & set(plan.stops)))
-    situation = Situation(problem=Problem(locations=locations, jobs=jobs, vehicles=vehicles),
-                          plan={r: plans[r].stops for r in receivers}, now_s=0, riders=tuple(riders))
-    changes = Changes(
-        cancelled=frozenset(o for o in jobs_ids if o in state.closed),
-        new_jobs=tuple(_job(state.orders[o], len(locations) + k, epoch, params) for k, o in enumerate(new_ids)),
-        new_locations=tuple((state.orders[o].lat, state.orders[o].lon) for o in new_ids))
+        started = plan.started if plan.started in built else None
+        rider = state.riders[r]
+        riders.append(Rider(vehicle_id=r, position=(fix.lat, fix.lon) if fix else (rider.lat, rider.lon),
+                            started=started, on_board=plan.on_board & built, breaks_taken=rider.breaks_taken))
+        if rider.break_until is not None and _secs(rider.break_until) > now:
+            delays[r] = int(_secs(rider.break_until) - now)
+    situation = Situation(problem=Problem(locations=tuple(locations.points), jobs=tuple(jobs), vehicles=vehicles,
+                                          even_workload=even_workload),
+                          plan={r: tuple(j for j in mine[r] if j in built) for r in receivers}, now_s=0,
+                          riders=tuple(riders))
     policy = params.policy
-    if released and receivers and policy.min_new_stops is not None:  # room for the orphaned stops
-        policy = dataclasses.replace(policy, min_new_stops=policy.min_new_stops + math.ceil(len(released) / len(receivers)))
+    extra = 2 * len(new_ids) + math.ceil(2 * len(released) / max(1, len(receivers)))
+    if extra and receivers and policy.min_new_stops is not None:  # room for the work this re-plan must place
+        policy = dataclasses.replace(policy, min_new_stops=policy.min_new_stops + extra)
     return ReplanRequest(
         request_id=derived_id(state.hub_id, f"replan/{state.seq}"), hub_id=state.hub_id, riders=tuple(receivers),
         offline=tuple(offline), triggers=tuple(triggers), reason=reason_text(triggers), epoch_s=epoch,
-        route_ids={r: plans[r].route_id for r in (*receivers, *offline)}, situation=situation, changes=changes,
+        route_ids={r: plans[r].route_id for r in (*receivers, *offline)}, situation=situation,
+        changes=Changes(cancelled=frozenset(j for j in built if order_of(j)[0] in state.closed), delays_s=delays),
         policy=policy)
+
+
+_PLACES_ORDER = frozenset({TriggerKind.URGENT_ORDER, TriggerKind.NEW_ORDER, TriggerKind.MANUAL_ASSIGNMENT})
+
+
+def _plannable(state: ReplanState, job_id: str, rider_id: str) -> bool:
+    """A stop of the rider's route the re-plan works with: not pinned to someone else (a cancelled one
+    is, for the solver to drop: ``Changes.cancelled``)."""
+    order_id = order_of(job_id)[0]
+    pinned = state.pins.get(order_id)
+    return order_id in state.orders and pinned in (None, rider_id)
 
 
 def reason_text(triggers: Iterable[Trigger]) -> str:
     """``"failed_delivery o1 (customer not home); cancellation o7"``: what the re-plan answers."""
     return "; ".join(f"{t.kind} {t.subject_id}" + (f" ({t.note})" if t.note else "") for t in triggers)
-
-
-def _vehicle(rider: FreeRider, location: int, epoch: int) -> Vehicle:
-    start = max(0, int(_secs(rider.shift_start)) - epoch)
-    return Vehicle(id=rider.rider_id, start=location, end=location, capacity=rider.capacity, shift_start_s=start,
-                   shift_end_s=max(start, int(_secs(rider.shift_end)) - epoch), speed_mps=VEHICLE_SPEED_MPS[rider.vehicle],
-                   skills=rider.skills, profile=str(rider.vehicle))
-
-
-def _job(order: PendingOrder, location: int, epoch: int, params: ReplanParams) -> Job:
-    return Job(id=order.order_id, location=location, demand=order.demand,
-               window_start_s=max(0, int(_secs(order.window_start)) - epoch),
-               window_end_s=max(0, int(_secs(order.window_end)) - epoch), service_s=order.service_s,
-               skills=order.skills, priority=order.priority, late_cost_per_hour=params.late_cost_per_hour)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -539,9 +627,10 @@ def apply_result(state: ReplanState, request: ReplanRequest, solution: Solution,
         route = routes.get(r)
         stops = tuple(v.job_id for v in route.stops) if route else ()
         # Closed (or settled and gone) meanwhile, or planned for someone outside this re-plan
-        # (dispatch got there first).
-        stops = tuple(s for s in stops if s in state.orders and s not in state.closed
-                      and _owner(state, s) in (None, *group))
+        # (dispatch got there first), or loaded meanwhile (its pickup is done).
+        stops = tuple(s for s in stops if (o := order_of(s)[0]) in state.orders and o not in state.closed
+                      and _owner(state, o) in (None, *group)
+                      and not (is_pickup(s) and any(o in state.plans[g].on_board for g in group if g in state.plans)))
         if plan is None or plan.route_id != request.route_ids[r] or (plan.started and stops[:1] != (plan.started,)):
             return _stale(state, request)
         new[r] = stops
@@ -564,12 +653,14 @@ def apply_result(state: ReplanState, request: ReplanRequest, solution: Solution,
         route_id = derived_id(request.request_id, f"route/{r}")
         next_plans[r] = dataclasses.replace(plan, route_id=route_id, stops=stops, on_board=plan.on_board & set(stops))
         out_plans.append(_route_plan(state, request, r, route_id, stops, routes.get(r), now))
-    placed = {s for stops in new.values() for s in stops}
+    placed = {order_of(s)[0] for stops in new.values() for s in stops}
     # Dropped from a route (a new urgent order left out stays with dispatch, which reports its own).
+    left_out = dict.fromkeys(order_of(u.job_id)[0] for u in solution.unassigned)
+    reasons = {order_of(u.job_id)[0]: u.reason for u in solution.unassigned}
     unassignable = tuple(
-        Unassignable(order_id=u.job_id, reason=u.reason, previous_rider=owner, request_id=request.request_id)
-        for u in solution.unassigned
-        if u.job_id not in placed and u.job_id not in state.closed and (owner := _owner(state, u.job_id)) is not None)
+        Unassignable(order_id=o, reason=reasons[o], previous_rider=owner, request_id=request.request_id)
+        for o in left_out
+        if o not in placed and o not in state.closed and (owner := _owner(state, o)) is not None)
     record = ReplanRecord(request_id=request.request_id, at_s=now, reason=request.reason, triggers=request.triggers,
                           changes=diff(build(request.situation, request.changes, request.policy), solution),
                           unassigned=tuple(u.order_id for u in unassignable))
@@ -579,7 +670,8 @@ def apply_result(state: ReplanState, request: ReplanRequest, solution: Solution,
     return state, ReplanOutcome(plans=tuple(out_plans), unassignable=unassignable, record=record)
 
 
-_RIDER_OWN = frozenset({TriggerKind.FAILED_DELIVERY, TriggerKind.CANCELLATION, TriggerKind.DELAY})
+_RIDER_OWN = frozenset({TriggerKind.FAILED_DELIVERY, TriggerKind.CANCELLATION, TriggerKind.DELAY,
+                        TriggerKind.ORDER_CHANGED, TriggerKind.MANUAL_ASSIGNMENT, TriggerKind.BREAK})
 
 
 def _stale(state: ReplanState, request: ReplanRequest) -> tuple[ReplanState, ReplanOutcome]:
@@ -590,19 +682,31 @@ def _stale(state: ReplanState, request: ReplanRequest) -> tuple[ReplanState, Rep
 def _route_plan(state: ReplanState, request: ReplanRequest, rider_id: str, route_id: str, stops: tuple[str, ...],
                 route: Route | None, now: float) -> RoutePlan:
     epoch = request.epoch_s
+    at = _dt(epoch)
     arrival = {v.job_id: epoch + v.arrival_s for v in route.stops} if route else {}
     fix = state.positions.get(rider_id)
     rider = state.riders.get(rider_id)
     start = (fix.lat, fix.lon) if fix else (rider.lat, rider.lon) if rider else (0.0, 0.0)
-    orders = state.orders
+    problem = request.situation.problem
+    jobs = {j.id: j for j in problem.jobs}
+
+    def where(job_id: str) -> tuple[float, float]:
+        job = jobs.get(job_id)
+        if job is not None:
+            return problem.locations[job.location]
+        order = state.orders[order_of(job_id)[0]]
+        return (order.lat, order.lon) if not is_pickup(job_id) else (order.pickup or state.depot or (order.lat, order.lon))
+
+    visits = [(s, *where(s), _dt(arrival.get(s, now)), jobs[s].service_s if s in jobs else state.orders[order_of(s)[0]].service_s)
+              for s in stops]
+    planned = published_stops(visits, start, state.depot)
     return RoutePlan(
         rider_id=rider_id, route_id=route_id, hub_id=state.hub_id, request_id=request.request_id,
         reason=request.reason, start=start,
-        stops=tuple(PlanStop(s, orders[s].lat, orders[s].lon, float(arrival.get(s, now)), orders[s].service_s)
-                    for s in stops),
+        stops=tuple(PlanStop(p.order_id, p.lat, p.lon, p.arrival.timestamp(), p.service_s, p.kind) for p in planned),
         planned_start_s=float(epoch + route.start_s) if route else now,
         planned_end_s=float(epoch + route.end_s) if route else now,
-        distance_m=route.distance_m if route else 0.0)
+        distance_m=route.distance_m if route else 0.0, breaks=route_breaks(route, at))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -655,9 +759,11 @@ def _without(d: dict, key: str) -> dict:
 
 
 def _released(state: ReplanState, plan: RiderPlan) -> tuple[str, ...]:
-    """What an offline rider gives up: open stops neither being served nor on board (a parcel in its
-    box only it can deliver: moving it would be refused by the ledger, and nobody would deliver it)."""
-    return tuple(s for s in plan.stops if s != plan.started and s not in state.closed and s not in plan.on_board)
+    """What an offline rider gives up (order ids): open orders neither being served nor on board (a
+    parcel in its box only it can deliver: moving it would be refused by the ledger, and nobody would
+    deliver it)."""
+    return tuple(s for s in plan.stops if not is_pickup(s) and s != plan.started and s not in state.closed
+                 and s not in plan.on_board)
 
 
 def _kept(state: ReplanState, plan: RiderPlan) -> tuple[str, ...]:
@@ -703,3 +809,13 @@ def _nearest(state: ReplanState, point: tuple[float, float], orders: Sequence[Pe
                for o in orders):
             found.append((haversine_m(_position(state, rider_id), point), rider_id))
     return [r for _, r in sorted(found)[:k]]
+
+
+def nearest(state: ReplanState, point: tuple[float, float], order: PendingOrder, now: float, k: int) -> list[str]:
+    """The ``k`` riders on a route nearest to ``point`` that can take ``order`` (see :func:`_nearest`)."""
+    return _nearest(state, point, [order], now, k, exclude=frozenset())
+
+
+def add_trigger(state: ReplanState, trigger: Trigger) -> ReplanState:
+    """A trigger from outside the fold (dispatch offering an order no free rider took)."""
+    return _trigger(state, trigger)

@@ -3,6 +3,7 @@ and, for a hand-built solution, these assignments, routes and alerts."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -114,17 +115,34 @@ def test_pool_clock_is_the_latest_event_time_seen() -> None:
     assert pool.clock == at(10)
 
 
+def test_an_update_changes_the_pending_order_and_counts_as_change() -> None:
+    pool = pool_of(order("o1"))
+    pool2 = dp.on_event(pool, ev.OrderUpdated(event_id="u1", occurred_at=at(3), order_id="o1", priority=1,
+                                              drop=ev.Location(lat=12.99, lon=77.61), units=5))
+    o1 = pool2.pending["o1"]
+    assert (o1.priority, o1.lat, o1.lon, o1.demand) == (1, 12.99, 77.61, (1.5, 4.0, 5.0))
+    assert pool2.version == pool.version + 1
+
+
 def test_events_the_pool_ignores_still_count_as_change() -> None:
     pool = pool_of(order("o1"))
-    pool2 = dp.on_event(pool, ev.OrderUpdated(event_id="u1", occurred_at=at(3), order_id="o1", priority=1))
+    pool2 = dp.on_event(pool, ev.PodSubmitted(event_id="p1", occurred_at=at(3), order_id="o1", rider_id="r1"))
     assert pool2.pending == pool.pending and pool2.version == pool.version + 1
 
 
 def test_ready_needs_pending_orders_and_free_riders() -> None:
-    assert not dp.HubPool(hub_id=HUB).ready
-    assert not pool_of(order("o1")).ready
-    assert not pool_of(shift("r1")).ready
-    assert pool_of(order("o1"), shift("r1")).ready
+    assert not dp.HubPool(hub_id=HUB).ready(math.inf)
+    assert not pool_of(order("o1")).ready(math.inf)
+    assert not pool_of(shift("r1")).ready(math.inf)
+    assert pool_of(order("o1"), shift("r1")).ready(math.inf)
+
+
+def test_the_rolling_horizon_holds_orders_whose_window_opens_later() -> None:
+    pool = pool_of(shift("r1"), order("soon", start=30, end=210), order("later", start=300, end=480))
+    assert [o.order_id for o in pool.plannable(60 * 60)] == ["soon"]
+    assert [o.order_id for o in dp.build_problem(pool, 60 * 60).orders] == ["soon"]
+    assert dp.on_event(pool, order("x", minute=241)).plannable(60 * 60)  # time moves on: later is due
+    assert {o.order_id for o in dp.on_event(pool, order("x", minute=241)).plannable(60 * 60)} >= {"later"}
 
 
 def test_ready_is_false_when_nothing_changed_since_the_last_plan() -> None:
@@ -132,8 +150,8 @@ def test_ready_is_false_when_nothing_changed_since_the_last_plan() -> None:
     plan = dp.build_problem(pool)
     outcome = dp.apply_plan(pool, plan, solution_of(routes=(), unassigned=(unassigned("o1", "x"),)))
     assert outcome.pool.pending and outcome.pool.free  # leftovers, yet no change
-    assert outcome.pool.ready is False
-    assert dp.on_event(outcome.pool, order("o9", minute=2)).ready is True
+    assert outcome.pool.ready(math.inf) is False
+    assert dp.on_event(outcome.pool, order("o9", minute=2)).ready(math.inf) is True
 
 
 # ---- the routing problem -------------------------------------------------------------------
@@ -147,13 +165,15 @@ def test_build_problem_maps_windows_to_seconds_since_the_pool_clock() -> None:
     jobs = {j.id: j for j in plan.problem.jobs}
     assert (jobs["o1"].window_start_s, jobs["o1"].window_end_s) == (20 * 60, 200 * 60)
     assert (jobs["o0"].window_start_s, jobs["o0"].window_end_s) == (0, 0)  # already late: clamped to now
+    assert jobs["o0"].late_cost_per_hour is not None  # soft: a late parcel is still delivered, at a cost
     assert jobs["o1"].service_s == 90
     assert jobs["o1"].demand == (1.5, 4.0, 2.0)
 
 
 def test_build_problem_maps_riders_to_vehicles_with_capacity_shift_and_speed() -> None:
-    pool = pool_of(shift("r2", ev.VehicleType.VAN, start=60, end=600), shift("r1", ev.VehicleType.BIKE), order("o1"))
-    plan = dp.build_problem(pool)
+    pool = pool_of(shift("r2", ev.VehicleType.VAN, start=60, end=600, lat=12.96),
+                   shift("r1", ev.VehicleType.BIKE), order("o1"))
+    plan = dp.build_problem(pool, travel=dp.CONSTANT)
     vehicles = plan.problem.vehicles
     assert [v.id for v in vehicles] == ["r1", "r2"]  # sorted by id
     r1, r2 = vehicles
@@ -162,8 +182,11 @@ def test_build_problem_maps_riders_to_vehicles_with_capacity_shift_and_speed() -
     assert (r2.shift_start_s, r2.shift_end_s) == (60 * 60, 600 * 60)
     assert r1.speed_mps == dp.VEHICLE_SPEED_MPS[ev.VehicleType.BIKE]
     assert r2.speed_mps == dp.VEHICLE_SPEED_MPS[ev.VehicleType.VAN]
-    assert (r1.start, r1.end, r2.start, r2.end) == (0, 0, 1, 1)
+    assert (r1.start, r2.start) == (0, 1) and r1.end == r2.end  # from where they are, back to the hub
+    assert plan.problem.locations[r2.end] == (12.96, 77.5946)  # the hub: where the first shift started
     assert r1.skills == frozenset({"fragile"})
+    learned = dp.build_problem(pool)  # no learned data yet: the vehicle's time-of-day profile
+    assert learned.problem.vehicles[1].speed_mps != dp.VEHICLE_SPEED_MPS[ev.VehicleType.VAN]
 
 
 def test_build_problem_puts_rider_starts_first_then_orders_in_id_order() -> None:
@@ -251,7 +274,7 @@ def test_order_added_while_the_solver_ran_stays_pending() -> None:
     during = dp.on_event(pool, order("o9", minute=2))
     outcome = dp.apply_plan(during, plan, standard_solution())
     assert set(outcome.pool.pending) == {"o3", "o9"}
-    assert outcome.pool.ready is True  # o9 came after the plan: plan again
+    assert outcome.pool.ready(math.inf) is True  # o9 came after the plan: plan again
     assert "o9" not in {a.order_id for a in outcome.assignments}
 
 

@@ -6,6 +6,7 @@ crash or an error gives its triggers back."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from datetime import UTC, datetime, timedelta
 
 from schemas import events as ev
@@ -102,10 +103,16 @@ def test_a_failed_delivery_replans_its_rider_with_the_reason_and_without_the_sto
 
 def test_an_urgent_order_placed_by_a_replan_is_assigned_and_leaves_dispatchs_pool() -> None:
     hub = fold(dispatched(), order("vip", 12.985, created_s=300, priority=9))
-    assert "vip" in hub.pool.pending and not hub.pool.ready  # no free rider: dispatch cannot plan it
+    assert "vip" in hub.pool.pending and not hub.pool.ready(math.inf)  # no free rider: dispatch cannot plan it
     hub, (request,) = hb.start_replans(hub, ts(310))
-    assert request.changes.new_jobs[0].id == "vip"
-    hub, _, out = hb.finish_replan(hub, request, solution(a=("o1", "vip", "o2", "o3"), b=("o4",)), ts(311))
+    jobs = {j.id: j for j in request.situation.problem.jobs}
+    assert jobs["vip"].pickup_id == "vip/pickup"  # not on board: a rider on the road collects it at the hub
+    assert request.situation.problem.locations[jobs["vip/pickup"].location] == (12.97, 77.59)
+    hub, _, out = hb.finish_replan(hub, request, solution(a=("o1", "vip/pickup", "vip", "o2", "o3"), b=("o4",)),
+                                   ts(311))
+    (route,) = [r for r in out.routes if r.rider_id == "a"]
+    assert [(s.order_id, s.kind) for s in route.stops][:3] == [("o1", ev.StopKind.DROP), ("vip", ev.StopKind.PICKUP),
+                                                               ("vip", ev.StopKind.DROP)]
     (assigned,) = out.assignments
     assert (assigned.order_id, assigned.rider_id, assigned.sequence) == ("vip", "a", 2)
     assert assigned.route_id == next(r.route_id for r in out.routes if r.rider_id == "a")
@@ -129,24 +136,24 @@ def test_an_offline_riders_stops_no_rider_on_a_route_takes_go_back_to_dispatch_f
     assert [r.stops for r in out.routes if r.rider_id == "a"] == [()]
     # ...back in dispatch's pool: a rider starting a shift now gets them planned
     assert set(hub.pool.pending) == {"o1", "o2", "o3"} and not hub.pool.taken & {"o1", "o2", "o3"}
-    assert hb.on_hub_event(hub, shift("c")).pool.ready
+    assert hb.on_hub_event(hub, shift("c")).pool.ready(math.inf)
 
 
 def test_a_solve_cut_short_gives_its_triggers_back() -> None:
-    hub = fold(dispatched(), status("o4", S.FAILED, "b", 700, reason="address not found"))
+    hub = fold(dispatched(), status("o2", S.FAILED, "a", 700, reason="address not found"))
     started, (request,) = hb.start_replans(hub, ts(701))
-    assert started.routes.pending == () and started.routes.in_flight == {"b"}
+    assert started.routes.pending == () and started.routes.in_flight == {"a"}
 
     # The worker died mid-solve: the stored hub still lists the request; the next round retries it
     # once the rate limit allows.
     held, requests = hb.start_replans(started, ts(720))
     assert requests == [] and held.solving == () and held.routes.in_flight == frozenset()
-    assert [t.subject_id for t in held.routes.pending] == ["o4"]
+    assert [t.subject_id for t in held.routes.pending] == ["o2"]
     _, (retry,) = hb.start_replans(held, ts(701 + rp.DISPATCH_PARAMS.min_interval_s + 1))
     assert retry.reason == request.reason
 
     failed = hb.fail_replan(started, request)  # the solver raised
-    assert failed.solving == () and [t.subject_id for t in failed.routes.pending] == ["o4"]
+    assert failed.solving == () and [t.subject_id for t in failed.routes.pending] == ["o2"]
 
 
 def test_a_bare_pool_stored_before_replanning_keeps_its_orders() -> None:

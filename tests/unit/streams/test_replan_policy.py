@@ -135,7 +135,9 @@ def test_an_urgent_order_goes_to_the_nearest_riders_that_can_carry_it() -> None:
                        "soon": {"c", "a"}}  # c is nearest; a is nearer than b
     _, (request,) = rp.due(state, ts(110), params)  # they share a: one re-plan of all three
     assert request.riders == ("a", "b", "c") and kinds(request) == [("urgent_order", "vip"), ("urgent_order", "soon")]
-    assert [j.id for j in request.changes.new_jobs] == ["vip", "soon"]
+    jobs = {j.id: j for j in request.situation.problem.jobs}
+    # new to the riders, not on board: each collected at the hub first, then dropped
+    assert jobs["vip"].pickup_id == "vip/pickup" and jobs["soon"].pickup_id == "soon/pickup"
     assert request.reason.startswith("urgent_order vip (priority 5, window closes in 478 min); urgent_order soon (")
 
 
@@ -331,7 +333,9 @@ def test_a_failed_delivery_and_an_urgent_order_replan_keeps_locks_and_records_wh
     remaining = routes[rider][2:]
     locked = (third, remaining[1]) if len(remaining) > 1 else (third,)
     assert state.plans[rider].stops[:len(locked)] == locked  # started and next stop kept in place
-    on_routes = [s for p in state.plans.values() for s in p.stops]
+    on_routes = [s for p in state.plans.values() for s in p.stops if not s.endswith("/pickup")]
+    (vip_plan,) = [p.stops for p in state.plans.values() if "vip" in p.stops]
+    assert vip_plan.index("vip/pickup") < vip_plan.index("vip")  # collected at the hub before the drop
     assert "vip" in on_routes and first not in on_routes and second not in on_routes
     assert sorted(on_routes) == sorted({*spots, "vip"} - {first, second})
     record = outcome.record
