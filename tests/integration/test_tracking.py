@@ -126,6 +126,46 @@ def test_pings_give_arrivals_etas_and_a_delay_alert(settings: Settings, kafka: K
     assert {s.order_id for s in status} <= {s.order_id for s in route.stops}
 
 
+def test_a_pickup_stop_gives_a_pickup_arrival_and_no_arrived_status(settings: Settings, kafka: Kafka,
+                                                                    worker: object) -> None:
+    """A hyperlocal pair on the real worker: the first stop is the pickup of the second's order.
+    Arriving there is an arrival of kind pickup under the fence ``<order>/pickup``, and no ARRIVED
+    status reaches the inbox (the rider confirms a pickup); the drops get theirs."""
+    day, shift = _day(23)
+    rider_id = "rider-pickup-23"  # its own rider: the shared worker holds the other tests' riders
+    route = day.riders[0].route
+    pickup = dataclasses.replace(route.stops[0], kind=ev.StopKind.PICKUP, order_id=route.stops[1].order_id)
+    route = dataclasses.replace(route, rider_id=rider_id, stops=(pickup, *route.stops[1:]))
+    shift = dataclasses.replace(shift, rider_id=rider_id)
+    pings = [dataclasses.replace(o.ping, rider_id=rider_id) for o in day.pings]
+    tracker = Tracker()
+    expected = tracker.on_shift(shift) + tracker.on_route(route)
+    for p in pings:
+        expected += tracker.on_ping(p)
+    want = [e for e in events_of(expected, tp.TRACKING) if isinstance(e, ev.ArrivedAtStop) and e.kind is ev.FenceKind.STOP]
+    assert (want[0].fence_id, want[0].stop_kind) == (f"{pickup.order_id}/pickup", ev.StopKind.PICKUP)
+    want_status = {e.event_id for e in events_of(expected, tp.INBOX)}
+    assert len(want_status) == len(want) - 1  # every stop arrived at but the pickup
+    _produce_setup(settings, kafka, shift, route)
+    _produce_pings(settings, kafka, pings)
+
+    arrivals = kafka.wait_for("tracking", lambda e: isinstance(e, ev.ArrivedAtStop) and e.route_id == route.route_id
+                              and e.kind is ev.FenceKind.STOP, count=len(want), timeout_s=90)
+    assert sorted((a.fence_id, a.order_id, a.stop_kind) for a in arrivals) == \
+        sorted((w.fence_id, w.order_id, w.stop_kind) for w in want)
+
+    def arrived(m: object) -> bool:
+        try:
+            e = CODEC.decode(m.value())  # type: ignore[attr-defined]
+        except (DecodeError, InvalidEvent):
+            return False
+        return isinstance(e, ev.StatusChanged) and e.rider_id == rider_id and e.to_status is ev.OrderStatus.ARRIVED
+
+    status = [CODEC.decode(m.value()) for m in kafka.wait_for("inbox", arrived, count=len(want_status), timeout_s=30,
+                                                              decode=False)]
+    assert {s.event_id for s in status} == want_status  # none for the pickup
+
+
 def test_a_killed_worker_continues_without_loss_or_duplicate_events(settings: Settings) -> None:
     own = isolated_settings(settings, "track")
     ensure_topics(own)
