@@ -51,8 +51,9 @@ CREATE TABLE IF NOT EXISTS {db}.order_state (
     arrived_at Nullable(DateTime64(3, 'UTC')),
     delivered_at Nullable(DateTime64(3, 'UTC')),
     failed_at Nullable(DateTime64(3, 'UTC')),
-    failure_reason String,
+    failure_reason String COMMENT 'reason code, then the words of the rider: no_access: gate locked',
     cancelled_at Nullable(DateTime64(3, 'UTC')),
+    returned_at Nullable(DateTime64(3, 'UTC')) COMMENT 'back at the hub after the last attempt',
     drop_lat Float64,
     drop_lon Float64,
     weight_kg Float64,
@@ -77,5 +78,13 @@ ORDER BY (source_topic, source_partition, source_offset, event_id)""",
 }
 
 
+# Columns added after a table was first created: a database made by an earlier version gets them too.
+ADDED_COLUMNS = (
+    "ALTER TABLE {db}.order_state ADD COLUMN IF NOT EXISTS returned_at Nullable(DateTime64(3, 'UTC')) "
+    "AFTER cancelled_at",
+)
+
+
 def create_statements(database: str) -> list[str]:
-    return [f"CREATE DATABASE IF NOT EXISTS {database}"] + [sql.format(db=database) for sql in TABLES.values()]
+    return ([f"CREATE DATABASE IF NOT EXISTS {database}"] + [sql.format(db=database) for sql in TABLES.values()]
+            + [sql.format(db=database) for sql in ADDED_COLUMNS])

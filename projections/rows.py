@@ -75,6 +75,7 @@ class OrderRow:
     failed_at: datetime | None
     failure_reason: str
     cancelled_at: datetime | None
+    returned_at: datetime | None  # the parcel back at the hub after the last attempt
     drop_lat: float
     drop_lon: float
     weight_kg: float
@@ -99,7 +100,7 @@ def fold_order(row: OrderRow | None, event: ev.Event, version: int) -> OrderRow 
                         status=S.CREATED.value, rider_id="", route_id="", attempts=0, created_at=at,
                         window_start=event.window_start, window_end=event.window_end, assigned_at=None,
                         out_for_delivery_at=None, arrived_at=None, delivered_at=None, failed_at=None, failure_reason="",
-                        cancelled_at=None, drop_lat=event.drop.lat, drop_lon=event.drop.lon, weight_kg=event.weight_kg,
+                        cancelled_at=None, returned_at=None, drop_lat=event.drop.lat, drop_lon=event.drop.lon, weight_kg=event.weight_kg,
                         cod_amount=event.cod_amount, updated_at=at, version=version)
     if row is None:
         return None
@@ -124,10 +125,22 @@ def fold_order(row: OrderRow | None, event: ev.Event, version: int) -> OrderRow 
             elif to is S.DELIVERED:
                 changes["delivered_at"] = at
             elif to is S.FAILED:
-                changes.update(failed_at=at, failure_reason=redact(event.reason))
+                changes.update(failed_at=at, failure_reason=redact(failure_text(event)))
+            elif to is S.RETURNED_TO_HUB:
+                changes["returned_at"] = at
             return dataclasses.replace(base, **changes)
         case _:
             return base
+
+
+def failure_text(failed: ev.StatusChanged) -> str:
+    """The reason code, then the rider's words when they add something (``no_access: gate locked``);
+    a ledger written before reason codes has the words alone."""
+    words = failed.reason.strip()
+    if failed.failure_reason is None:
+        return failed.reason
+    code = failed.failure_reason.value
+    return code if not words or words == code else f"{code}: {words}"
 
 
 def order_row_values(row: OrderRow) -> tuple[Any, ...]:

@@ -206,6 +206,14 @@ def one_of_each() -> list[ev.Event]:
                        severity=ev.Severity.WARNING, rider_id="r1", message="no fix for 5 min"),
         status("o1", 40, S.ARRIVED, S.DELIVERED),
         dead_letter("e-dl", 7),
+        ev.AttemptDecided(event_id="e-dec", occurred_at=at(50), order_id="o3", attempt=1,
+                          failure_reason=ev.FailureReason.OTHER, decision=ev.AttemptDecision.REATTEMPT, rider_id="r1",
+                          window_start=at(110), window_end=at(290), reason="gate locked; same day"),
+        ev.BreakStarted(event_id="e-brs", occurred_at=at(100), rider_id="r1", break_id="lunch", expected_end=at(130),
+                        position=g),
+        ev.BreakEnded(event_id="e-bre", occurred_at=at(130), rider_id="r1"),
+        ev.TravelTimesLearned(event_id="e-ttl", occurred_at=at(140), vehicle_type=ev.VehicleType.SCOOTER,
+                              leg_speed_mps=tuple(5.0 + h / 8 for h in range(24)), service_factor=1.2, legs=31),
     ]
 
 
@@ -220,6 +228,22 @@ def test_creating_the_tables_twice_keeps_them_and_their_rows(store_client: Any, 
     assert tables == set(TABLES)
     assert scalar(store_client, f"SELECT count() FROM {db}.events") == 1
     assert scalar(store_client, f"SELECT count() FROM {db}.order_state") == 1
+
+
+def test_a_store_made_before_returned_at_gets_the_column_and_keeps_its_rows(store_client: Any, db: str) -> None:
+    old = TABLES["order_state"].format(db=db).replace(
+        "    returned_at Nullable(DateTime64(3, 'UTC')) COMMENT 'back at the hub after the last attempt',\n", "")
+    assert "returned_at" not in old
+    store_client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+    store_client.command(old)
+    store_client.insert(f"{db}.order_state", [("o-old", "T", "hub-1", "last_mile", "failed", "r1", "route-1", 1, at(0),
+                                               at(30), at(240), None, None, None, None, at(50), "no one home", None,
+                                               12.9, 77.5, 1.0, 0.0, at(50), 7)],
+                        column_names=[c for c in rows.ORDER_COLUMNS if c != "returned_at"])
+    w = writer(store_client, db)  # creates what is missing
+    project(w, [message(status("o-old", 90, S.FAILED, S.RETURNED_TO_HUB), 8, topic=PREFIX + "orders")])
+    got = query(store_client, f"SELECT status, failure_reason, returned_at FROM {db}.order_state FINAL")
+    assert [(s, r, as_utc(t)) for s, r, t in got] == [("returned_to_hub", "no one home", to_ms(at(90)))]
 
 
 @pytest.mark.parametrize("table", ["events", "gps_pings", "dead_letters"])

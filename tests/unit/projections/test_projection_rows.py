@@ -145,6 +145,34 @@ def test_failed_then_reattempt_counts_two_attempts_and_keeps_the_failure_reason(
     assert (row.rider_id, row.route_id, row.assigned_at, row.out_for_delivery_at) == ("r2", "route-2", at(60), at(65))
 
 
+@pytest.mark.parametrize(("reason", "code", "stored"), [
+    ("", ev.FailureReason.NO_ACCESS, "no_access"),
+    ("no_access", ev.FailureReason.NO_ACCESS, "no_access"),
+    ("gate locked", ev.FailureReason.NO_ACCESS, "no_access: gate locked"),
+    ("dog in the yard", ev.FailureReason.OTHER, "other: dog in the yard"),
+    ("left before codes", None, "left before codes"),  # a ledger written before reason codes
+])
+def test_the_failure_column_holds_the_code_and_the_riders_words(reason: str, code: ev.FailureReason | None,
+                                                                  stored: str) -> None:
+    failed = dataclasses.replace(sc("f1", 45, S.OUT_FOR_DELIVERY, S.FAILED, reason), failure_reason=code)
+    row = fold(delivered_ledger()[:3] + [failed])
+    assert row is not None and row.failure_reason == stored
+
+
+def test_failed_to_the_limit_then_returned_to_hub_keeps_both_times_and_the_attempts() -> None:
+    decided = ev.AttemptDecided(event_id="d1", occurred_at=at(45), order_id=ORDER, attempt=1,
+                                failure_reason=ev.FailureReason.REFUSED, decision=ev.AttemptDecision.RETURN_TO_HUB,
+                                rider_id="r1", reason="refused parcels go back to the hub")
+    ledger = delivered_ledger()[:3] + [
+        dataclasses.replace(sc("f1", 45, S.OUT_FOR_DELIVERY, S.FAILED), failure_reason=ev.FailureReason.REFUSED),
+        decided, sc("back", 80, S.FAILED, S.RETURNED_TO_HUB, "back at the hub")]
+    row = fold(ledger)
+    assert row is not None
+    assert (row.status, row.attempts, row.failed_at, row.returned_at) == ("returned_to_hub", 1, at(45), at(80))
+    assert row.failure_reason == "refused" and row.version == 5
+    assert fold(delivered_ledger()).returned_at is None  # type: ignore[union-attr]
+
+
 def test_cancel_sets_status_and_time() -> None:
     row = fold([created(), ev.OrderCancelled(event_id="c", occurred_at=at(3), order_id=ORDER, reason="x")])
     assert row is not None and row.status == "cancelled" and row.cancelled_at == at(3)
@@ -209,6 +237,18 @@ SAMPLES: list[ev.Event] = [
                  otp_sealed=b"\xff" * 38, expires_at=at(725), max_attempts=3),
     ev.AlertRaised(event_id="al", occurred_at=at(1), subject_id=ORDER, kind="unassignable_order",
                    severity=ev.Severity.WARNING, order_id=ORDER, message="m"),
+    ev.AttemptDecided(event_id="ad", occurred_at=at(45), order_id=ORDER, attempt=1,
+                      failure_reason=ev.FailureReason.NO_ACCESS, decision=ev.AttemptDecision.REATTEMPT, rider_id="r1",
+                      window_start=at(105), window_end=at(285), reason="same day"),
+    ev.BreakStarted(event_id="bs", occurred_at=at(50), rider_id="r1", break_id="lunch", expected_end=at(80)),
+    ev.BreakEnded(event_id="be", occurred_at=at(80), rider_id="r1"),
+    ev.TravelTimesLearned(event_id="tt", occurred_at=at(90), vehicle_type=ev.VehicleType.BIKE,
+                          leg_speed_mps=(4.5,) * 24, service_factor=0.9, legs=12),
+    ev.RiderShiftStarted(event_id="ss", occurred_at=at(0), rider_id="r1", hub_id="hub-1",
+                         vehicle_type=ev.VehicleType.BIKE, capacity_weight_kg=20.0, capacity_volume_l=40.0,
+                         capacity_units=10, shift_start=at(0), shift_end=at(480), start=ev.GeoPoint(lat=12.9, lon=77.5),
+                         breaks=(ev.PlannedBreak(break_id="lunch", earliest_start=at(200), latest_start=at(260),
+                                                 duration_s=1800),)),
 ]
 
 
