@@ -1,0 +1,292 @@
+"""Continuous dispatch, pure: a hub's state folded from events, planned with the real solver, and
+what it publishes: hyperlocal pairs, riders back in the pool, re-attempts, changes, manual
+assignments, breaks, learned travel times and even workload."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+from schemas import events as ev
+from solver import SolveParams, solve
+from solver import model as sm
+from solver.reoptimise import reoptimise
+from streams.domain.dispatch import hub as hb
+from streams.domain.dispatch import jobs
+from streams.domain.dispatch import pool as dp
+from streams.domain.dispatch import replan as rp
+from streams.domain.hub_policy import HubPolicy
+
+S = ev.OrderStatus
+T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+HUB = "h1"
+DEPOT = (12.97, 77.59)
+FAST = SolveParams(time_limit_s=0.5)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def ts(seconds: float) -> float:
+    return at(seconds).timestamp()
+
+
+def order(oid: str, lat: float, *, created_s: float = 0.0, store: tuple[float, float] | None = None,
+          promise_min: int | None = None, window_h: float = 8.0, units: int = 1) -> ev.OrderCreated:
+    return ev.OrderCreated(
+        event_id=f"created-{oid}", occurred_at=at(created_s), order_id=oid, tracking_id=f"t-{oid}", hub_id=HUB,
+        mode=ev.DeliveryMode.HYPERLOCAL if store else ev.DeliveryMode.LAST_MILE,
+        drop=ev.Location(lat=lat, lon=77.60), pickup=ev.Location(lat=store[0], lon=store[1]) if store else None,
+        window_start=at(created_s), window_end=at(created_s + window_h * 3600), service_time_s=120, weight_kg=2.0,
+        volume_l=5.0, units=units, promise_min=promise_min)
+
+
+def shift(rider: str, *, breaks: tuple[ev.PlannedBreak, ...] = (), vehicle: ev.VehicleType = ev.VehicleType.SCOOTER,
+          where: tuple[float, float] = DEPOT) -> ev.RiderShiftStarted:
+    return ev.RiderShiftStarted(
+        event_id=f"shift-{rider}", occurred_at=T0, rider_id=rider, hub_id=HUB, vehicle_type=vehicle,
+        capacity_weight_kg=100.0, capacity_volume_l=500.0, capacity_units=20, shift_start=T0,
+        shift_end=at(10 * 3600), start=ev.GeoPoint(lat=where[0], lon=where[1]), breaks=breaks)
+
+
+def status(oid: str, to: S, rider: str, at_s: float, where: tuple[float, float] | None = None,
+           reason: str = "") -> ev.StatusChanged:
+    return ev.StatusChanged(event_id=f"{oid}-{to}-{at_s}", occurred_at=at(at_s), order_id=oid, to_status=to,
+                            rider_id=rider, reason=reason,
+                            failure_reason=ev.FailureReason.CUSTOMER_NOT_AVAILABLE if to is S.FAILED else None,
+                            location=ev.GeoPoint(lat=where[0], lon=where[1]) if where else None)
+
+
+def fold(hub: hb.Hub, *events: ev.Event) -> hb.Hub:
+    for e in events:
+        hub = hb.on_hub_event(hub, e)
+    return hub
+
+
+def plan(hub: hb.Hub, policy: HubPolicy = HubPolicy()) -> tuple[hb.Hub, dp.PlanOutcome]:
+    """What the dispatch agent does when the hub is ready: build, solve, apply."""
+    built = dp.build_problem(hub.pool, policy.horizon_min * 60, dp.travel_times(hub.pool, policy.learned_speeds),
+                             policy.even_workload)
+    outcome = dp.apply_plan(hub.pool, built, solve(built.problem, FAST))
+    return hb.on_dispatched(hub, outcome), outcome
+
+
+def replan_now(hub: hb.Hub, now_s: float, policy: HubPolicy = HubPolicy()) -> tuple[hb.Hub, hb.Published]:
+    """What the agent does for due re-plans: start, solve, finish (one request expected)."""
+    hub, (request,) = hb.start_replans(hub, ts(now_s), policy)
+    solution = reoptimise(request.situation, request.changes, request.policy, params=FAST)
+    hub, _, out = hb.finish_replan(hub, request, solution, ts(now_s + 1))
+    return hub, out
+
+
+def start() -> hb.Hub:
+    return hb.hub_state(None, HUB)
+
+
+# ---- hyperlocal ------------------------------------------------------------------------------
+
+
+def test_a_hyperlocal_order_is_picked_up_at_its_store_then_dropped_by_the_same_rider_within_its_promise() -> None:
+    store = (12.975, 77.60)
+    hub = fold(start(), shift("a"), order("h1", 12.984, store=store, promise_min=25))
+    assert hub.pool.pending["h1"].window_end == at(25 * 60)  # the promise is the drop's deadline
+    hub, outcome = plan(hub)
+    (route,) = outcome.routes
+    assert [(s.order_id, s.kind) for s in route.stops] == [("h1", ev.StopKind.PICKUP), ("h1", ev.StopKind.DROP)]
+    assert (route.stops[0].lat, route.stops[0].lon) == store
+    assert route.stops[1].planned_arrival <= at(25 * 60)
+    assert jobs.pickups_before_drops(route.stops)
+    (assigned,) = outcome.assignments  # one assignment per order, numbered by drops
+    assert (assigned.order_id, assigned.sequence) == ("h1", 1)
+    assert hub.routes.plans["a"].stops == ("h1/pickup", "h1")
+    # the rider confirms the pickup: the parcel is on board, the pickup is done
+    hub = fold(hub, status("h1", S.ASSIGNED, "a", 5), status("h1", S.OUT_FOR_DELIVERY, "a", 400, store, "picked_up"))
+    assert hub.routes.plans["a"].stops == ("h1",) and hub.routes.plans["a"].on_board == {"h1"}
+
+
+def test_two_orders_from_one_store_ride_together_when_it_pays() -> None:
+    store = (12.975, 77.60)
+    hub = fold(start(), shift("a"), shift("b"), order("h1", 12.985, store=store, promise_min=30),
+               order("h2", 12.986, store=store, promise_min=30))
+    _, outcome = plan(hub)
+    assert len(outcome.routes) == 1  # one rider collects both at the store
+    kinds = [s.kind for s in outcome.routes[0].stops]
+    assert kinds[:2] == [ev.StopKind.PICKUP, ev.StopKind.PICKUP]
+
+
+# ---- riders back in the pool, several trips ---------------------------------------------------
+
+
+def test_a_rider_whose_route_is_done_is_free_again_and_gets_the_next_order_collected_at_the_hub() -> None:
+    hub = fold(start(), shift("a"), order("o1", 12.99))
+    hub, _ = plan(hub)
+    assert "a" not in hub.pool.free
+    done_at = (12.99, 77.60)
+    hub = fold(hub, status("o1", S.OUT_FOR_DELIVERY, "a", 60), status("o1", S.DELIVERED, "a", 900, done_at))
+    assert "a" in hub.pool.free and "a" not in hub.routes.plans
+    assert (hub.pool.free["a"].lat, hub.pool.free["a"].lon) == done_at  # from where the last stop was
+    hub = fold(hub, order("o2", 12.95, created_s=950))
+    assert hub.pool.ready(math.inf)
+    hub, outcome = plan(hub)
+    (route,) = outcome.routes
+    # away from the hub: back there to load the parcel, then out again (a second trip)
+    assert [(s.order_id, s.kind) for s in route.stops] == [("o2", ev.StopKind.PICKUP), ("o2", ev.StopKind.DROP)]
+    assert (route.stops[0].lat, route.stops[0].lon) == DEPOT
+    assert (route.start.lat, route.start.lon) == done_at
+
+
+def test_an_order_no_free_rider_can_take_is_inserted_into_a_route_in_progress() -> None:
+    hub = fold(start(), shift("a"), *(order(f"o{k}", 12.97 + 0.005 * k) for k in range(1, 4)))
+    hub, _ = plan(hub)
+    hub = fold(hub, *(status(f"o{k}", S.OUT_FOR_DELIVERY, "a", 60) for k in range(1, 4)),
+               status("o1", S.ARRIVED, "a", 600, (12.975, 77.60)), order("new", 12.99, created_s=610))
+    assert not hub.pool.free and "new" in hub.pool.pending
+    hub = hb.offer_waiting(hub, ts(611), HubPolicy())
+    assert [(t.kind, t.subject_id, t.riders) for t in hub.routes.pending] == [
+        (rp.TriggerKind.NEW_ORDER, "new", frozenset({"a"}))]
+    hub, out = replan_now(hub, 612)
+    (route,) = out.routes
+    assert route.stops[0].order_id == "o1"  # the stop being served stays first
+    kinds = [(s.order_id, s.kind) for s in route.stops]
+    assert kinds.index(("new", ev.StopKind.PICKUP)) < kinds.index(("new", ev.StopKind.DROP))
+    assert [a.order_id for a in out.assignments] == ["new"] and "new" not in hub.pool.pending
+    assert hb.offer_waiting(hub, ts(620), HubPolicy()).routes.pending == ()  # placed: not offered again
+
+
+# ---- re-attempts --------------------------------------------------------------------------------
+
+
+def decided(oid: str, decision: ev.AttemptDecision, start_s: float | None = None,
+            end_s: float | None = None) -> ev.AttemptDecided:
+    return ev.AttemptDecided(event_id=f"decided-{oid}", occurred_at=at(1000), order_id=oid, attempt=1,
+                             failure_reason=ev.FailureReason.CUSTOMER_NOT_AVAILABLE, decision=decision, rider_id="a",
+                             window_start=at(start_s) if start_s is not None else None,
+                             window_end=at(end_s) if end_s is not None else None, reason="test")
+
+
+def failed_once(*more: ev.Event) -> hb.Hub:
+    hub = fold(start(), shift("a"), order("o1", 12.99), order("o2", 12.95))
+    hub, _ = plan(hub)
+    return fold(hub, status("o1", S.OUT_FOR_DELIVERY, "a", 60), status("o2", S.OUT_FOR_DELIVERY, "a", 60),
+                status("o1", S.FAILED, "a", 900, (12.99, 77.60), "nobody home"), *more)
+
+
+def test_a_reattempt_puts_the_failed_order_back_in_the_pool_with_its_new_window_collected_at_the_hub() -> None:
+    hub = failed_once()
+    assert "o1" not in hub.pool.pending  # failed: waiting for the policy's decision
+    hub = fold(hub, decided("o1", ev.AttemptDecision.REATTEMPT, 4600, 15000))
+    o1 = hub.pool.pending["o1"]
+    assert (o1.window_start, o1.window_end, o1.pickup) == (at(4600), at(15000), None)
+    assert "o1" not in hub.routes.closed
+    assert [o.order_id for o in hub.pool.plannable(30 * 60)] == []  # its window opens later than the horizon
+    assert [o.order_id for o in hub.pool.plannable(2 * 3600)] == ["o1"]
+
+
+def test_return_to_hub_plans_nothing_and_awaiting_a_slot_waits_for_the_customers_window() -> None:
+    assert "o1" not in failed_once(decided("o1", ev.AttemptDecision.RETURN_TO_HUB)).pool.pending
+    hub = failed_once(decided("o1", ev.AttemptDecision.AWAIT_CUSTOMER_SLOT))
+    assert "o1" not in hub.pool.pending and hub.awaiting_slot == {"o1"}
+    hub = fold(hub, ev.OrderUpdated(event_id="slot", occurred_at=at(1200), order_id="o1", window_start=at(7200),
+                                    window_end=at(10800)))
+    assert hub.pool.pending["o1"].window_start == at(7200) and hub.awaiting_slot == frozenset()
+
+
+# ---- changes ------------------------------------------------------------------------------------
+
+
+def test_an_address_change_replans_the_rider_with_the_new_drop() -> None:
+    hub = fold(start(), shift("a"), order("o1", 12.99), order("o2", 12.95))
+    hub, _ = plan(hub)
+    hub = fold(hub, status("o1", S.OUT_FOR_DELIVERY, "a", 60), status("o2", S.OUT_FOR_DELIVERY, "a", 60),
+               ev.OrderUpdated(event_id="moved", occurred_at=at(300), order_id="o2",
+                               drop=ev.Location(lat=12.93, lon=77.62)))
+    assert [(t.kind, t.subject_id) for t in hub.routes.pending] == [(rp.TriggerKind.ORDER_CHANGED, "o2")]
+    hub, out = replan_now(hub, 301)
+    (route,) = out.routes
+    moved = next(s for s in route.stops if s.order_id == "o2")
+    assert (moved.lat, moved.lon) == (12.93, 77.62) and "order_changed o2 (drop)" in route.reason
+
+
+def hand_plan(hub: hb.Hub, **routes: tuple[str, ...]) -> hb.Hub:
+    """Dispatch with a hand-made solution (who gets what is the test's choice)."""
+    built = dp.build_problem(hub.pool)
+    solution = sm.Solution(routes=tuple(
+        sm.Route(vehicle_id=r, visits=tuple(sm.Visit(job_id=o, arrival_s=600 * (k + 1), start_s=600 * (k + 1),
+                                                     departure_s=600 * (k + 1) + 120) for k, o in enumerate(stops)),
+                 start_s=0, end_s=3600, distance_m=4000.0) for r, stops in routes.items()), unassigned=())
+    return hb.on_dispatched(hub, dp.apply_plan(hub.pool, built, solution))
+
+
+def test_a_manual_assignment_moves_the_order_to_the_dispatchers_rider() -> None:
+    hub = fold(start(), shift("a"), shift("b"), *(order(f"o{k}", 12.97 + 0.005 * k) for k in range(1, 5)))
+    hub = hand_plan(hub, a=("o1", "o2"), b=("o3", "o4"))
+    manual = ev.OrderAssigned(event_id="manual", occurred_at=at(120), order_id="o2", rider_id="b",
+                              route_id="manual", sequence=1, planned_arrival=at(900), assigned_by="dispatcher:ana")
+    hub = fold(hub, manual)
+    assert hub.routes.pins == {"o2": "b"}
+    (trigger,) = hub.routes.pending
+    assert trigger.kind is rp.TriggerKind.MANUAL_ASSIGNMENT and trigger.riders == {"a", "b"}
+    hub, request = hb.start_replans(hub, ts(130))
+    assert {j.id: j.vehicle_id for j in request[0].situation.problem.jobs}["o2"] == "b"  # pinned by the dispatcher
+    solution = reoptimise(request[0].situation, request[0].changes, request[0].policy, params=FAST)
+    hub, _, out = hb.finish_replan(hub, request[0], solution, ts(131))
+    assert "o2" in hub.routes.plans["b"].stops and "o2" not in hub.routes.plans["a"].stops
+    stops = [(s.order_id, s.kind) for s in next(r for r in out.routes if r.rider_id == "b").stops]
+    # not loaded yet: b collects it at the hub, then drops it
+    assert [k for o, k in stops if o == "o2"] == [ev.StopKind.PICKUP, ev.StopKind.DROP]
+
+
+def test_a_manual_assignment_to_a_free_rider_is_planned_for_that_rider() -> None:
+    hub = fold(start(), shift("a"), shift("b"), order("o1", 12.99))
+    manual = ev.OrderAssigned(event_id="manual", occurred_at=at(10), order_id="o1", rider_id="b",
+                              route_id="manual", sequence=1, planned_arrival=at(900), assigned_by="dispatcher:ana")
+    hub = fold(hub, manual)
+    _, outcome = plan(hub)
+    assert [(a.order_id, a.rider_id) for a in outcome.assignments] == [("o1", "b")]
+
+
+# ---- breaks -------------------------------------------------------------------------------------
+
+
+def test_a_planned_break_is_in_the_route_and_a_reported_break_delays_the_rest_of_it() -> None:
+    lunch = ev.PlannedBreak(break_id="lunch", earliest_start=at(1800), latest_start=at(2400), duration_s=1800)
+    hub = fold(start(), shift("a", breaks=(lunch,)), *(order(f"o{k}", 12.97 + 0.01 * k) for k in range(1, 6)))
+    hub, outcome = plan(hub)
+    (route,) = outcome.routes
+    (b,) = route.breaks
+    assert b.break_id == "lunch" and at(1800) <= b.start <= at(2400) and b.end - b.start == timedelta(seconds=1800)
+    # an unplanned break reported mid-route: the rest of the route moves by it
+    hub = fold(hub, *(status(f"o{k}", S.OUT_FOR_DELIVERY, "a", 60) for k in range(1, 6)),
+               ev.BreakStarted(event_id="brk", occurred_at=at(600), rider_id="a", expected_end=at(1500)))
+    assert [(t.kind, t.subject_id) for t in hub.routes.pending] == [(rp.TriggerKind.BREAK, "a")]
+    hub, request = hb.start_replans(hub, ts(601))
+    assert request[0].changes.delays_s == {"a": 899}
+
+
+# ---- travel times -------------------------------------------------------------------------------
+
+
+def learned(vehicle: ev.VehicleType, speed: float, service_factor: float = 1.0) -> ev.TravelTimesLearned:
+    return ev.TravelTimesLearned(event_id=f"tt-{vehicle}-{speed}", occurred_at=T0, vehicle_type=vehicle,
+                                 leg_speed_mps=(speed,) * 24, service_factor=service_factor, legs=50)
+
+
+def test_learned_travel_times_set_the_planned_speed_and_service_and_the_constant_policy_ignores_them() -> None:
+    hub = fold(start(), shift("a"), order("o1", 12.99), learned(ev.VehicleType.SCOOTER, 3.0, 1.5))
+    built = dp.build_problem(hub.pool, travel=dp.travel_times(hub.pool, True))
+    assert built.problem.vehicles[0].speed_mps == 3.0 * jobs.CIRCUITY
+    assert {j.id: j.service_s for j in built.problem.jobs}["o1"] == 180
+    constant = dp.build_problem(hub.pool, travel=dp.travel_times(hub.pool, False))
+    assert constant.problem.vehicles[0].speed_mps == jobs.VEHICLE_SPEED_MPS[ev.VehicleType.SCOOTER]
+    slow, fast = (plan(fold(start(), shift("a"), order("o1", 12.99), learned(ev.VehicleType.SCOOTER, v)))[1]
+                  for v in (2.0, 6.0))
+    assert slow.assignments[0].planned_arrival > fast.assignments[0].planned_arrival
+
+
+def test_even_workload_reaches_the_problem() -> None:
+    hub = fold(start(), shift("a"), shift("b"), *(order(f"o{k}", 12.97 + 0.002 * k) for k in range(6)))
+    built = dp.build_problem(hub.pool, even_workload=True)
+    assert built.problem.even_workload
+    _, outcome = plan(hub, HubPolicy(even_workload=True))
+    assert sorted(len(r.stops) for r in outcome.routes) == [3, 3]
