@@ -271,7 +271,7 @@ class Tracker:
         at_s = event.occurred_at.timestamp()
         out = self._advance(at_s)
         if isinstance(event, ev.BreakEnded):
-            r.alert = alerts.end_break(r.alert, at_s)
+            _break_over(r, at_s)
             return out
         until = at_s + self.params.break_max_s
         planned = next((b for b in r.route.breaks if b.break_id == event.break_id), None) \
@@ -342,7 +342,9 @@ class Tracker:
         for fe in fence_events:
             out.extend(self._fence_event(r, fe, ping))
         if eta.due(r.eta, t, pos, params.emit):
-            r.eta, emitted = eta.update(r.eta, t, pos, self.fleet.model, self.fleet.calibration, params.emit)
+            p = r.alert.progress  # on a break, the rider goes on at its end
+            r.eta, emitted = eta.update(r.eta, t, pos, self.fleet.model, self.fleet.calibration, params.emit,
+                                        p.break_until_s if p.task is _ON_BREAK else 0.0)
             if emitted:
                 stops = r._eta_route.stops  # type: ignore[union-attr]
                 drops = [e for e in emitted if not stops[e.index].pickup]  # a pickup's time is in its drop's
@@ -366,6 +368,9 @@ class Tracker:
         for r in self.riders.values():
             state, fired = alerts.on_tick(r.alert, r.device, now, self.params.alerts)
             if state is not r.alert:
+                p = r.alert.progress
+                if p.task is _ON_BREAK and state.progress.task is not _ON_BREAK and r.eta is not None:  # it ran out
+                    r.eta = eta.paused(r.eta, p.break_until_s - p.since_s)
                 r.alert = state
                 self.dirty.add(r.rider_id)
             for a in fired:
@@ -462,6 +467,20 @@ class Tracker:
                 r.eta = eta.start_route(r._eta_route, at_s)
         r.alert = alerts.on_fence(r.alert, fe)
         return out
+
+
+_ON_BREAK = alerts.Task.ON_BREAK
+
+
+def _break_over(r: RiderLive, at_s: float) -> None:
+    """The rider's break ended at ``at_s``: alerts watch again, and its time is taken out of the leg
+    or stay it interrupted (the ETA learns no break as travel or service)."""
+    p = r.alert.progress
+    if p.task is not _ON_BREAK:
+        return
+    if r.eta is not None:
+        r.eta = eta.paused(r.eta, at_s - p.since_s)
+    r.alert = alerts.end_break(r.alert, at_s)
 
 
 def _zone_event(z: ZoneEvent) -> ev.ZoneEvent:

@@ -401,3 +401,32 @@ def test_the_tracker_publishes_learned_travel_times_when_they_move_at_most_every
     assert again.event_id != learned.event_id
     tracker.fleet.model = legs(tracker.fleet.model, 1.0, n=1, at_s=S0 + 900)  # one more leg: hardly a change
     assert events_of(tracker.tick(S0 + 1500), tp.TRAVEL_TIMES) == []
+
+
+def test_etas_during_a_break_start_at_its_end_and_the_break_is_not_learned_as_a_slow_leg() -> None:
+    route = plan([stop("ord-a", ev.StopKind.DROP, DROP_A, 15)])
+    halfway = ((HUB[0] + DROP_A[0]) / 2, (HUB[1] + DROP_A[1]) / 2)
+    pings = track([((60.0, 0.0), 0), (halfway, 6.0), ((1200.0, 0.0), 0), (DROP_A, 6.0), SERVE])
+    stopped = parked_at(pings)
+    begin = pings[stopped].occurred_at.timestamp()
+    resume = next(i for i in range(stopped, len(pings)) if pings[i].speed_mps)  # 20 min later
+
+    def ride(on_break: bool) -> tuple[Tracker, list]:
+        tracker = Tracker()
+        out = run(tracker, route, [])
+        for i, p in enumerate(pings):
+            if on_break and i == stopped:
+                out += tracker.on_event(break_started(begin - S0, expected_end_s=begin - S0 + 1200), "riders", 1)
+            if on_break and i == resume:
+                out += tracker.on_event(break_ended(p.occurred_at.timestamp() - S0), "riders", 2)
+            out += tracker.on_ping(p, "gps", i)
+        return tracker, out
+
+    rested, out = ride(True)
+    during = [e for e in events_of(out, tp.ETAS) if begin <= e.occurred_at.timestamp() < begin + 600]
+    assert during and all(e.eta_p50.timestamp() > begin + 1200 for e in during)  # goes on after the break
+    [leg] = rested.fleet.model.legs.values()
+    assert leg[0] / leg[1] < 1.5  # the leg as ridden: the 20 min break is no travel
+    idle, _ = ride(False)
+    [slow] = idle.fleet.model.legs.values()
+    assert slow[0] / slow[1] > 2.0  # unreported, the same stop is a slow leg

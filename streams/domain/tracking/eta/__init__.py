@@ -32,6 +32,7 @@ from streams.domain.tracking.eta.estimate import (
     due,
     eta_route,
     leg_seconds,
+    paused,
     route_etas,
     should_emit,
     start_route,
@@ -58,6 +59,6 @@ __all__ = [
     "AHEAD_EDGES", "HORIZON_EDGES_S", "Calibration", "CalibrationParams", "EmitParams", "EtaRoute", "EtaStop",
     "LegSample", "Pace", "Position", "RiderEta", "ServiceSample", "SpeedModel", "SpeedParams", "SpeedSample",
     "StopEta", "TravelTimes", "arrived", "calibration_bucket", "departed", "due", "eta_route", "horizon_bucket", "leg_seconds",
-    "learn_legs", "learn_services", "learn_speeds", "observe_arrival", "observe_arrivals", "refresh",
+    "learn_legs", "learn_services", "learn_speeds", "observe_arrival", "observe_arrivals", "paused", "refresh",
     "route_etas", "segment_sample", "should_emit", "start_route", "travel_times", "travel_times_moved", "update",
 ]

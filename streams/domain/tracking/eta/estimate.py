@@ -279,8 +279,9 @@ def due(state: RiderEta, now_s: float, position: Position, params: EmitParams = 
 
 
 def update(state: RiderEta, now_s: float, position: Position, model: SpeedModel, calibration: Calibration,
-           params: EmitParams = EmitParams()) -> tuple[RiderEta, list[StopEta]]:
-    """Recompute the remaining stops' ETAs; return the ones to emit as ``EtaUpdated``."""
+           params: EmitParams = EmitParams(), not_before_s: float = 0.0) -> tuple[RiderEta, list[StopEta]]:
+    """Recompute the remaining stops' ETAs; return the ones to emit as ``EtaUpdated``.
+    ``not_before_s``: the rider goes on no earlier (the end of the break it is on)."""
     route, next_stop, pace = state.route, state.next_stop, state.pace
     stops = route.stops
     leaves = None
@@ -288,6 +289,8 @@ def update(state: RiderEta, now_s: float, position: Position, model: SpeedModel,
         done = stops[next_stop - 1]  # with the stops served with it at the same place
         expected = done.visit_s * math.exp(model.service_log_factor(now_s) + pace.service_log())
         leaves = max(state.at_stop_since_s, done.window_start_s) + expected
+    if not_before_s > now_s:
+        leaves = not_before_s if leaves is None else not_before_s + max(0.0, leaves - now_s)  # service left
     etas = route_etas(route, next_stop, position, now_s, model, pace, calibration, leaves)
     emitted, keys = state.emitted, state.scored_keys
     move_s, share = params.min_move_s, params.share_of_remaining
@@ -350,6 +353,17 @@ def arrived(state: RiderEta, index: int, at_s: float, model: SpeedModel
                     emitted={k: v for k, v in state.emitted.items() if k > index},
                     scored=tuple(e for e in state.scored if e.index > index),
                     scored_keys=frozenset(k for k in state.scored_keys if k[0] > index)), to_score, leg
+
+
+def paused(state: RiderEta, seconds: float) -> RiderEta:
+    """The rider took a break of ``seconds`` during the leg or stay under way: that time is neither
+    travel nor service, so the leg (or stay) is timed as if it started that much later (else the
+    fleet would learn breaks as slow legs)."""
+    if seconds <= 0:
+        return state
+    since = state.at_stop_since_s
+    return dataclasses.replace(state, leg_from_s=state.leg_from_s + seconds,
+                               at_stop_since_s=None if since is None else since + seconds)
 
 
 def departed(state: RiderEta, at_s: float, model: SpeedModel) -> tuple[RiderEta, ServiceSample | None]:
