@@ -26,6 +26,8 @@ def test_topics_are_created_with_partitions_and_retention(settings: Settings) ->
     res = ConfigResource(ConfigResource.Type.TOPIC, own.topic("gps"))
     config = admin.describe_configs([res])[res].result()
     assert config["retention.ms"].value == str(tp.GPS.retention_ms)
+    learned = ConfigResource(ConfigResource.Type.TOPIC, own.topic(tp.TRAVEL_TIMES.name))
+    assert admin.describe_configs([learned])[learned].result()["cleanup.policy"].value == "compact"
 
 
 def test_confluent_and_aiokafka_put_a_key_on_the_same_partition(settings: Settings) -> None:
