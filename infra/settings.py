@@ -64,7 +64,7 @@ class Settings:
         "secret": True})
     otp_max_attempts: int = field(default=3, metadata={"doc": "Wrong OTP entries allowed before POD by OTP is locked for an order."})
     otp_ttl_s: int = field(default=12 * 3600, metadata={"doc": "How long an issued OTP stays valid."})
-    dispatch_batch_window_s: float = field(default=2.0, metadata={"doc": "Wall seconds the dispatcher collects a hub's new orders before planning."})
+    dispatch_batch_window_s: float = field(default=0.5, metadata={"doc": "Wall seconds a hub is quiet (or twice that busy) before its new orders are planned."})
     dispatch_time_limit_s: float = field(default=3.0, metadata={"doc": "Solver time per dispatch plan."})
     hub_policies: str = field(default="", metadata={
         "doc": "Each hub's operating policy: inline JSON (starting with '{') or the path of a JSON file, "

@@ -328,13 +328,14 @@ def _order_updated(state: ReplanState, e: ev.OrderUpdated) -> ReplanState:
 
 def _manual(state: ReplanState, e: ev.OrderAssigned) -> ReplanState:
     """A dispatcher's assignment: the order is pinned to the rider, who gets it on the next re-plan
-    (with whoever had it). A rider not on a route gets it from dispatch's pool (see the hub)."""
+    (with whoever had it, who loses it). A rider not on a route gets it from dispatch's pool (see the hub)."""
     state = dataclasses.replace(state, pins={**state.pins, e.order_id: e.rider_id},
                                 orders={**state.orders, e.order_id: dataclasses.replace(state.orders[e.order_id],
                                                                                         rider=e.rider_id)})
-    if e.rider_id not in state.plans:
+    owner = _owner(state, e.order_id)
+    riders = ({e.rider_id} if e.rider_id in state.plans else set()) | ({owner} if owner not in (None, e.rider_id) else set())
+    if not riders:
         return state
-    riders = {e.rider_id} | ({owner} if (owner := _owner(state, e.order_id)) is not None else set())
     return _trigger(state, Trigger(kind=TriggerKind.MANUAL_ASSIGNMENT, subject_id=e.order_id, riders=frozenset(riders),
                                    at_s=_secs(e.occurred_at), note=f"by {e.assigned_by}"))
 
@@ -508,9 +509,8 @@ def _moot(state: ReplanState, t: Trigger) -> bool:
         return (t.subject_id in state.closed or t.subject_id not in state.orders
                 or _owner(state, t.subject_id) is not None)
     if t.kind is TriggerKind.MANUAL_ASSIGNMENT:
-        pinned = state.pins.get(t.subject_id)
-        return (t.subject_id in state.closed or t.subject_id not in state.orders or pinned not in state.plans
-                or _owner(state, t.subject_id) == pinned)
+        return (t.subject_id in state.closed or t.subject_id not in state.orders
+                or _owner(state, t.subject_id) == state.pins.get(t.subject_id))
     if t.kind is TriggerKind.ORDER_CHANGED:
         return t.subject_id in state.closed or _owner(state, t.subject_id) not in t.riders
     if t.kind is TriggerKind.RIDER_OFFLINE:
