@@ -635,7 +635,9 @@ def _flat_m(lat_a: float, lon_a: float, lat_b: float, lon_b: float) -> float:
 
 def _planned_break(route: AlertRoute | None, t: float) -> bool:
     """Within one of the plan's breaks (the rider may be on it without the app saying so)."""
-    return route is not None and any(start <= t < end for start, end in route.breaks)
+    if route is None or not route.breaks:  # the usual case: no generator for it
+        return False
+    return any(start <= t < end for start, end in route.breaks)
 
 
 def _near_fence(route: AlertRoute | None, closed: frozenset[int], lat: float, lon: float, radius_m: float) -> bool:

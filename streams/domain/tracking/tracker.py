@@ -384,13 +384,15 @@ class Tracker:
 
     def _travel_times(self, now_s: float) -> list[Output]:
         """``TravelTimesLearned`` for each vehicle type whose learned travel moved enough since it was
-        last published, to its compacted topic and to every hub's dispatcher the tracker knows of."""
+        last published, to its compacted topic and to every hub's dispatcher the tracker knows of.
+        Checked every ``travel_times_every_s`` once something was learned (not on every tick)."""
         fleet, params = self.fleet, self.params
         out: list[Output] = []
         hubs: list[str] | None = None
         for vehicle_type, legs in sorted(fleet.model.leg_count.items()):
             if legs <= 0 or vehicle_type not in fleet.model.profiles:
                 continue
+            fleet.travel_at_s = now_s + params.travel_times_every_s
             learned = eta.travel_times(fleet.model, vehicle_type, now_s)
             before = fleet.travel_sent.get(vehicle_type)
             if before is not None and not eta.travel_times_moved(before, learned, params.travel_times_change):
@@ -404,8 +406,6 @@ class Tracker:
                 hubs = sorted({r.route.hub_id for r in self.riders.values() if r.route is not None})
             out.extend((tp.DISPATCH_QUEUE, event, hub) for hub in hubs)
             fleet.travel_sent[vehicle_type] = learned
-        if out:
-            fleet.travel_at_s = now_s + params.travel_times_every_s
         return out
 
     def _advance(self, now_s: float) -> list[Output]:
