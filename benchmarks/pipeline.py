@@ -42,7 +42,8 @@ from streams.workers.tracking import TrackerWorker, TrackingConfig
 # slows with the number of record batches in a partition: a raw consumer tailing 10k pings/s produced
 # with 1 ms batches fell seconds behind within 20 s, with 20 ms batches it stayed at p99 73 ms.
 LIVE_LINGER_MS = 20
-TOPICS = (tp.GPS, tp.ROUTES, tp.RIDERS, tp.ETAS, tp.ALERTS, tp.TRACKING, tp.INBOX, tp.DEAD_LETTER)
+TOPICS = (tp.GPS, tp.ROUTES, tp.RIDERS, tp.ETAS, tp.ALERTS, tp.TRACKING, tp.INBOX, tp.DEAD_LETTER, tp.TRAVEL_TIMES,
+          tp.DISPATCH_QUEUE)
 
 
 def _day(seed: int, riders: int, stops: int, day: int) -> GroundTruthDay:
