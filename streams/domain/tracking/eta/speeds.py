@@ -14,6 +14,9 @@ corrects the one before, in log space so they multiply):
    a later stop's ETA sums many of them, so a median would make every later stop too early.
 4. **Rider** (:attr:`SpeedModel.rider_log`, from day to day): the median of the rider's legs
    against the vehicle type's median, shrunk toward 0 (medians: a detour is no pace).
+
+For planners, :func:`travel_times` sums this up per vehicle type as 24 hourly great-circle speeds
+of whole legs and a service factor (``TravelTimesLearned``).
 """
 
 from __future__ import annotations
