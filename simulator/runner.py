@@ -1,47 +1,78 @@
-"""Plays a simulated day against Kafka: the order system creates orders, rider apps start shifts,
-follow the routes dispatch plans, report pings, hand over with the customer's OTP or fail, and
-go home. Time is compressed: one wall second is ``speedup`` simulated seconds.
+"""Plays a simulated day against Kafka on a compressed clock (one wall second is ``speedup``
+simulated seconds): the order system creates orders at their creation time, customers cancel,
+move their drop or pick a slot for a re-attempt, rider apps start shifts, follow the routes
+dispatch plans, report pings, pick up at stores, hand over with the customer's OTP or fail with
+a reason, take breaks and go home. Every event is produced when the simulated clock reaches its
+time, stamped with it.
 
-A rider drives one route at a time. A re-plan (a new route for a rider already driving) replaces
-the ride at its next wait, never in the middle of a handover: what the rider already did stands,
-and the new route's remaining stops are driven from where the rider is, at the clock's now."""
+A rider drives one route at a time, several a shift: after a route it rides back to the hub and
+waits there for the next. A new route for a rider already driving replaces the ride at its next
+wait (mid-leg, from where the rider is; never in the middle of a handover): what the rider
+already did stands. Riders really drive at :data:`CITY`'s speeds (time of day, zone, the rider's
+own pace), not at the planner's: the scorecard's planned-arrival error is measured against them.
+The rider app's decisions are :mod:`simulator.rider`'s; the figures, :mod:`simulator.scorecard`'s."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas import Codec, DecodeError, InvalidEvent
 from schemas import events as ev
 from schemas import topics as tp
-from simulator import driving
-from simulator.world import SPEED_MPS, Day
+from simulator import rider as app_logic
+from simulator.continuous import AddressChange, Cancel, PhoneSilent, UnplannedBreak
+from simulator.scorecard import Scorecard
+from simulator.truth import GpsNoise, Knot, TrueSpeeds, drive_leg, stand
+from simulator.world import Day, attempt_outcome, customer_slot, rng_for, sim_id
+from solver.geo import haversine_m
+from streams.domain.hub_policy import HubPolicies
 from streams.domain.orders import otp
 
 log = logging.getLogger(__name__)
-TERMINAL = {ev.OrderStatus.DELIVERED, ev.OrderStatus.RETURNED_TO_HUB, ev.OrderStatus.CANCELLED}
+S = ev.OrderStatus
+TERMINAL = app_logic.SETTLED
+
+# The city's true speeds: rush hours much slower than off-peak (deeper than truth.TrueSpeeds'
+# defaults), and nothing like the planner's profiles.
+CITY = TrueSpeeds(rush_depth={ev.VehicleType.BIKE: 0.15, ev.VehicleType.SCOOTER: 0.45, ev.VehicleType.CAR: 0.6,
+                              ev.VehicleType.VAN: 0.55})
+PING_INTERVAL_S = 10.0
+IDLE_STEP_S = 60.0  # an idle rider at the hub looks at its shift and breaks this often (simulated)
+LOAD_S = 90.0  # loading parcels at the hub before a route
+AT_HUB_M = 150.0
+SILENT_AFTER_S = 60.0  # a phone goes silent this long into the leg
+OTP_WAIT_S = 60.0  # wall seconds a handover waits for the customer's OTP notice
+ASSIGNMENT_WAIT_S = 30.0  # wall seconds a route waits for its assignments to show in the ledger
 
 
 @dataclass
 class Progress:
     orders: int = 0
+    created: int = 0
     produced: int = 0
     routes: int = 0
+    riders_on_shift: int = 0
     riders_done: int = 0
     delivered: int = 0
     failed: int = 0
     status: dict[str, ev.OrderStatus] = field(default_factory=dict)
+    stalled: str = ""  # why the day stopped before every order settled
+    anomalies: dict[str, int] = field(default_factory=dict)  # what the rider app could not do as planned
 
     @property
     def settled(self) -> int:
         return sum(1 for s in self.status.values() if s in TERMINAL)
+
+    def note(self, what: str) -> None:
+        self.anomalies[what] = self.anomalies.get(what, 0) + 1
 
 
 class SimClock:
@@ -69,46 +100,105 @@ class SimClock:
         return True
 
 
+def _ts(t: datetime) -> float:
+    return t.timestamp()
+
+
+def _dt(s: float) -> datetime:
+    return datetime.fromtimestamp(s, UTC)
+
+
+def position_on(knots: tuple[Knot, ...], t_s: float) -> tuple[float, float]:
+    """Where a leg's true track is at ``t_s`` (linear between knots)."""
+    if t_s <= knots[0].t_s:
+        return knots[0].lat, knots[0].lon
+    for a, b in zip(knots, knots[1:], strict=False):
+        if t_s <= b.t_s:
+            f = 0.0 if b.t_s <= a.t_s else (t_s - a.t_s) / (b.t_s - a.t_s)
+            return a.lat + (b.lat - a.lat) * f, a.lon + (b.lon - a.lon) * f
+    return knots[-1].lat, knots[-1].lon
+
+
 @dataclass(eq=False)
 class RiderApp:
-    """The rider's phone: the route in hand and what the rider already did, which a re-plan does
-    not undo (delivered and failed stops are not visited again; failed parcels go back to the hub
-    at the end of the last route)."""
+    """The rider's phone and what the simulator knows of the rider."""
 
-    rider_id: str
-    hub: ev.GeoPoint
+    shift: ev.RiderShiftStarted
     position: tuple[float, float]
-    clock: datetime  # time of the rider's last step
     next_route: ev.RoutePlanned | None = None
+    route: ev.RoutePlanned | None = None  # the route being driven
     replanned: asyncio.Event = field(default_factory=asyncio.Event)
-    out: set[str] = field(default_factory=set)  # sent out for delivery by this rider
-    handed: set[str] = field(default_factory=set)  # delivered or failed by this rider
-    failed: list[str] = field(default_factory=list)  # on board until back at the hub
-    rides: int = 0
-    home: bool = False
-    task: asyncio.Task[None] | None = None
+    failed_on_board: set[str] = field(default_factory=set)  # failed here, on board until a hub
+    breaks_taken: set[str] = field(default_factory=set)
+    unplanned: list[UnplannedBreak] = field(default_factory=list)
+    silence: PhoneSilent | None = None
+    silent: tuple[float, float] = (0.0, 0.0)  # (from, until) epoch seconds
+    next_ping_s: float = 0.0
+    arrived_at: datetime = datetime.min.replace(tzinfo=UTC)  # true arrival at the end of the last leg
+    chunks: int = 0
+    legs: int = 0
+    on_shift: bool = False
+    idle_at_hub: bool = False
+    done: bool = False
+
+    @property
+    def rider_id(self) -> str:
+        return self.shift.rider_id
+
+    @property
+    def hub(self) -> tuple[float, float]:
+        return self.shift.start.lat, self.shift.start.lon
+
+    def at_hub(self) -> bool:
+        return haversine_m(self.position, self.hub) <= AT_HUB_M
 
 
 class DayRunner:
     def __init__(self, *, day: Day, kafka: dict[str, Any], topic: Callable[[str], str], otp_key: str,
-                 speedup: float = 200.0, params: driving.DriveParams = driving.DriveParams(),
-                 codec: Codec | None = None) -> None:
+                 speedup: float = 240.0, codec: Codec | None = None, speeds: TrueSpeeds = CITY,
+                 gps: GpsNoise = GpsNoise(sigma_m=8.0), policies: HubPolicies = HubPolicies()) -> None:
         self.day, self.kafka, self.topic = day, kafka, topic
         self.key = otp.key_bytes(otp_key)
-        self.speedup, self.params = speedup, params
+        self.speedup, self.speeds, self.gps = speedup, speeds, gps
         self.codec = codec or Codec()
-        self.clock = SimClock(day.config.day_start, speedup)
+        self.seed = day.seed
+        self.clock = SimClock(day.start, speedup)
         self.progress = Progress(orders=len(day.orders))
-        self._otps: dict[str, ev.OtpIssued] = {}
-        self._otp_waiters: dict[str, asyncio.Event] = {}
+        horizons = {h.hub_id: policies.of(h.hub_id).horizon_min for h in day.hubs}
+        self.scorecard = Scorecard(day.orders, day.shifts, horizons or policies.default.horizon_min)
+        self._orders = {o.order_id: o for o in day.orders}
+        self._drop = {o.order_id: (o.drop.lat, o.drop.lon) for o in day.orders}
         self._holder: dict[str, str] = {}  # order -> rider of its last accepted assignment
+        self._decision: dict[str, ev.AttemptDecision] = {}
+        self._out: dict[str, str] = {}  # order -> rider who took the parcel, this attempt
+        self._attempt: dict[str, int] = {}  # attempts the simulator started (out for delivery sent)
+        self._handed: set[str] = set()  # served at the door this attempt
+        self._serving: set[str] = set()
+        self._cancelled: set[str] = set()
+        self._otps: dict[str, list[ev.OtpIssued]] = {}
+        self._otp_news: dict[str, asyncio.Event] = {}
+        self._after_assignment: dict[str, list[Cancel | AddressChange]] = {}
+        self._assigned_once: set[str] = set()
+        self._seen: set[str] = set()
         self._news = asyncio.Event()  # replaced (after being set) whenever the ledger or a route moves on
+        self._tasks: list[asyncio.Task[None]] = []
+        self._created: set[str] = set()
+        self.all_created = False
         self._producer: Any = None
-        self._vehicle = {s.rider_id: s.vehicle_type for s in day.shifts}
-        self._apps = {s.rider_id: RiderApp(rider_id=s.rider_id, hub=s.start, position=(s.start.lat, s.start.lon),
-                                           clock=s.shift_start) for s in day.shifts}
-        self._seen_routes: set[str] = set()
-        self.assignment_wait_s = 120.0  # wall seconds a ride waits for its assignments in the ledger
+        self._apps = {s.rider_id: RiderApp(shift=s, position=(s.start.lat, s.start.lon)) for s in day.shifts}
+        for incident in day.incidents:
+            if isinstance(incident, PhoneSilent) and incident.rider_id in self._apps:
+                self._apps[incident.rider_id].silence = incident
+            elif isinstance(incident, UnplannedBreak) and incident.rider_id in self._apps:
+                self._apps[incident.rider_id].unplanned.append(incident)
+            elif isinstance(incident, Cancel | AddressChange) and incident.after_assigned_s is not None:
+                self._after_assignment.setdefault(incident.order_id, []).append(incident)
+
+    # ---- Kafka edge -------------------------------------------------------------------------
+
+    def _eid(self, *parts: object) -> str:
+        """Simulator-made ids for submissions, stable under a seed."""
+        return sim_id(rng_for(self.seed, "/".join(str(p) for p in parts)))
 
     async def _send(self, spec: tp.TopicSpec, event: ev.Event) -> None:
         name = self.topic(spec.name)
@@ -117,10 +207,16 @@ class DayRunner:
                             timestamp_ms=int(event.occurred_at.timestamp() * 1000))
         self.progress.produced += 1
 
-    async def run(self, timeout_s: float = 600.0, alive: Callable[[], bool] = lambda: True) -> Progress:
-        """Play the day; stops with an error at ``timeout_s``, at the first write the broker does not
-        acknowledge, or as soon as ``alive()`` is False (the worker process died: nothing would ever
-        settle). ``kafka`` is a librdkafka client configuration (confluent-kafka)."""
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        self._tasks.append(asyncio.create_task(coro))
+
+    async def run(self, timeout_s: float = 600.0, alive: Callable[[], bool] = lambda: True,
+                  grace_s: float = 20.0) -> Progress:
+        """Play the day until every order is settled and every rider has gone home. Stops with an
+        error at the first write the broker does not acknowledge or as soon as ``alive()`` is False
+        (the workers died: nothing would ever settle); at ``timeout_s``, or ``grace_s`` after the
+        last rider went home with orders unsettled, it returns with ``progress.stalled`` saying so.
+        ``kafka`` is a librdkafka client configuration (confluent-kafka)."""
         from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
         from streams.kafka import Publisher
@@ -139,41 +235,53 @@ class DayRunner:
                 name = self.topic(spec.name)
                 parts += [TopicPartition(name, p, OFFSET_BEGINNING) for p in await self._wait_partitions(consumer, name)]
             consumer.assign(parts)
-            for shift in self.day.shifts:
-                await self._send(tp.RIDERS, shift)
-            for order in self.day.orders:
-                await self._send(tp.INBOX, order)
-                self.progress.status[order.order_id] = ev.OrderStatus.CREATED
-            await asyncio.to_thread(self._producer.flush)
-            riders: list[asyncio.Task[None]] = []
-            listener = asyncio.create_task(self._listen(consumer, riders))
+            listener = asyncio.create_task(self._listen(consumer))
+            self.clock = SimClock(self.day.start, self.speedup)
+            self.start_day()
             deadline = time.monotonic() + timeout_s
-            while self.progress.settled < len(self.day.orders) or any(not r.done() for r in riders):
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"day not finished after {timeout_s:.0f}s: {self.progress.settled} of "
-                                       f"{len(self.day.orders)} orders settled")
+            quiet_since: float | None = None
+            while True:
+                if self.progress.settled >= len(self.day.orders) and all(a.done for a in self._apps.values()):
+                    break
+                now = time.monotonic()
+                if now > deadline:
+                    self.progress.stalled = (f"timed out after {timeout_s:.0f}s: {self.progress.settled} of "
+                                             f"{len(self.day.orders)} orders settled")
+                    break
+                if all(a.done for a in self._apps.values()):
+                    quiet_since = quiet_since or now
+                    if now - quiet_since > grace_s:
+                        self.progress.stalled = (f"every rider went home with {len(self.day.orders) - self.progress.settled}"
+                                                 " orders unsettled")
+                        break
                 if not alive():
-                    raise RuntimeError("the stream worker is not running (see its log); stopping the day")
+                    raise RuntimeError("a stream worker is not running (see its log); stopping the day")
                 self._producer.raise_failure()
                 if listener.done():
                     listener.result()
-                for r in riders:
-                    if r.done() and not r.cancelled() and r.exception():
-                        raise r.exception()  # type: ignore[misc]
+                for t in self._tasks:
+                    if t.done() and not t.cancelled() and t.exception():
+                        raise t.exception()  # type: ignore[misc]
                 await asyncio.sleep(0.2)
             await asyncio.to_thread(self._producer.flush)
             flushed = True
             return self.progress
         finally:
-            if listener is not None:
-                listener.cancel()
+            for t in [*self._tasks, *([listener] if listener else [])]:
+                t.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await listener
+                    await t
             consumer.close()
             if not flushed:  # the day failed: still deliver what it wrote, best effort
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(self._producer.flush, 10.0)
             self._producer.close()
+
+    def start_day(self) -> None:
+        """The day's tasks: the order system's and customers' timeline, and one app per rider."""
+        self._spawn(self._timeline())
+        for app in self._apps.values():
+            self._spawn(self._rider(app))
 
     @staticmethod
     async def _wait_partitions(consumer: Any, topic: str) -> list[int]:
@@ -185,12 +293,11 @@ class DayRunner:
             await asyncio.sleep(0.1)
         raise RuntimeError(f"topic {topic} not found")
 
-    async def _listen(self, consumer: Any, riders: list[asyncio.Task[None]]) -> None:
+    async def _listen(self, consumer: Any) -> None:
         """Reads the ledger, routes and notices back. Polls without blocking (the consumer is only
         ever touched from the event loop, so closing it never races a poll) and naps when idle."""
         from streams.kafka import translate
 
-        orders_topic = self.topic(tp.ORDERS.name)
         while True:
             messages = consumer.consume(num_messages=5000, timeout=0)
             if not messages:
@@ -210,137 +317,425 @@ class DayRunner:
                     event = self.codec.decode(value)
                 except (DecodeError, InvalidEvent):
                     continue
-                if isinstance(event, ev.RoutePlanned) and event.route_id not in self._seen_routes:
-                    self._seen_routes.add(event.route_id)
-                    self.progress.routes += 1
-                    self._on_route(event, riders)
-                elif isinstance(event, ev.OtpIssued):
-                    self._otps[event.order_id] = event
-                    self._otp_waiters.setdefault(event.order_id, asyncio.Event()).set()
-                elif message.topic() == orders_topic:
-                    self._on_ledger(event)
-            self._news.set()
-            self._news = asyncio.Event()
+                self.feed(event)
+            self.news()
 
-    def _on_route(self, route: ev.RoutePlanned, riders: list[asyncio.Task[None]]) -> None:
-        """The rider's next route, which replaces the one being driven (a re-plan) at its next wait."""
-        app = self._apps.get(route.rider_id)
-        if app is None:
-            log.warning("route %s for unknown rider %s ignored", route.route_id, route.rider_id)
+    def news(self) -> None:
+        self._news.set()
+        self._news = asyncio.Event()
+
+    # ---- what is read back ------------------------------------------------------------------
+
+    def feed(self, event: ev.Event) -> None:
+        """One event read back: a route, an OTP notice, or an order-ledger event."""
+        if event.event_id in self._seen:
             return
-        app.next_route = route
-        app.replanned.set()
-        if app.task is None or app.task.done():
-            app.task = asyncio.create_task(self._rider_app(app))
-            riders.append(app.task)
+        self._seen.add(event.event_id)
+        if isinstance(event, ev.RoutePlanned):
+            self.progress.routes += 1
+            self.scorecard.route(event)
+            app = self._apps.get(event.rider_id)
+            if app is None:
+                log.warning("route %s for unknown rider %s ignored", event.route_id, event.rider_id)
+                return
+            app.next_route = event
+            app.replanned.set()
+        elif isinstance(event, ev.OtpIssued):
+            self._otps.setdefault(event.order_id, []).append(event)
+            self._otp_news.setdefault(event.order_id, asyncio.Event()).set()
+        elif isinstance(event, ev.OrderEvent):
+            self.scorecard.ledger(event)
+            self._on_ledger(event)
 
-    def _on_ledger(self, event: ev.Event) -> None:
-        if isinstance(event, ev.OrderAssigned):
-            self._holder[event.order_id] = event.rider_id
-            self.progress.status[event.order_id] = ev.OrderStatus.ASSIGNED
+    def _on_ledger(self, event: ev.OrderEvent) -> None:
+        o = event.order_id
+        status = self.progress.status
+        if isinstance(event, ev.OrderCreated):
+            status.setdefault(o, S.CREATED)
+        elif isinstance(event, ev.OrderAssigned):
+            if status.get(o) is S.FAILED:  # the re-attempt: a new attempt begins
+                self._out.pop(o, None)
+                self._handed.discard(o)
+                self._decision.pop(o, None)
+            self._holder[o] = event.rider_id
+            status[o] = S.ASSIGNED
+            if o not in self._assigned_once:
+                self._assigned_once.add(o)
+                for incident in self._after_assignment.pop(o, ()):
+                    self._spawn(self._customer_after_assignment(incident, event.occurred_at))
         elif isinstance(event, ev.StatusChanged):
-            self.progress.status[event.order_id] = event.to_status
-            if event.to_status is ev.OrderStatus.DELIVERED:
+            status[o] = event.to_status
+            if event.to_status is S.DELIVERED:
                 self.progress.delivered += 1
-            elif event.to_status is ev.OrderStatus.FAILED:
+            elif event.to_status is S.FAILED:
                 self.progress.failed += 1
         elif isinstance(event, ev.OrderCancelled):
-            self.progress.status[event.order_id] = ev.OrderStatus.CANCELLED
+            status[o] = S.CANCELLED
+        elif isinstance(event, ev.AttemptDecided):
+            self._decision[o] = event.decision
+            if event.decision is ev.AttemptDecision.AWAIT_CUSTOMER_SLOT:
+                self._spawn(self._customer_slot(o, event.occurred_at))
+            holder = self._apps.get(event.rider_id or self._holder.get(o, ""))
+            if holder is not None and holder.idle_at_hub and o in holder.failed_on_board:
+                self._spawn(self._unload(holder))
 
-    async def _rider_app(self, app: RiderApp) -> None:
-        while app.next_route is not None:
-            route, app.next_route = app.next_route, None
-            app.replanned.clear()
-            await self._ride(app, route)
+    # ---- the order system and the customers -------------------------------------------------
 
-    async def _stops_to_visit(self, app: RiderApp, route: ev.RoutePlanned) -> driving.Triage | None:
+    async def _timeline(self) -> None:
+        """Orders at their creation time, and the customers' timed changes, in time order."""
+        timed: list[tuple[datetime, int, Any]] = [(o.occurred_at, 0, o) for o in self.day.orders]
+        timed += [(i.at, 1, i) for i in self.day.incidents
+                  if isinstance(i, Cancel | AddressChange) and i.at is not None]
+        timed.sort(key=lambda x: (x[0], x[1]))
+        for at, _, item in timed:
+            await self.clock.sleep_until(at)
+            if isinstance(item, ev.OrderCreated):
+                await self._send(tp.INBOX, item)
+                self._created.add(item.order_id)
+                self.progress.status.setdefault(item.order_id, S.CREATED)
+                self.progress.created += 1
+                if self.progress.created == len(self.day.orders):
+                    self.all_created = True
+            else:
+                await self._customer(item, at)
+        self.all_created = True
+
+    async def _customer_after_assignment(self, incident: Cancel | AddressChange, assigned_at: datetime) -> None:
+        at = max(self.clock.now(), assigned_at) + timedelta(seconds=incident.after_assigned_s or 0.0)
+        await self.clock.sleep_until(at)
+        await self._customer(incident, at)
+
+    async def _customer(self, incident: Cancel | AddressChange, at: datetime) -> None:
+        """A cancellation while the parcel still waits at the hub or the store, or an address
+        change before the rider is at the door; too late, and the customer lets it be."""
+        o = incident.order_id
+        status = self.progress.status.get(o, S.CREATED)
+        if o in self._cancelled or status in TERMINAL or o in self._handed or o in self._serving:
+            self.progress.note("customer_change_too_late")
+            return
+        if isinstance(incident, Cancel):
+            if o in self._out or status not in (S.CREATED, S.ASSIGNED):
+                self.progress.note("customer_change_too_late")
+                return
+            self._cancelled.add(o)
+            await self._send(tp.INBOX, ev.OrderCancelled(event_id=self._eid("cancel", o), occurred_at=at, order_id=o,
+                                                         reason=incident.reason, cancelled_by="customer"))
+        else:
+            self._drop[o] = (incident.drop.lat, incident.drop.lon)
+            await self._send(tp.INBOX, ev.OrderUpdated(event_id=self._eid("moved", o), occurred_at=at, order_id=o,
+                                                       drop=incident.drop))
+
+    async def _customer_slot(self, o: str, asked_at: datetime) -> None:
+        answer, start, end = customer_slot(self.seed, o, asked_at, self.day.behaviour)
+        await self.clock.sleep_until(answer)
+        if self.progress.status.get(o) is S.FAILED and o not in self._cancelled:
+            await self._send(tp.INBOX, ev.OrderUpdated(event_id=self._eid("slot", o, asked_at.isoformat()),
+                                                       occurred_at=answer, order_id=o, window_start=start,
+                                                       window_end=end))
+
+    # ---- the rider app ------------------------------------------------------------------------
+
+    def _open_orders(self) -> list[app_logic.OpenOrder]:
+        status = self.progress.status
+        return [app_logic.OpenOrder(status=status.get(o, S.CREATED), holder=self._holder.get(o),
+                                    returning=self._decision.get(o) is ev.AttemptDecision.RETURN_TO_HUB)
+                for o in self._created if status.get(o) not in TERMINAL]
+
+    async def _rider(self, app: RiderApp) -> None:
+        shift = app.shift
+        await self.clock.sleep_until(shift.shift_start)
+        app.next_ping_s = _ts(shift.shift_start)
+        await self._send(tp.RIDERS, shift)
+        app.on_shift = True
+        self.progress.riders_on_shift += 1
+        began = self.clock.now()
+        try:
+            while True:
+                if app.next_route is not None:
+                    route, app.next_route = app.next_route, None
+                    app.replanned.clear()
+                    app.idle_at_hub = False
+                    await self._ride(app, route)
+                    continue
+                now = self.clock.now()
+                if app.at_hub():
+                    app.idle_at_hub = True
+                    if app.failed_on_board:
+                        await self._unload(app)
+                    if app_logic.shift_over(now, shift.shift_end, idle=True, all_created=self.all_created,
+                                            open_orders=self._open_orders(), rider_id=app.rider_id):
+                        break
+                    if await self._maybe_break(app, None):
+                        continue
+                    await self._stand(app, now + timedelta(seconds=IDLE_STEP_S), interruptible=True)
+                else:  # a route replaced by one with nothing left for us: back to the hub
+                    await self._travel(app, app.hub, interruptible=True)
+        finally:
+            app.idle_at_hub = False
+        now = self.clock.now()
+        self.scorecard.on_shift((now - began).total_seconds())
+        await self._send(tp.RIDERS, ev.RiderShiftEnded(event_id=self._eid(app.rider_id, "shift-end"), occurred_at=now,
+                                                       rider_id=app.rider_id,
+                                                       position=ev.GeoPoint(lat=app.hub[0], lon=app.hub[1])))
+        app.on_shift, app.done = False, True
+        self.progress.riders_on_shift -= 1
+        self.progress.riders_done += 1
+
+    async def _triage(self, app: RiderApp, route: ev.RoutePlanned) -> app_logic.Triage | None:
         """The route's stops once every one is settled in the ledger as this rider's or not
         (the app shows a route once its assignments are confirmed); None if re-planned meanwhile."""
-        deadline = time.monotonic() + self.assignment_wait_s
+        deadline = time.monotonic() + ASSIGNMENT_WAIT_S
         while True:
             news = self._news
             if app.next_route is not None:
                 return None
-            triage = driving.triage(route.stops, app.rider_id, self.progress.status, self._holder, app.handed,
-                                    app.out)
+            triage = app_logic.triage(route.stops, app.rider_id, self.progress.status, self._holder, self._handed,
+                                      self._out)
             left = deadline - time.monotonic()
-            if not triage.waiting:
+            if not triage.waiting or left <= 0:
+                if triage.waiting:
+                    log.warning("route %s of %s: no assignment in the ledger for %s; driving without them",
+                                route.route_id, app.rider_id, ", ".join(triage.waiting))
+                    self.progress.note("stops_never_assigned")
                 return triage
-            if left <= 0:
-                log.warning("route %s of %s: no assignment in the ledger for %s; driving without them",
-                            route.route_id, app.rider_id, ", ".join(triage.waiting))
-                return triage
-            try:
+            with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(left):
                     await news.wait()
-            except TimeoutError:
-                pass
+
+    def _mine_to_take(self, app: RiderApp, o: str) -> bool:
+        return (self._holder.get(o) == app.rider_id and self.progress.status.get(o) is S.ASSIGNED
+                and o not in self._out and o not in self._cancelled)
 
     async def _ride(self, app: RiderApp, route: ev.RoutePlanned) -> None:
-        seed = self.day.config.seed
-        triage = await self._stops_to_visit(app, route)
+        triage = await self._triage(app, route)
         if triage is None:
             return
-        if app.home and not triage.visit and not app.failed:
-            return  # a re-plan that reached a rider already gone home with nothing left to do
-        # The first route starts at the plan's start, not "now": what the rider reports depends on
-        # the seed and the plan only (if the sim clock is past it, the first pings go out as fast as
-        # possible). A re-plan takes over where the rider is, now.
-        start_at = route.planned_start if app.rides == 0 and route.reason == "dispatch" else max(self.clock.now(), app.clock)
-        app.rides += 1
-        app.home = False
-        for order_id in triage.send_out:
-            app.out.add(order_id)
-            await self._send(tp.INBOX, ev.StatusChanged(
-                event_id=driving.new_event_id(seed, route.route_id, order_id, "out"), occurred_at=start_at,
-                order_id=order_id, to_status=ev.OrderStatus.OUT_FOR_DELIVERY, reason="left_hub",
-                rider_id=route.rider_id, location=ev.GeoPoint(lat=app.position[0], lon=app.position[1])))
-        speed = SPEED_MPS[self._vehicle.get(route.rider_id, ev.VehicleType.SCOOTER)]
-        last = (start_at, *app.position)
-        steps = driving.drive(dataclasses.replace(route, stops=triage.visit), speed, start_at, seed, self.params,
-                              origin=app.position, home=(app.hub.lat, app.hub.lon))
-        for step in steps:
-            if await self.clock.sleep_until(driving.step_time(step), app.replanned):
-                now = self.clock.now()
-                app.position, app.clock = driving.position_at(last, step, now), max(now, last[0])
+        app.route = route
+        if app.at_hub() and triage.visit:
+            if route.planned_start > self.clock.now() and await self._stand(app, route.planned_start,
+                                                                            interruptible=True):
                 return
-            last = (driving.step_time(step), step.lat, step.lon)
-            app.position, app.clock = (step.lat, step.lon), last[0]
-            if isinstance(step, driving.Ping):
-                await self._send(tp.GPS, step.ping)
-            elif isinstance(step, driving.Handover):
-                app.handed.add(step.order_id)
-                if step.delivered:
-                    await self._hand_over(route, step)
+            if app.failed_on_board:
+                await self._unload(app)
+        began = self.clock.now()
+        try:
+            loaded = False
+            for o in triage.send_out:
+                if not self._mine_to_take(app, o):
+                    continue
+                if not app.at_hub():
+                    self.progress.note("drop_loaded_away_from_hub")  # a hub parcel needs a PICKUP stop at the hub
+                await self._take(app, o, "left_hub")
+                loaded = True
+            if loaded and app.at_hub():
+                await self._stand(app, self.clock.now() + timedelta(seconds=LOAD_S), interruptible=False)
+            for stop in triage.visit:
+                if app.next_route is not None:
+                    return
+                o = stop.order_id
+                status = self.progress.status.get(o)
+                if o in self._cancelled or status in TERMINAL or o in self._handed:
+                    continue
+                if stop.kind is ev.StopKind.PICKUP:
+                    if not self._mine_to_take(app, o):
+                        continue
+                    target = (stop.lat, stop.lon)
+                elif self._out.get(o) != app.rider_id:
+                    continue  # not on board with us (its pickup was skipped, or it moved)
                 else:
-                    app.failed.append(step.order_id)
-                    await self._send(tp.INBOX, ev.StatusChanged(
-                        event_id=driving.new_event_id(seed, route.route_id, step.order_id, "failed"), occurred_at=step.at,
-                        order_id=step.order_id, to_status=ev.OrderStatus.FAILED, reason=step.reason,
-                        rider_id=route.rider_id, location=ev.GeoPoint(lat=step.lat, lon=step.lon)))
-            elif isinstance(step, driving.BackAtHub):
-                for order_id in app.failed:
-                    await self._send(tp.INBOX, ev.StatusChanged(
-                        event_id=driving.new_event_id(seed, route.route_id, order_id, "returned"), occurred_at=step.at,
-                        order_id=order_id, to_status=ev.OrderStatus.RETURNED_TO_HUB, reason="back_at_hub",
-                        rider_id=route.rider_id, location=app.hub))
-                app.failed.clear()
-                await self._send(tp.RIDERS, ev.RiderShiftEnded(
-                    event_id=driving.new_event_id(seed, route.route_id, "shift-end"), occurred_at=step.at,
-                    rider_id=route.rider_id, position=app.hub))
-                app.home = True
-                self.progress.riders_done = sum(a.home for a in self._apps.values())
+                    target = self._drop[o]
+                await self._maybe_break(app, route)
+                if app.silence is not None and self.clock.now() >= app.silence.at:
+                    depart = _ts(self.clock.now())
+                    app.silent = (depart + SILENT_AFTER_S, depart + SILENT_AFTER_S + app.silence.duration_s)
+                    app.silence = None
+                if await self._travel(app, target, interruptible=True):
+                    return
+                if stop.kind is ev.StopKind.DROP:
+                    self.scorecard.reached(o, app.arrived_at)
+                await self._phone_back(app)
+                if app.failed_on_board and app.at_hub():
+                    await self._unload(app)
+                if stop.kind is ev.StopKind.PICKUP:
+                    await self._pick_up(app, stop)
+                else:
+                    await self._serve(app, route, o)
+            if app.next_route is None:
+                await self._travel(app, app.hub, interruptible=True)
+        finally:
+            self.scorecard.on_route((self.clock.now() - began).total_seconds())
+            app.route = None
 
-    async def _hand_over(self, route: ev.RoutePlanned, step: driving.Handover) -> None:
-        """The customer reads out the OTP from the notification; the rider app sends its salted hash."""
-        waiter = self._otp_waiters.setdefault(step.order_id, asyncio.Event())
-        await asyncio.wait_for(waiter.wait(), timeout=60)
-        notice = self._otps[step.order_id]
+    async def _take(self, app: RiderApp, o: str, reason: str) -> None:
+        """The parcel is the rider's: out for delivery (the lifecycle issues the customer's OTP)."""
+        self._out[o] = app.rider_id
+        self._attempt[o] = self._attempt.get(o, 0) + 1
+        await self._send(tp.INBOX, ev.StatusChanged(
+            event_id=self._eid(app.rider_id, "out", o, self._attempt[o]), occurred_at=self.clock.now(), order_id=o,
+            to_status=S.OUT_FOR_DELIVERY, reason=reason, rider_id=app.rider_id,
+            location=ev.GeoPoint(lat=app.position[0], lon=app.position[1])))
+
+    async def _pick_up(self, app: RiderApp, stop: ev.PlannedStop) -> None:
+        rng = rng_for(self.seed, f"pickup/{stop.order_id}/{self._attempt.get(stop.order_id, 0)}")
+        service = max(30.0, stop.service_time_s * rng.lognormvariate(0.0, 0.3))
+        await self._stand(app, self.clock.now() + timedelta(seconds=service), interruptible=False)
+        if self._mine_to_take(app, stop.order_id):
+            await self._take(app, stop.order_id, "picked_up")
+
+    async def _serve(self, app: RiderApp, route: ev.RoutePlanned, o: str) -> None:
+        """At the door: deliver with the customer's OTP, or fail with a reason."""
+        attempt = self._attempt.get(o, 1)
+        outcome = attempt_outcome(self.seed, o, attempt, self.day.behaviour)
+        rng = rng_for(self.seed, f"door-time/{o}/{attempt}")
+        order = self._orders.get(o)
+        planned = order.service_time_s if order else 120
+        service = rng.uniform(30.0, 90.0) if outcome else min(4.0 * planned, max(20.0, planned * rng.lognormvariate(0.05, 0.35)))
+        wrong_first = rng.random() < self.day.behaviour.wrong_otp_rate
+        self._serving.add(o)
+        try:
+            await self._stand(app, self.clock.now() + timedelta(seconds=service), interruptible=False)
+            here = ev.GeoPoint(lat=app.position[0], lon=app.position[1])
+            self._handed.add(o)
+            if outcome is None:
+                await self._hand_over(app, o, attempt, here, wrong_first)
+                return
+            reason, words = outcome
+            app.failed_on_board.add(o)
+            await self._send(tp.INBOX, ev.StatusChanged(
+                event_id=self._eid(app.rider_id, "failed", o, attempt), occurred_at=self.clock.now(), order_id=o,
+                to_status=S.FAILED, reason=words, failure_reason=reason, rider_id=app.rider_id, location=here))
+        finally:
+            self._serving.discard(o)
+
+    async def _hand_over(self, app: RiderApp, o: str, attempt: int, here: ev.GeoPoint, wrong_first: bool) -> None:
+        """The customer reads out this attempt's OTP from the notification; the app sends its salted hash."""
+        deadline = time.monotonic() + OTP_WAIT_S
+        while len(self._otps.get(o, ())) < attempt:
+            news = self._otp_news.setdefault(o, asyncio.Event())
+            news.clear()
+            try:
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    await news.wait()
+            except TimeoutError:
+                log.warning("no OTP notice for %s (attempt %d) after %.0fs; the handover is skipped", o, attempt,
+                            OTP_WAIT_S)
+                self.progress.note("otp_missing")
+                return
+        notice = self._otps[o][attempt - 1]
         code = otp.open_sealed(self.key, notice.otp_sealed).decode()
-        tries = [("000000" if code != "000000" else "111111"), code] if step.wrong_otp_first else [code]
-        for i, attempt in enumerate(tries):
+        tries = [("000000" if code != "000000" else "111111"), code] if wrong_first else [code]
+        for i, attempt_code in enumerate(tries):
+            at = self.clock.now() + timedelta(seconds=20 * i)
+            await self.clock.sleep_until(at)
             await self._send(tp.INBOX, ev.PodSubmitted(
-                event_id=driving.new_event_id(self.day.config.seed, route.route_id, step.order_id, f"pod{i}"),
-                occurred_at=step.at + timedelta(seconds=20 * i), order_id=step.order_id, rider_id=route.rider_id,
-                otp_hash=otp.hash_otp(attempt, notice.otp_salt), recipient_name="customer",
-                location=ev.GeoPoint(lat=step.lat, lon=step.lon)))
+                event_id=self._eid(app.rider_id, "pod", o, attempt, i), occurred_at=at, order_id=o,
+                rider_id=app.rider_id, otp_hash=otp.hash_otp(attempt_code, notice.otp_salt), recipient_name="customer",
+                location=here))
+
+    async def _unload(self, app: RiderApp) -> None:
+        """At the hub: a parcel failed for good is handed back (returned to hub); one to be tried again
+        stays at the hub for dispatch; one not decided yet stays on board until it is."""
+        if not app.at_hub():
+            return
+        for o in sorted(app.failed_on_board):
+            decision = self._decision.get(o)
+            if decision is None or o not in app.failed_on_board:
+                continue
+            app.failed_on_board.discard(o)
+            if decision is ev.AttemptDecision.RETURN_TO_HUB and self.progress.status.get(o) is S.FAILED:
+                await self._send(tp.INBOX, ev.StatusChanged(
+                    event_id=self._eid(app.rider_id, "returned", o), occurred_at=self.clock.now(), order_id=o,
+                    to_status=S.RETURNED_TO_HUB, reason="back_at_hub", rider_id=app.rider_id,
+                    location=ev.GeoPoint(lat=app.hub[0], lon=app.hub[1])))
+
+    async def _maybe_break(self, app: RiderApp, route: ev.RoutePlanned | None) -> bool:
+        now = self.clock.now()
+        due = app_logic.due_break(now, route_breaks=route.breaks if route else (), owed=app.shift.breaks,
+                                  taken=app.breaks_taken, unplanned_at=[(u.at, u.duration_s) for u in app.unplanned])
+        if due is None:
+            return False
+        if due.break_id is None:
+            app.unplanned.pop(next(i for i, u in enumerate(app.unplanned) if u.at <= now))
+        else:
+            app.breaks_taken.add(due.break_id)
+        await self._phone_back(app)
+        now = self.clock.now()
+        end = now + timedelta(seconds=due.duration_s)
+        here = ev.GeoPoint(lat=app.position[0], lon=app.position[1])
+        tag = due.break_id or f"unplanned-{now.isoformat()}"
+        await self._send(tp.RIDERS, ev.BreakStarted(event_id=self._eid(app.rider_id, "break", tag), occurred_at=now,
+                                                    rider_id=app.rider_id, break_id=due.break_id, expected_end=end,
+                                                    position=here))
+        self.scorecard.took_break(due.break_id, due.scheduled)
+        await self._stand(app, end, interruptible=False)
+        await self._send(tp.RIDERS, ev.BreakEnded(event_id=self._eid(app.rider_id, "break-end", tag),
+                                                  occurred_at=self.clock.now(), rider_id=app.rider_id,
+                                                  break_id=due.break_id, position=here))
+        return True
+
+    async def _phone_back(self, app: RiderApp) -> None:
+        """A silent phone sends nothing: the rider waits where it is until it is back."""
+        until = app.silent[1]
+        if _ts(self.clock.now()) < until:
+            await self._stand(app, _dt(until), interruptible=False)
+
+    # ---- moving and pinging ---------------------------------------------------------------------
+
+    async def _emit(self, app: RiderApp, fixes: list[Any], interrupt: asyncio.Event | None) -> bool:
+        """Send the phone's pings of these true fixes as the clock reaches them; True if interrupted."""
+        if not fixes:
+            return False
+        app.chunks += 1
+        seen = self.gps.observe(fixes, rng_for(self.seed, f"gps/{app.rider_id}/{app.chunks}"), rider_id=app.rider_id,
+                                id_prefix=f"gps-{self.seed}-{app.rider_id}-{app.chunks}",
+                                ping_interval_s=PING_INTERVAL_S)
+        quiet_from, quiet_until = app.silent
+        for observed in seen:
+            silent = quiet_from <= observed.ping.device_time.timestamp() < quiet_until
+            if await self.clock.sleep_until(_dt(observed.received_s), None if silent else interrupt):
+                return True
+            if silent:
+                continue  # and a silent phone hears of no new route either
+            await self._send(tp.GPS, observed.ping)
+        return False
+
+    async def _stand(self, app: RiderApp, until: datetime, *, interruptible: bool) -> bool:
+        """Stay where the rider is until ``until``, pinging; True if a new route interrupted it."""
+        fixes: list[Any] = []
+        now_s = _ts(self.clock.now())
+        app.next_ping_s = max(app.next_ping_s, now_s)
+        app.next_ping_s = stand(app.position, now_s, _ts(until), app.next_ping_s, PING_INTERVAL_S, fixes)
+        interrupt = app.replanned if interruptible and not self._silent(app) else None
+        if await self._emit(app, fixes, interrupt) or await self.clock.sleep_until(until, interrupt):
+            app.next_ping_s = _ts(self.clock.now()) + PING_INTERVAL_S
+            return True
+        return False
+
+    def _silent(self, app: RiderApp) -> bool:
+        return app.silent[0] <= _ts(self.clock.now()) < app.silent[1]
+
+    async def _travel(self, app: RiderApp, to: tuple[float, float], *, interruptible: bool) -> bool:
+        """Drive to ``to`` at the city's true speeds; True if a new route interrupted the leg
+        (the rider is then where the leg had got to)."""
+        if haversine_m(app.position, to) < 1.0:
+            return False
+        app.legs += 1
+        depart = _ts(self.clock.now())
+        app.next_ping_s = max(app.next_ping_s, depart)
+        leg = drive_leg(self.speeds, app.shift.vehicle_type, app.rider_id, app.position, to, depart,
+                        rng_for(self.seed, f"leg/{app.rider_id}/{app.legs}"), next_ping_s=app.next_ping_s,
+                        ping_interval_s=PING_INTERVAL_S)
+        interrupt = app.replanned if interruptible and not self._silent(app) else None
+        if (await self._emit(app, list(leg.fixes), interrupt)
+                or await self.clock.sleep_until(_dt(leg.arrive_s), interrupt)):
+            now_s = _ts(self.clock.now())
+            app.position = position_on(leg.knots, now_s)
+            app.next_ping_s = math.ceil(now_s) + PING_INTERVAL_S
+            return True
+        app.position = to
+        app.arrived_at = _dt(leg.arrive_s)
+        app.next_ping_s = leg.next_ping_s
+        return False
+
+
+__all__ = ["CITY", "DayRunner", "Progress", "RiderApp", "SimClock", "position_on"]
