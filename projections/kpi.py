@@ -22,6 +22,20 @@ SELECT
 FROM {db}.order_state FINAL"""
 
 
+def order_outcomes_sql(db: str) -> str:
+    """Where every order ended: settled is delivered, returned to the hub after its last attempt, or
+    cancelled; a failed order still waiting for a re-attempt or its customer's slot is not."""
+    return f"""
+SELECT
+    count() AS orders_created,
+    countIf(status IN ('delivered', 'returned_to_hub', 'cancelled')) AS settled,
+    countIf(status = 'delivered') AS delivered,
+    countIf(status = 'returned_to_hub') AS returned,
+    countIf(status = 'cancelled') AS cancelled,
+    countIf(status = 'failed') AS failed_open
+FROM {db}.order_state FINAL"""
+
+
 def distance_per_rider_sql(db: str) -> str:
     """Distance driven per rider from GPS, with the tracker's hygiene: steps within the fix's
     jitter (accuracy, capped at 50 m) and impossible jumps (> 45 m/s) are not distance."""

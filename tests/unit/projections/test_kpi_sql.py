@@ -12,7 +12,7 @@ import pytest
 from projections import kpi
 
 QUERIES = [kpi.order_kpis_sql, kpi.distance_per_rider_sql, kpi.events_in_clickhouse_sql,
-           kpi.dead_letters_by_kind_sql]
+           kpi.dead_letters_by_kind_sql, kpi.order_outcomes_sql]
 
 
 @pytest.mark.parametrize("make", QUERIES, ids=lambda f: f.__name__)
@@ -38,6 +38,14 @@ def test_order_kpis_name_every_kpi_column() -> None:
     sql = kpi.order_kpis_sql("db")
     for name in ("orders_created", "delivered", "failed", "cancelled", "in_progress", "on_time_pct",
                  "first_attempt_success_pct"):
+        assert re.search(rf"\bAS {name}\b", sql), name
+
+
+def test_order_outcomes_settle_only_delivered_returned_and_cancelled_orders() -> None:
+    sql = kpi.order_outcomes_sql("db")
+    assert re.search(r"FROM db\.order_state FINAL", sql)
+    assert "countIf(status IN ('delivered', 'returned_to_hub', 'cancelled')) AS settled" in sql
+    for name in ("orders_created", "delivered", "returned", "cancelled", "failed_open"):
         assert re.search(rf"\bAS {name}\b", sql), name
 
 
