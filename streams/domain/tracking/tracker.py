@@ -370,7 +370,7 @@ class Tracker:
             if state is not r.alert:
                 p = r.alert.progress
                 if p.task is _ON_BREAK and state.progress.task is not _ON_BREAK and r.eta is not None:  # it ran out
-                    r.eta = eta.paused(r.eta, p.break_until_s - p.since_s)
+                    r.eta = eta.paused(r.eta, p.since_s, p.break_until_s)
                 r.alert = state
                 self.dirty.add(r.rider_id)
             for a in fired:
@@ -479,7 +479,7 @@ def _break_over(r: RiderLive, at_s: float) -> None:
     if p.task is not _ON_BREAK:
         return
     if r.eta is not None:
-        r.eta = eta.paused(r.eta, at_s - p.since_s)
+        r.eta = eta.paused(r.eta, p.since_s, at_s)
     r.alert = alerts.end_break(r.alert, at_s)
 
 

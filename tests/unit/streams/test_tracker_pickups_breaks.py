@@ -430,3 +430,13 @@ def test_etas_during_a_break_start_at_its_end_and_the_break_is_not_learned_as_a_
     idle, _ = ride(False)
     [slow] = idle.fleet.model.legs.values()
     assert slow[0] / slow[1] > 2.0  # unreported, the same stop is a slow leg
+
+
+def test_only_the_part_of_a_break_within_the_leg_is_taken_out_of_it() -> None:
+    route = eta.eta_route(plan([stop("ord-a", ev.StopKind.DROP, DROP_A, 15)]), "scooter", {})
+    leg = eta.start_route(route, S0 + 600)  # left at 600 s
+    assert eta.paused(leg, S0 + 300, S0 + 900).leg_from_s == S0 + 900  # the 300 s after leaving
+    assert eta.paused(leg, S0, S0 + 500) is leg  # over before the leg began
+    at_stop = dataclasses.replace(leg, at_stop_since_s=S0 + 700)
+    moved = eta.paused(at_stop, S0 + 800, S0 + 1000)
+    assert (moved.leg_from_s, moved.at_stop_since_s) == (S0 + 800, S0 + 900)

@@ -355,15 +355,17 @@ def arrived(state: RiderEta, index: int, at_s: float, model: SpeedModel
                     scored_keys=frozenset(k for k in state.scored_keys if k[0] > index)), to_score, leg
 
 
-def paused(state: RiderEta, seconds: float) -> RiderEta:
-    """The rider took a break of ``seconds`` during the leg or stay under way: that time is neither
-    travel nor service, so the leg (or stay) is timed as if it started that much later (else the
-    fleet would learn breaks as slow legs)."""
-    if seconds <= 0:
-        return state
+def paused(state: RiderEta, start_s: float, end_s: float) -> RiderEta:
+    """The rider took a break from ``start_s`` to ``end_s``: the part of it within the leg or stay
+    under way is neither travel nor service, so that leg (or stay) is timed as if it started that
+    much later (else the fleet would learn breaks as slow legs)."""
+    leg = max(0.0, end_s - max(start_s, state.leg_from_s))
     since = state.at_stop_since_s
-    return dataclasses.replace(state, leg_from_s=state.leg_from_s + seconds,
-                               at_stop_since_s=None if since is None else since + seconds)
+    stay = 0.0 if since is None else max(0.0, end_s - max(start_s, since))
+    if leg == 0.0 and stay == 0.0:
+        return state
+    return dataclasses.replace(state, leg_from_s=state.leg_from_s + leg,
+                               at_stop_since_s=None if since is None else since + stay)
 
 
 def departed(state: RiderEta, at_s: float, model: SpeedModel) -> tuple[RiderEta, ServiceSample | None]:
