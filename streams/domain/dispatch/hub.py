@@ -137,6 +137,8 @@ def rejoin_finished(hub: Hub) -> Hub:
             and r not in routes.offline]
     if not done:
         return hub
+    gone = set(done)
+    routes = dataclasses.replace(routes, pending=tuple(t for t in routes.pending if not t.riders <= gone))
     for r in done:
         fix = routes.positions.get(r)
         rider = routes.riders[r]

@@ -545,7 +545,8 @@ def _request(state: ReplanState, triggers: list[Trigger], receivers: list[str], 
     mine = {r: [j for j in plans[r].stops if _plannable(state, j, r)] for r in receivers}
     on_routes = {order_of(j)[0] for stops in mine.values() for j in stops}
     new_ids = [t.subject_id for t in triggers if t.kind in _PLACES_ORDER and t.subject_id in orders
-               and t.subject_id not in state.closed and t.subject_id not in on_routes]
+               and t.subject_id not in state.closed and t.subject_id not in on_routes
+               and state.pins.get(t.subject_id) in (None, *receivers)]  # pinned to a free rider: dispatch's
     locations = Locations()
     homes = [locations.add((state.riders[r].lat, state.riders[r].lon)) for r in receivers]
     vehicles = tuple(vehicle_for(

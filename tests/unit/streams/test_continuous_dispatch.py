@@ -290,3 +290,23 @@ def test_even_workload_reaches_the_problem() -> None:
     assert built.problem.even_workload
     _, outcome = plan(hub, HubPolicy(even_workload=True))
     assert sorted(len(r.stops) for r in outcome.routes) == [3, 3]
+
+
+def test_a_manual_assignment_to_a_free_rider_takes_the_order_off_the_route_it_was_on() -> None:
+    hub = fold(start(), shift("a"), shift("b"), *(order(f"o{k}", 12.97 + 0.005 * k) for k in range(1, 4)))
+    hub = hand_plan(hub, a=("o1", "o2", "o3"))
+    hub = fold(hub, ev.OrderAssigned(event_id="manual", occurred_at=at(120), order_id="o2", rider_id="b",
+                                     route_id="manual", sequence=1, planned_arrival=at(900),
+                                     assigned_by="dispatcher:ana"))
+    hub, out = replan_now(hub, 130)  # a loses it...
+    assert "o2" not in hub.routes.plans["a"].stops and "o2" not in {s.order_id for r in out.routes for s in r.stops}
+    assert "o2" in hub.pool.pending  # ...and dispatch plans it for b
+    _, outcome = plan(hub)
+    assert [(x.order_id, x.rider_id) for x in outcome.assignments] == [("o2", "b")]
+
+
+def test_a_rider_back_in_the_pool_leaves_no_trigger_behind() -> None:
+    hub = fold(start(), shift("a"), order("o1", 12.99))
+    hub, _ = plan(hub)
+    hub = fold(hub, status("o1", S.OUT_FOR_DELIVERY, "a", 60), status("o1", S.FAILED, "a", 900, (12.99, 77.6)))
+    assert "a" in hub.pool.free and hub.routes.pending == ()  # the failure's re-plan is moot: the route is over
