@@ -93,7 +93,9 @@ def on_hub_event(hub: Hub, event: ev.Event, params: ReplanParams = DISPATCH_PARA
                                 event.order_id, event.window_start, event.window_end)
         case ev.OrderAssigned() if event.assigned_by != "dispatch":
             hub = _manual(hub, event)
-        case ev.StatusChanged() | ev.RiderShiftEnded() | ev.OrderCancelled():
+        case ev.OrderCancelled():
+            hub = rejoin_finished(dataclasses.replace(hub, awaiting_slot=hub.awaiting_slot - {event.order_id}))
+        case ev.StatusChanged() | ev.RiderShiftEnded():
             hub = rejoin_finished(hub)
     return hub
 
@@ -151,6 +153,8 @@ def offer_waiting(hub: Hub, now: float, policy: HubPolicy, params: ReplanParams 
     """Orders due within the horizon that no free rider can take now (none is free, or the last plan
     left them out) are offered to the nearest riders on a route: a re-plan inserts them."""
     pool = hub.pool
+    if any(k not in pool.pending for k in hub.offered):  # placed, cancelled or settled: forget the offer
+        hub = dataclasses.replace(hub, offered={k: v for k, v in hub.offered.items() if k in pool.pending})
     horizon_s = policy.horizon_min * 60.0
     waiting = [o for o in pool.plannable(horizon_s)
                if (not pool.free or o.order_id in pool.alerted) and now - hub.offered.get(o.order_id, -REOFFER_S) >= REOFFER_S

@@ -747,7 +747,8 @@ def _forget_settled(state: ReplanState, params: ReplanParams) -> ReplanState:
         settled = before = frozenset()
     elif len(settled) >= max(1, params.settled_memory // 2):  # a new generation; the oldest is forgotten
         settled, before = frozenset(), settled
-    return dataclasses.replace(state, orders=orders, closed=state.closed - gone, delayed=state.delayed - gone,
+    pins = {k: v for k, v in state.pins.items() if k not in gone} if state.pins.keys() & gone else state.pins
+    return dataclasses.replace(state, orders=orders, closed=state.closed - gone, delayed=state.delayed - gone, pins=pins,
                                settling=state.settling - gone, settled=settled, settled_before=before)
 
 

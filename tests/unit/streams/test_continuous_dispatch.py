@@ -151,7 +151,8 @@ def test_an_order_no_free_rider_can_take_is_inserted_into_a_route_in_progress() 
     kinds = [(s.order_id, s.kind) for s in route.stops]
     assert kinds.index(("new", ev.StopKind.PICKUP)) < kinds.index(("new", ev.StopKind.DROP))
     assert [a.order_id for a in out.assignments] == ["new"] and "new" not in hub.pool.pending
-    assert hb.offer_waiting(hub, ts(620), HubPolicy()).routes.pending == ()  # placed: not offered again
+    later = hb.offer_waiting(hub, ts(620), HubPolicy())
+    assert later.routes.pending == () and later.offered == {}  # placed: not offered again, the offer forgotten
 
 
 # ---- re-attempts --------------------------------------------------------------------------------
