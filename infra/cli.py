@@ -446,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "day (orders, shifts, routes planned by dispatch, GPS, OTP handovers, failures) and "
                                    "prints the KPIs read back from ClickHouse. Exit code 1 if events were lost.")
     d.add_argument("--scenario", choices=("default", "continuous"), default="default",
-                   help="default: the short day (1 hub, every order created at the start, played at 240x); "
+                   help="default: the short day (1 hub, every order created at the start, played at 300x); "
                         "continuous: a whole operating day, 08:00-22:00 (2 hubs, orders arriving all day with "
                         "morning and evening peaks, 30%% hyperlocal pickups with 15-30 min promises, cancellations, "
                         "address changes, failures with re-attempts, breaks, a phone going silent), scored: "
@@ -455,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--riders", type=int, default=None, help="riders (default 10; continuous 32, split over 2 hubs)")
     d.add_argument("--seed", type=int, default=7, help="random seed; the same seed plays the same day (default 7)")
     d.add_argument("--speedup", type=float, default=None,
-                   help="simulated seconds per wall second (default 240; continuous 30). Latencies are measured in "
+                   help="simulated seconds per wall second (default 300; continuous 30). Latencies are measured in "
                         "event time, and the workers' wall latency (batch window, solve, Kafka hops: about a second) "
                         "is multiplied by it: at 30x one wall second is 30 s of event time, so assignment figures "
                         "stay meaningful against a 30 s target, and a 14-hour day takes about 28 minutes. Faster "

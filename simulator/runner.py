@@ -458,6 +458,10 @@ class DayRunner:
                     await self._ride(app, route)
                     continue
                 now = self.clock.now()
+                if self._forgotten(app):  # parcels on board no route lists: deliver them
+                    app.idle_at_hub = False
+                    await self._ride(app, self._own_route(app))
+                    continue
                 if app.at_hub():
                     app.idle_at_hub = True
                     if app.failed_on_board:
@@ -483,8 +487,10 @@ class DayRunner:
 
     async def _triage(self, app: RiderApp, route: ev.RoutePlanned) -> app_logic.Triage | None:
         """The route's stops once every one is settled in the ledger as this rider's or not
-        (the app shows a route once its assignments are confirmed); None if re-planned meanwhile."""
-        deadline = time.monotonic() + ASSIGNMENT_WAIT_S
+        (the app shows a route once its assignments are confirmed), or after a short wait (a minute of
+        simulated time, a second of wall time at least: the ledger is that far behind); None if
+        re-planned meanwhile. Stops confirmed later are still driven: each is looked at again on the way."""
+        deadline = time.monotonic() + min(ASSIGNMENT_WAIT_S, max(1.0, 60.0 / self.speedup))
         while True:
             news = self._news
             if app.next_route is not None:
@@ -493,11 +499,7 @@ class DayRunner:
                                       self._out)
             left = deadline - time.monotonic()
             if not triage.waiting or left <= 0:
-                if triage.waiting:
-                    log.warning("route %s of %s: no assignment in the ledger for %s; driving without them",
-                                route.route_id, app.rider_id, ", ".join(triage.waiting))
-                    self.progress.note("stops_never_assigned")
-                return triage
+                    return triage
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(left):
                     await news.wait()
@@ -518,53 +520,110 @@ class DayRunner:
             if app.failed_on_board:
                 await self._unload(app)
         began = self.clock.now()
+        picked_here = {s.order_id for s in route.stops if s.kind is ev.StopKind.PICKUP}
         try:
-            loaded = False
-            for o in triage.send_out:
-                if not self._mine_to_take(app, o):
-                    continue
-                if not app.at_hub():
-                    self.progress.note("drop_loaded_away_from_hub")  # a hub parcel needs a PICKUP stop at the hub
-                await self._take(app, o, "left_hub")
-                loaded = True
-            if loaded and app.at_hub():
-                await self._stand(app, self.clock.now() + timedelta(seconds=LOAD_S), interruptible=False)
-            for stop in triage.visit:
-                if app.next_route is not None:
+            to_load = [o for o in triage.send_out if self._mine_to_take(app, o)]
+            stops: tuple[ev.PlannedStop, ...] = route.stops
+            while True:
+                if await self._load(app, to_load):
                     return
-                o = stop.order_id
-                status = self.progress.status.get(o)
-                if o in self._cancelled or status in TERMINAL or o in self._handed:
-                    continue
-                if stop.kind is ev.StopKind.PICKUP:
-                    if not self._mine_to_take(app, o):
-                        continue
-                    target = (stop.lat, stop.lon)
-                elif self._out.get(o) != app.rider_id:
-                    continue  # not on board with us (its pickup was skipped, or it moved)
-                else:
-                    target = self._drop[o]
-                await self._maybe_break(app, route)
-                if app.silence is not None and self.clock.now() >= app.silence.at:
-                    depart = _ts(self.clock.now())
-                    app.silent = (depart + SILENT_AFTER_S, depart + SILENT_AFTER_S + app.silence.duration_s)
-                    app.silence = None
-                if await self._travel(app, target, interruptible=True):
+                if await self._visit(app, route, stops):
                     return
-                if stop.kind is ev.StopKind.DROP:
-                    self.scorecard.reached(o, app.arrived_at)
-                await self._phone_back(app)
-                if app.failed_on_board and app.at_hub():
-                    await self._unload(app)
-                if stop.kind is ev.StopKind.PICKUP:
-                    await self._pick_up(app, stop)
-                else:
-                    await self._serve(app, route, o)
+                # Drops of this route confirmed as ours only after it started, still at the hub: fetch them.
+                to_load = [s.order_id for s in route.stops if s.kind is ev.StopKind.DROP
+                           and s.order_id not in picked_here and self._mine_to_take(app, s.order_id)]
+                if not to_load:
+                    break
+                self.progress.note("loaded_late")
+                stops = tuple(s for s in route.stops if s.order_id in to_load and s.kind is ev.StopKind.DROP)
             if app.next_route is None:
                 await self._travel(app, app.hub, interruptible=True)
         finally:
             self.scorecard.on_route((self.clock.now() - began).total_seconds())
             app.route = None
+
+    async def _load(self, app: RiderApp, to_load: list[str]) -> bool:
+        """Parcels waiting at the hub for this route leave with the rider: out for delivery. Away from
+        the hub (a route planned as if the rider were there: its position lagged, or its assignment
+        was confirmed late) the rider rides back to load them first. True if a new route interrupted."""
+        to_load = [o for o in to_load if self._mine_to_take(app, o)]
+        if not to_load:
+            return False
+        if not app.at_hub():
+            self.progress.note("rode_back_to_load")
+            if await self._travel(app, app.hub, interruptible=True):
+                return True
+        loaded = False
+        for o in to_load:
+            if self._mine_to_take(app, o):
+                await self._take(app, o, "left_hub")
+                loaded = True
+        if loaded:
+            await self._stand(app, self.clock.now() + timedelta(seconds=LOAD_S), interruptible=False)
+        return False
+
+    async def _visit(self, app: RiderApp, route: ev.RoutePlanned, stops: tuple[ev.PlannedStop, ...]) -> bool:
+        """Drive the stops in order, each looked at again on the way (cancelled, settled, moved, not
+        on board: passed over); True if a new route interrupted."""
+        for stop in self._with_orphans(app, stops):
+            if app.next_route is not None:
+                return True
+            o = stop.order_id
+            status = self.progress.status.get(o)
+            if o in self._cancelled or status in TERMINAL or o in self._handed:
+                continue
+            if stop.kind is ev.StopKind.PICKUP:
+                if not self._mine_to_take(app, o):
+                    continue
+                target = (stop.lat, stop.lon)
+            elif self._out.get(o) != app.rider_id:
+                continue  # not on board with us (its pickup was skipped, or it moved)
+            else:
+                target = self._drop[o]
+            await self._maybe_break(app, route)
+            if app.silence is not None and self.clock.now() >= app.silence.at:
+                depart = _ts(self.clock.now())
+                app.silent = (depart + SILENT_AFTER_S, depart + SILENT_AFTER_S + app.silence.duration_s)
+                app.silence = None
+            if await self._travel(app, target, interruptible=True):
+                return True
+            if stop.kind is ev.StopKind.DROP:
+                self.scorecard.reached(o, app.arrived_at)
+            await self._phone_back(app)
+            if app.failed_on_board and app.at_hub():
+                await self._unload(app)
+            if stop.kind is ev.StopKind.PICKUP:
+                await self._pick_up(app, stop)
+            else:
+                await self._serve(app, route, o)
+        return app.next_route is not None
+
+    def _forgotten(self, app: RiderApp, planned: set[str] | frozenset[str] = frozenset()) -> list[str]:
+        return [o for o, r in self._out.items() if r == app.rider_id and o not in planned and o not in self._handed
+                and self.progress.status.get(o) not in TERMINAL and o not in self._cancelled]
+
+    def _own_route(self, app: RiderApp) -> ev.RoutePlanned:
+        """An empty route of the rider's own: what it rides to deliver what is left in its box."""
+        now = self.clock.now()
+        return ev.RoutePlanned(event_id=self._eid(app.rider_id, "own", now.isoformat()), occurred_at=now,
+                               rider_id=app.rider_id, route_id="", hub_id=app.shift.hub_id, stops=(),
+                               start=ev.GeoPoint(lat=app.position[0], lon=app.position[1]), planned_start=now,
+                               planned_end=now, distance_m=0.0)
+
+    def _with_orphans(self, app: RiderApp, visit: tuple[ev.PlannedStop, ...]) -> list[ev.PlannedStop]:
+        """The route's stops, then any parcel on board the route forgot (a move dispatch lost to the
+        rider's own "out for delivery"): the rider delivers what is in its box, nearest first."""
+        forgot = self._forgotten(app, {s.order_id for s in visit if s.kind is ev.StopKind.DROP})
+        stops = list(visit)
+        here = (visit[-1].lat, visit[-1].lon) if visit else app.position
+        while forgot:
+            o = min(forgot, key=lambda x: haversine_m(here, self._drop[x]))
+            forgot.remove(o)
+            self.progress.note("on_board_not_in_route")
+            here = self._drop[o]
+            stops.append(ev.PlannedStop(order_id=o, kind=ev.StopKind.DROP, lat=here[0], lon=here[1],
+                                        planned_arrival=self.clock.now(), service_time_s=120))
+        return stops
 
     async def _take(self, app: RiderApp, o: str, reason: str) -> None:
         """The parcel is the rider's: out for delivery (the lifecycle issues the customer's OTP)."""

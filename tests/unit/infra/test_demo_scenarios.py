@@ -15,7 +15,7 @@ from infra.demo import DemoDay, DemoSummary
 def test_the_default_demo_keeps_its_short_fast_day() -> None:
     args = build_parser().parse_args(["demo"])
     day = DemoDay.of(args.scenario, orders=args.orders, riders=args.riders, speedup=args.speedup, timeout_s=args.timeout)
-    assert (day.scenario, day.orders, day.riders, day.speedup, day.timeout_s) == ("default", 200, 10, 240.0, 600.0)
+    assert (day.scenario, day.orders, day.riders, day.speedup, day.timeout_s) == ("default", 200, 10, 300.0, 600.0)
 
 
 def test_the_continuous_day_defaults_to_a_thousand_orders_32_riders_at_30x() -> None:

@@ -287,3 +287,24 @@ def test_a_customer_cancels_a_planned_order_before_it_leaves_the_hub() -> None:
     assert h.rejected == []
     assert h.status(B) is S.CANCELLED and h.status(A) is S.DELIVERED
     assert ids(h.of(ev.StatusChanged, to_status=S.OUT_FOR_DELIVERY)) == [A]
+
+
+def test_a_route_planned_as_if_the_rider_were_still_at_the_hub_sends_it_back_to_load() -> None:
+    h = Harness(day_of((A, B), failure_rate=0.0))
+    after_first(h, ev.PodSubmitted, lambda: h.plan("r2", [(B, DR)], new=(B,)))
+    after_first(h, ev.OrderCreated, lambda: h.plan("r1", [(A, DR)], new=(A,)), order_id=B)
+    asyncio.run(h.play())
+    assert h.rejected == [] and {h.status(A), h.status(B)} == {S.DELIVERED}
+    (out_b,) = h.of(ev.StatusChanged, to_status=S.OUT_FOR_DELIVERY, order_id=B)
+    assert haversine_m((out_b.location.lat, out_b.location.lon), HUB) < 150
+    assert out_b.occurred_at > h.of(ev.PodSubmitted, order_id=A)[0].occurred_at
+    assert h.runner.progress.anomalies == {"rode_back_to_load": 1}
+
+
+def test_a_parcel_on_board_that_the_next_route_forgets_is_still_delivered() -> None:
+    h = Harness(day_of((A, B), failure_rate=0.0))
+    after_first(h, ev.PodSubmitted, lambda: h.plan("r2", []))  # B, on board, left out
+    after_first(h, ev.OrderCreated, lambda: h.plan("r1", [(A, DR), (B, DR)], new=(A, B)), order_id=B)
+    asyncio.run(h.play())
+    assert h.rejected == [] and {h.status(A), h.status(B)} == {S.DELIVERED}
+    assert h.runner.progress.anomalies == {"on_board_not_in_route": 1}
