@@ -376,6 +376,19 @@ def _status(state: ReplanState, e: ev.StatusChanged) -> ReplanState:
     owner = _owner(state, e.order_id, e.rider_id)
     if to in (S.ASSIGNED, S.OUT_FOR_DELIVERY):  # a re-attempt re-opens a failed order
         state = dataclasses.replace(state, closed=state.closed - {e.order_id})
+        if to is S.OUT_FOR_DELIVERY and e.rider_id and e.rider_id != owner and e.rider_id in state.plans:
+            # it left with another rider than the plan says (a move raced the departure): theirs now
+            if owner is not None:
+                lost = state.plans[owner]
+                gone = {e.order_id, pickup_id(e.order_id)}
+                state = _with_plan(state, owner, dataclasses.replace(
+                    lost, stops=tuple(s for s in lost.stops if s not in gone), on_board=lost.on_board - gone))
+            holder = state.plans[e.rider_id]
+            state = _with_plan(state, e.rider_id, dataclasses.replace(
+                holder, stops=(*holder.stops, e.order_id), on_board=holder.on_board | {e.order_id}))
+            return _trigger(state, Trigger(kind=TriggerKind.ORDER_CHANGED, subject_id=e.order_id,
+                                           riders=frozenset({e.rider_id, *([owner] if owner else [])}),
+                                           at_s=_secs(e.occurred_at), note=f"left the hub with {e.rider_id}"))
         if to is S.OUT_FOR_DELIVERY and owner is not None:  # loaded (at the hub, or picked up at the store)
             plan = state.plans[owner]
             state = _with_plan(state, owner, dataclasses.replace(
@@ -416,14 +429,18 @@ def _route_planned(state: ReplanState, e: ev.RoutePlanned) -> ReplanState:
                 order_id=s.order_id, lat=s.lat, lon=s.lon, window_start=s.window_start or e.planned_start,
                 window_end=s.window_end or e.planned_end,
                 service_s=s.service_time_s, demand=(0.0, 0.0, 0.0), skills=frozenset(), priority=0)
+    loaded = old.on_board if old else frozenset()
+    # A parcel in another rider's box stays theirs (a plan made before it left the hub cannot move it).
+    elsewhere = {o for r, p in state.plans.items() if r != e.rider_id for o in p.on_board}
     stops = tuple(s.order_id if s.kind is ev.StopKind.DROP else pickup_id(s.order_id) for s in e.stops
-                  if s.order_id not in state.closed and not is_settled(state, s.order_id))
+                  if s.order_id not in state.closed and not is_settled(state, s.order_id)
+                  and s.order_id not in elsewhere and not (s.kind is ev.StopKind.PICKUP and s.order_id in loaded))
+    stops += tuple(o for o in (old.stops if old else ()) if o in loaded and o not in stops and o not in state.closed)
     taken = set(stops) | {pickup_id(s) for s in stops}
     plans = {r: (dataclasses.replace(p, stops=tuple(s for s in p.stops if s not in taken),
                                      on_board=p.on_board - taken) if taken & set(p.stops) else p)
              for r, p in state.plans.items() if r != e.rider_id}
-    plans[e.rider_id] = RiderPlan(route_id=e.route_id, stops=stops,
-                                  on_board=old.on_board & taken if old else frozenset(),
+    plans[e.rider_id] = RiderPlan(route_id=e.route_id, stops=stops, on_board=loaded & taken,
                                   since_s=_secs(e.occurred_at))
     return dataclasses.replace(state, orders=orders, plans=plans, offline=state.offline - {e.rider_id})
 
@@ -552,7 +569,7 @@ def _request(state: ReplanState, triggers: list[Trigger], receivers: list[str], 
     vehicles = tuple(vehicle_for(
         rider_id=r, vehicle=state.riders[r].vehicle, capacity=state.riders[r].capacity, skills=state.riders[r].skills,
         start=home, end=home, shift_start_s=int(_secs(state.riders[r].shift_start)) - epoch,
-        shift_end_s=int(_secs(state.riders[r].shift_end)) - epoch,
+        shift_end_s=max(int(_secs(state.riders[r].shift_end)) - epoch, OVERTIME_S if plans[r].on_board else 0),
         breaks=solver_breaks(state.riders[r].breaks, at, state.riders[r].breaks_taken), travel=travel, at=at)
         for r, home in zip(receivers, homes, strict=True))
     ids = frozenset(receivers)
@@ -560,13 +577,15 @@ def _request(state: ReplanState, triggers: list[Trigger], receivers: list[str], 
     for r in receivers:
         stops = set(mine[r])
         for o in dict.fromkeys(order_of(j)[0] for j in mine[r]):
-            collect = (orders[o].pickup or state.depot) if pickup_id(o) in stops else None
+            loaded = o in plans[r].on_board
+            collect = (orders[o].pickup or state.depot) if pickup_id(o) in stops and not loaded else None
             jobs.extend(order_jobs(orders[o], locations, at, collect_at=collect, travel=travel, vehicles=ids))
     for o in dict.fromkeys([*released, *new_ids]):
         if o not in on_routes:
             jobs.extend(order_jobs(orders[o], locations, at, collect_at=orders[o].pickup or state.depot, travel=travel,
                                    vehicles=ids))
     built = {j.id for j in jobs}
+    mine = {r: [j for j in stops if j in built] for r, stops in mine.items()}
     riders = []
     delays = {}
     for r in receivers:
@@ -594,6 +613,7 @@ def _request(state: ReplanState, triggers: list[Trigger], receivers: list[str], 
         policy=policy)
 
 
+OVERTIME_S = 3 * 3600  # a rider carrying parcels may finish them this long after now, past the shift's end
 _PLACES_ORDER = frozenset({TriggerKind.URGENT_ORDER, TriggerKind.NEW_ORDER, TriggerKind.MANUAL_ASSIGNMENT})
 
 
@@ -623,17 +643,20 @@ def apply_result(state: ReplanState, request: ReplanRequest, solution: Solution,
     routes = {r.vehicle_id: r for r in solution.routes}
     group = {*request.riders, *request.offline}
     new: dict[str, tuple[str, ...]] = {}
+    carried = {o: g for g in group if g in plans for o in plans[g].on_board}  # only they can deliver these
     for r in request.riders:
         plan = plans.get(r)
         route = routes.get(r)
         stops = tuple(v.job_id for v in route.stops) if route else ()
         # Closed (or settled and gone) meanwhile, or planned for someone outside this re-plan
-        # (dispatch got there first), or loaded meanwhile (its pickup is done).
+        # (dispatch got there first), or loaded meanwhile (its pickup is done, and it is that rider's).
         stops = tuple(s for s in stops if (o := order_of(s)[0]) in state.orders and o not in state.closed
-                      and _owner(state, o) in (None, *group)
-                      and not (is_pickup(s) and any(o in state.plans[g].on_board for g in group if g in state.plans)))
+                      and _owner(state, o) in (None, *group) and carried.get(o, r) == r
+                      and not (is_pickup(s) and o in carried))
         if plan is None or plan.route_id != request.route_ids[r] or (plan.started and stops[:1] != (plan.started,)):
             return _stale(state, request)
+        # A parcel on board the solver left out (the shift is over, say) stays: delivered after the rest.
+        stops += tuple(o for o in plan.stops if carried.get(o) == r and o not in stops and o not in state.closed)
         new[r] = stops
     for r in request.offline:
         plan = plans.get(r)
@@ -661,7 +684,7 @@ def apply_result(state: ReplanState, request: ReplanRequest, solution: Solution,
     unassignable = tuple(
         Unassignable(order_id=o, reason=reasons[o], previous_rider=owner, request_id=request.request_id)
         for o in left_out
-        if o not in placed and o not in state.closed and (owner := _owner(state, o)) is not None)
+        if o not in placed and o not in state.closed and o not in carried and (owner := _owner(state, o)) is not None)
     record = ReplanRecord(request_id=request.request_id, at_s=now, reason=request.reason, triggers=request.triggers,
                           changes=diff(build(request.situation, request.changes, request.policy), solution),
                           unassigned=tuple(u.order_id for u in unassignable))
@@ -700,7 +723,8 @@ def _route_plan(state: ReplanState, request: ReplanRequest, rider_id: str, route
 
     visits = [(s, *where(s), _dt(arrival.get(s, now)), jobs[s].service_s if s in jobs else state.orders[order_of(s)[0]].service_s)
               for s in stops]
-    planned = published_stops(visits, start, state.depot)
+    # A rider on a route may have left the hub since its last known position: every pickup is a stop.
+    planned = published_stops(visits, start, None)
     return RoutePlan(
         rider_id=rider_id, route_id=route_id, hub_id=state.hub_id, request_id=request.request_id,
         reason=request.reason, start=start,

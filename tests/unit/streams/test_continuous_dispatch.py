@@ -311,3 +311,27 @@ def test_a_rider_back_in_the_pool_leaves_no_trigger_behind() -> None:
     hub, _ = plan(hub)
     hub = fold(hub, status("o1", S.OUT_FOR_DELIVERY, "a", 60), status("o1", S.FAILED, "a", 900, (12.99, 77.6)))
     assert "a" in hub.pool.free and hub.routes.pending == ()  # the failure's re-plan is moot: the route is over
+
+
+def test_a_parcel_that_left_with_another_rider_than_planned_stays_with_that_rider() -> None:
+    hub = fold(start(), shift("a"), shift("b"), *(order(f"o{k}", 12.97 + 0.005 * k) for k in range(1, 5)))
+    hub = hand_plan(hub, a=("o1", "o2"), b=("o3", "o4"))
+    hub = fold(hub, status("o1", S.OUT_FOR_DELIVERY, "b", 60))  # a move to a raced b's departure with o1
+    assert "o1" in hub.routes.plans["b"].on_board and "o1" not in hub.routes.plans["a"].stops
+    (trigger,) = hub.routes.pending
+    assert trigger.kind is rp.TriggerKind.ORDER_CHANGED and trigger.riders == {"a", "b"}
+    hub, out = replan_now(hub, 70)
+    assert "o1" in hub.routes.plans["b"].stops and "o1" not in hub.routes.plans["a"].stops
+    assert all(a.order_id != "o1" for a in out.assignments)  # nobody is told to take it from b
+
+
+def test_a_parcel_on_board_the_solver_leaves_out_stays_on_its_riders_route() -> None:
+    hub = fold(start(), shift("a"), shift("b"), *(order(f"o{k}", 12.97 + 0.005 * k) for k in range(1, 4)))
+    hub = hand_plan(hub, a=("o1", "o2", "o3"))
+    hub = fold(hub, *(status(f"o{k}", S.OUT_FOR_DELIVERY, "a", 60) for k in range(1, 4)),
+               status("o1", S.FAILED, "a", 600, (12.975, 77.60)))
+    hub, request = hb.start_replans(hub, ts(610))
+    empty = sm.Solution(routes=(), unassigned=tuple(sm.Unassigned(job_id=o, reason="shift over") for o in ("o2", "o3")))
+    hub, outcome, out = hb.finish_replan(hub, request[0], empty, ts(611))
+    assert hub.routes.plans["a"].stops == ("o2", "o3") and outcome.unassignable == ()
+    assert "o2" not in hub.pool.pending and out.alerts == ()
