@@ -56,6 +56,7 @@ from streams.domain.dispatch.jobs import (
     PendingOrder,
     Point,
     TravelTimes,
+    at_hub,
     is_pickup,
     order_jobs,
     order_of,
@@ -576,16 +577,22 @@ def _request(state: ReplanState, triggers: list[Trigger], receivers: list[str], 
     jobs = []
     for r in receivers:
         stops = set(mine[r])
+        # a parcel not on board is collected: at its pickup stop, or at the hub by a rider who left it
+        away = not at_hub(_position(state, r), state.depot)
         for o in dict.fromkeys(order_of(j)[0] for j in mine[r]):
             loaded = o in plans[r].on_board
-            collect = (orders[o].pickup or state.depot) if pickup_id(o) in stops and not loaded else None
+            collect = (orders[o].pickup or state.depot) if (pickup_id(o) in stops or away) and not loaded else None
             jobs.extend(order_jobs(orders[o], locations, at, collect_at=collect, travel=travel, vehicles=ids))
     for o in dict.fromkeys([*released, *new_ids]):
         if o not in on_routes:
             jobs.extend(order_jobs(orders[o], locations, at, collect_at=orders[o].pickup or state.depot, travel=travel,
                                    vehicles=ids))
     built = {j.id for j in jobs}
-    mine = {r: [j for j in stops if j in built] for r, stops in mine.items()}
+    # the plan as the solver must read it: each pickup before its drop (a drop locked ahead of its
+    # pickup would make the problem infeasible)
+    mine = {r: [x for j in stops if j in built
+                for x in ((pickup_id(j), j) if pickup_id(j) in built and pickup_id(j) not in stops else (j,))]
+            for r, stops in mine.items()}
     riders = []
     delays = {}
     for r in receivers:
@@ -613,6 +620,7 @@ def _request(state: ReplanState, triggers: list[Trigger], receivers: list[str], 
         policy=policy)
 
 
+NO_SOLUTION = "found no solution"  # the solver's reason when its search failed outright (solver/_ortools.py)
 OVERTIME_S = 3 * 3600  # a rider carrying parcels may finish them this long after now, past the shift's end
 _PLACES_ORDER = frozenset({TriggerKind.URGENT_ORDER, TriggerKind.NEW_ORDER, TriggerKind.MANUAL_ASSIGNMENT})
 
@@ -639,6 +647,8 @@ def apply_result(state: ReplanState, request: ReplanRequest, solution: Solution,
     """Take the solver's answer to ``request`` into the plans (the state as it is now: stops
     delivered or cancelled while it ran drop out), and say what to publish."""
     state = dataclasses.replace(state, in_flight=state.in_flight - {*request.riders, *request.offline})
+    if any(NO_SOLUTION in u.reason for u in solution.unassigned):  # the search failed: keep the routes, retry later
+        return _stale(state, request)
     plans = state.plans
     routes = {r.vehicle_id: r for r in solution.routes}
     group = {*request.riders, *request.offline}

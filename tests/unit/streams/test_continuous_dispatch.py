@@ -335,3 +335,31 @@ def test_a_parcel_on_board_the_solver_leaves_out_stays_on_its_riders_route() -> 
     hub, outcome, out = hb.finish_replan(hub, request[0], empty, ts(611))
     assert hub.routes.plans["a"].stops == ("o2", "o3") and outcome.unassignable == ()
     assert "o2" not in hub.pool.pending and out.alerts == ()
+
+
+def test_a_search_that_found_nothing_keeps_the_routes_and_tries_again() -> None:
+    hub = fold(start(), shift("a"), *(order(f"o{k}", 12.97 + 0.005 * k) for k in range(1, 4)))
+    hub = hand_plan(hub, a=("o1", "o2", "o3"))
+    hub = fold(hub, status("o1", S.OUT_FOR_DELIVERY, "a", 60), status("o1", S.FAILED, "a", 600, (12.975, 77.60)))
+    hub, (request,) = hb.start_replans(hub, ts(610))
+    failed = sm.Solution(routes=(), unassigned=tuple(
+        sm.Unassigned(job_id=j.id, reason="solver found no solution (routing status 3)")
+        for j in request.situation.problem.jobs))
+    hub, outcome, out = hb.finish_replan(hub, request, failed, ts(611))
+    assert outcome.stale and out.routes == () and out.alerts == ()
+    assert hub.routes.plans["a"].stops == ("o2", "o3") and [t.subject_id for t in hub.routes.pending] == ["o1"]
+
+
+def test_a_rider_away_from_the_hub_collects_a_parcel_it_never_loaded_before_dropping_it() -> None:
+    hub = fold(start(), shift("a"), *(order(f"o{k}", 12.97 + 0.005 * k) for k in range(1, 4)))
+    hub = hand_plan(hub, a=("o1", "o2", "o3"))  # planned at the hub, loaded at the start...
+    hub = fold(hub, status("o1", S.OUT_FOR_DELIVERY, "a", 60), status("o3", S.OUT_FOR_DELIVERY, "a", 60),
+               status("o1", S.FAILED, "a", 600, (12.975, 77.60)))  # ...but o2 never left the hub
+    hub, (request,) = hb.start_replans(hub, ts(610))
+    jobs_ = {j.id: j for j in request.situation.problem.jobs}
+    assert jobs_["o2"].pickup_id == "o2/pickup" and jobs_["o3"].pickup_id is None
+    plan_ = request.situation.plan["a"]
+    assert plan_.index("o2/pickup") < plan_.index("o2")
+    hub, out = replan_now(hb.fail_replan(hub, request), 800)
+    kinds = [(s.order_id, s.kind) for s in out.routes[0].stops]
+    assert kinds.index(("o2", ev.StopKind.PICKUP)) < kinds.index(("o2", ev.StopKind.DROP))
