@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +94,21 @@ class DemoSummary:
                 **self.run, "ok": self.ok, "elapsed_s": self.elapsed_s, "data_dir": str(self.data_dir)}
 
 
+REATTEMPT_AFTER_MIN = 45.0  # the continuous day's same-day re-attempts open this long after the failure...
+LAST_REATTEMPT_BEFORE_END_MIN = 150.0  # ...and none opens later than this before the last shift ends
+
+
+def day_policies(document: str, shifts: Sequence[Any]) -> str:
+    """The hub policies for the continuous day: what the caller gave, with same-day re-attempts that
+    still fit in the day (unless the caller set them): a failure too late for one goes back to the hub."""
+    doc = json.loads(document) if document.strip() else {}
+    last = max(s.shift_end for s in shifts) - timedelta(minutes=LAST_REATTEMPT_BEFORE_END_MIN)
+    reattempt = doc.setdefault("default", {}).setdefault("reattempt", {})
+    reattempt.setdefault("same_day_after_min", REATTEMPT_AFTER_MIN)
+    reattempt.setdefault("same_day_latest_min", last.astimezone(UTC).hour * 60 + last.astimezone(UTC).minute)
+    return json.dumps(doc)
+
+
 def run_demo(day: DemoDay, progress: Callable[[str], None] | None = None) -> DemoSummary:
     """Start the stack, play the day, wait until ClickHouse holds every produced event (or give up
     after ``DRAIN_TIMEOUT_S``), read the KPIs back and stop the stack."""
@@ -114,6 +131,7 @@ def run_demo(day: DemoDay, progress: Callable[[str], None] | None = None) -> Dem
     if day.scenario == "continuous":
         world = make_continuous_day(ContinuousConfig(seed=day.seed, orders=day.orders, riders=day.riders,
                                                      horizon_min=min(policies.default.horizon_min, 24 * 60.0)))
+        settings = dataclasses.replace(settings, hub_policies=day_policies(settings.hub_policies, world.shifts))
     else:
         world = make_day(DayConfig(seed=day.seed, orders=day.orders, riders=day.riders))
     if progress:

@@ -23,6 +23,9 @@ class ReattemptPolicy:
     mode: ReattemptMode = ReattemptMode.SAME_DAY
     same_day_after_min: float = 60.0  # a same-day re-attempt's window opens this long after the failure...
     same_day_window_min: float = 180.0  # ...and stays open at least this long (the original window's end if later)
+    # the latest time of day (minutes after midnight, UTC) a same-day re-attempt's window may open:
+    # a failure later than that goes back to the hub (None: no limit)
+    same_day_latest_min: float | None = None
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -31,6 +34,9 @@ class ReattemptPolicy:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise PolicyError(f"reattempt.{name}={value} must be finite and >= 0")
+        latest = self.same_day_latest_min
+        if latest is not None and not (0 <= latest <= 24 * 60):
+            raise PolicyError(f"reattempt.same_day_latest_min={latest} must be between 0 and 1440 (minutes after midnight)")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,6 +116,8 @@ def _reattempt(doc: Any, base: ReattemptPolicy, where: str) -> ReattemptPolicy:
             if not isinstance(value, int) or isinstance(value, bool):
                 raise PolicyError(f"{where}.max_attempts must be a whole number, got {value!r}")
             values[name] = value
+        elif name == "same_day_latest_min" and value is None:
+            values[name] = None
         else:
             values[name] = _number(value, f"{where}.{name}")
     try:

@@ -156,8 +156,9 @@ def offer_waiting(hub: Hub, now: float, policy: HubPolicy, params: ReplanParams 
     if any(k not in pool.pending for k in hub.offered):  # placed, cancelled or settled: forget the offer
         hub = dataclasses.replace(hub, offered={k: v for k, v in hub.offered.items() if k in pool.pending})
     horizon_s = policy.horizon_min * 60.0
+    nobody_free = not pool.on_shift()
     waiting = [o for o in pool.plannable(horizon_s)
-               if (not pool.free or o.order_id in pool.alerted) and now - hub.offered.get(o.order_id, -REOFFER_S) >= REOFFER_S
+               if (nobody_free or o.order_id in pool.alerted) and now - hub.offered.get(o.order_id, -REOFFER_S) >= REOFFER_S
                and o.order_id in hub.routes.orders]
     if not waiting:
         return hub

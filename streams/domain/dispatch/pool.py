@@ -62,9 +62,13 @@ class HubPool:
         until = self.clock + timedelta(seconds=min(horizon_s, 400 * 86_400.0))
         return [o for o in self.pending.values() if o.window_start <= until]
 
+    def on_shift(self) -> list[FreeRider]:
+        """Free riders whose shift has not ended (one past its end can take nothing new)."""
+        return [r for r in self.free.values() if self.clock is None or r.shift_end > self.clock]
+
     def ready(self, horizon_s: float) -> bool:
         """Worth planning: orders due within the horizon, riders free, and something changed since the last plan."""
-        return bool(self.free) and self.version != self.planned_version and bool(self.plannable(horizon_s))
+        return self.version != self.planned_version and bool(self.on_shift()) and bool(self.plannable(horizon_s))
 
 
 def on_event(pool: HubPool, event: ev.Event) -> HubPool:
@@ -152,7 +156,7 @@ def build_problem(pool: HubPool, horizon_s: float = float("inf"), travel: Travel
     collected at the hub (pairs), as store orders always are."""
     epoch = pool.clock or datetime.now().astimezone()
     travel = travel or travel_times(pool, True)
-    riders = sorted(pool.free.values(), key=lambda r: r.rider_id)
+    riders = sorted(pool.on_shift(), key=lambda r: r.rider_id)
     orders = sorted(pool.plannable(horizon_s), key=lambda o: o.order_id)
     loaded_at_start = all(at_hub((r.lat, r.lon), pool.depot) for r in riders) or pool.depot is None
 

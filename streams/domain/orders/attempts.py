@@ -9,7 +9,8 @@ rider app and analysts read one decision with its reason instead of each applyin
 3. otherwise by the re-attempt mode (the order's, else the hub's): ``same_day`` re-attempts in
    ``[failed + same_day_after_min, max(window end, that + same_day_window_min)]``; ``next_day``
    moves the order's window by whole days to the first day (UTC) after the failure;
-   ``customer_slot`` waits for the customer's new window (an ``OrderUpdated``).
+   ``customer_slot`` waits for the customer's new window (an ``OrderUpdated``). A same-day
+   re-attempt that would open after the hub's ``same_day_latest_min`` goes back to the hub instead.
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ def decide(state: OrderState, failure: ev.StatusChanged, hub: HubPolicy) -> ev.A
     match mode:
         case ReattemptMode.SAME_DAY:
             start = failed_at + timedelta(minutes=policy.same_day_after_min)
+            latest = policy.same_day_latest_min
+            if latest is not None and start.astimezone(UTC).hour * 60 + start.astimezone(UTC).minute > latest:
+                return decided(AttemptDecision.RETURN_TO_HUB,
+                               f"{said}; too late for a re-attempt today (none opens after "
+                               f"{int(latest) // 60:02d}:{int(latest) % 60:02d} UTC), back to the hub")
             end = start + timedelta(minutes=policy.same_day_window_min)
             if state.window_end is not None:
                 end = max(end, state.window_end)

@@ -65,3 +65,21 @@ def test_a_continuous_day_is_ok_only_settled_complete_and_without_dead_letters()
 def test_the_json_summary_puts_clickhouses_counts_over_the_scorecards() -> None:
     d = summary().to_dict()
     assert d["assign_median_s"] == 12.0 and d["delivered"] == 7 and d["seed"] == 7 and d["ok"] is True
+
+
+def test_the_continuous_day_keeps_same_day_reattempts_inside_the_day_unless_told_otherwise() -> None:
+    import json
+    from datetime import UTC, datetime
+
+    from infra.demo import day_policies
+    from schemas import events as ev
+
+    end = datetime(2026, 11, 24, 22, 0, tzinfo=UTC)
+    shifts = [ev.RiderShiftStarted(event_id="s", occurred_at=end, rider_id="r", hub_id="h",
+                                   vehicle_type=ev.VehicleType.BIKE, capacity_weight_kg=1, capacity_volume_l=1,
+                                   capacity_units=1, shift_start=end, shift_end=end, start=ev.GeoPoint(lat=0, lon=0))]
+    doc = json.loads(day_policies("", shifts))
+    assert doc["default"]["reattempt"] == {"same_day_after_min": 45.0, "same_day_latest_min": 19 * 60 + 30}
+    mine = json.loads(day_policies('{"default": {"learned_speeds": false, "reattempt": {"same_day_latest_min": 600}}}',
+                                   shifts))
+    assert mine["default"]["learned_speeds"] is False and mine["default"]["reattempt"]["same_day_latest_min"] == 600

@@ -4,6 +4,7 @@ assignments, breaks, learned travel times and even workload."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -363,3 +364,10 @@ def test_a_rider_away_from_the_hub_collects_a_parcel_it_never_loaded_before_drop
     hub, out = replan_now(hb.fail_replan(hub, request), 800)
     kinds = [(s.order_id, s.kind) for s in out.routes[0].stops]
     assert kinds.index(("o2", ev.StopKind.PICKUP)) < kinds.index(("o2", ev.StopKind.DROP))
+
+
+def test_a_free_rider_past_the_shifts_end_is_planned_nothing_and_riders_on_routes_are_offered_the_order() -> None:
+    hub = fold(start(), shift("a"), shift("b"), *(order(f"o{k}", 12.97 + 0.005 * k) for k in range(1, 3)))
+    hub = hand_plan(hub, a=("o1", "o2"))
+    late = dataclasses.replace(hub.pool, clock=at(10 * 3600 + 60))  # b's shift ended a minute ago
+    assert late.on_shift() == [] and not dp.on_event(late, order("o3", 12.99, created_s=36_100)).ready(math.inf)

@@ -91,6 +91,15 @@ def test_same_day_reattempt_stays_open_at_least_the_policys_window() -> None:
     assert (decided.window_start, decided.window_end) == (at(150), at(270))
 
 
+def test_a_same_day_reattempt_that_would_open_after_the_hubs_latest_goes_back_to_the_hub() -> None:
+    late = hub(same_day_latest_min=12 * 60)  # no re-attempt window opens after 12:00 UTC
+    early = attempts.decide(order_state(), failure(minute=60), late)  # 10:00 + 60 min: 11:00
+    assert early.decision is D.REATTEMPT and early.window_start == at(120)
+    decided = attempts.decide(order_state(), failure(minute=150), late)  # 11:30 + 60 min: 12:30
+    assert decided.decision is D.RETURN_TO_HUB and decided.window_start is None
+    assert "too late for a re-attempt today (none opens after 12:00 UTC)" in decided.reason
+
+
 def test_next_day_moves_the_original_window_to_the_day_after_the_failure() -> None:
     decided = attempts.decide(order_state(window_start=at(0), window_end=at(240)), failure(minute=120),
                               hub(mode=M.NEXT_DAY))
