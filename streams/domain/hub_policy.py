@@ -94,6 +94,10 @@ def _policy(doc: Any, base: HubPolicy, where: str) -> HubPolicy:
             values[name] = value
         else:
             values[name] = _number(value, f"{where}.{name}")
+    return _replaced(base, values, where)
+
+
+def _replaced(base: Any, values: dict[str, Any], where: str) -> Any:
     try:
         return dataclasses.replace(base, **values)
     except PolicyError as e:
@@ -120,10 +124,7 @@ def _reattempt(doc: Any, base: ReattemptPolicy, where: str) -> ReattemptPolicy:
             values[name] = None
         else:
             values[name] = _number(value, f"{where}.{name}")
-    try:
-        return dataclasses.replace(base, **values)
-    except PolicyError as e:
-        raise PolicyError(f"{where}: {e}") from None
+    return _replaced(base, values, where)
 
 
 def _number(value: Any, where: str) -> float:

@@ -67,17 +67,23 @@ def _deliver(settings: Settings, kafka: Kafka, order_id: str, rider_id: str, at:
                    and e.to_status is S.DELIVERED)
 
 
-def test_an_order_created_while_every_rider_is_out_is_inserted_into_a_route_in_progress(
-        settings: Settings, kafka: Kafka, worker: object) -> None:
+def _out_with(kafka: Kafka, n: int) -> tuple[str, ev.RiderShiftStarted, list[ev.OrderCreated], ev.RoutePlanned, datetime]:
+    """A hub whose one rider is out with ``n`` orders: (hub, rider, orders, route, when it left)."""
     hub = _hub()
     rider = shift_started(hub)
-    orders = _orders(hub, 3)
+    orders = _orders(hub, n)
     kafka.produce("riders", rider)
     for o in orders:
         kafka.produce("inbox", o)
     route = _route_with(kafka, rider.rider_id, {o.order_id for o in orders})
     t = now()
     _out(kafka, route, t)
+    return hub, rider, orders, route, t
+
+
+def test_an_order_created_while_every_rider_is_out_is_inserted_into_a_route_in_progress(
+        settings: Settings, kafka: Kafka, worker: object) -> None:
+    hub, rider, orders, route, t = _out_with(kafka, 3)
     first = route.stops[0]
     _status(kafka, first.order_id, S.ARRIVED, rider.rider_id, t + timedelta(minutes=5),
             location=ev.GeoPoint(lat=first.lat, lon=first.lon))
@@ -121,15 +127,7 @@ def test_a_hyperlocal_order_is_picked_up_at_the_store_then_dropped_within_its_pr
 
 def test_an_address_change_reaches_dispatch_and_the_rider_gets_a_route_to_the_new_drop(
         settings: Settings, kafka: Kafka, worker: object) -> None:
-    hub = _hub()
-    rider = shift_started(hub)
-    orders = _orders(hub, 2)
-    kafka.produce("riders", rider)
-    for o in orders:
-        kafka.produce("inbox", o)
-    route = _route_with(kafka, rider.rider_id, {o.order_id for o in orders})
-    t = now()
-    _out(kafka, route, t)
+    _, rider, orders, route, t = _out_with(kafka, 2)
     moved = orders[1]
     new_drop = ev.Location(lat=moved.drop.lat + 0.018, lon=moved.drop.lon, address="New Address 2 km north")
     kafka.produce("inbox", ev.OrderUpdated(event_id=new_id(), occurred_at=t + timedelta(minutes=2),
