@@ -127,6 +127,7 @@ class RiderApp:
     position: tuple[float, float]
     next_route: ev.RoutePlanned | None = None
     route: ev.RoutePlanned | None = None  # the route being driven
+    last_route: ev.RoutePlanned | None = None  # the latest route dispatch gave the rider
     replanned: asyncio.Event = field(default_factory=asyncio.Event)
     failed_on_board: set[str] = field(default_factory=set)  # failed here, on board until a hub
     breaks_taken: set[str] = field(default_factory=set)
@@ -453,9 +454,16 @@ class DayRunner:
             while True:
                 if app.next_route is not None:
                     route, app.next_route = app.next_route, None
+                    app.last_route = route
                     app.replanned.clear()
                     app.idle_at_hub = False
                     await self._ride(app, route)
+                    continue
+                if self._confirmed_since(app):  # its assignment reached the ledger after the ride passed it
+                    self.progress.note("assigned_after_the_ride")
+                    app.idle_at_hub = False
+                    assert app.last_route is not None
+                    await self._ride(app, app.last_route)
                     continue
                 now = self.clock.now()
                 if self._forgotten(app):  # parcels on board no route lists: deliver them
@@ -601,6 +609,12 @@ class DayRunner:
     def _forgotten(self, app: RiderApp, planned: set[str] | frozenset[str] = frozenset()) -> list[str]:
         return [o for o, r in self._out.items() if r == app.rider_id and o not in planned and o not in self._handed
                 and self.progress.status.get(o) not in TERMINAL and o not in self._cancelled]
+
+    def _confirmed_since(self, app: RiderApp) -> bool:
+        """Stops of the rider's latest route that are now its own to take: the ledger confirmed them
+        after the rider rode past (the app shows a stop once its assignment is confirmed)."""
+        route = app.last_route
+        return route is not None and any(self._mine_to_take(app, s.order_id) for s in route.stops)
 
     def _own_route(self, app: RiderApp) -> ev.RoutePlanned:
         """An empty route of the rider's own: what it rides to deliver what is left in its box."""
