@@ -164,7 +164,7 @@ def offer_waiting(hub: Hub, now: float, policy: HubPolicy, params: ReplanParams 
         return hub
     routes, offered = hub.routes, dict(hub.offered)
     for o in waiting:
-        riders = replan.nearest(routes, (o.lat, o.lon), o, now, params.nearest_riders)
+        riders = replan.nearest(routes, (o.lat, o.lon), o, now, params.nearest_riders, params.offer_max_drops)
         if not riders:
             continue
         offered[o.order_id] = now

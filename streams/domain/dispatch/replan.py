@@ -89,6 +89,9 @@ class ReplanParams:
     urgent_priority: int = 2  # an order at least this important is urgent...
     closing_soon_s: float = 3600.0  # ...as is one whose window ends this soon after it is created
     nearest_riders: int = 3  # riders offered an urgent order or an offline rider's stops
+    # a new order is offered only to riders with fewer drops left than this: a long route taking
+    # every order that comes would keep its rider out for hours while others wait at the hub
+    offer_max_drops: int = 8
     late_after_s: float = 600.0  # p50 ETA this far past the window end re-plans the rider
     offline_after_s: float = 300.0  # no accepted fix for this long: the rider is offline
     min_interval_s: float = 120.0  # at most one re-plan per rider in this time...
@@ -307,7 +310,8 @@ def _order_created(state: ReplanState, e: ev.OrderCreated, params: ReplanParams)
     closing_in = _secs(e.window_end) - now
     if e.priority < params.urgent_priority and closing_in > params.closing_soon_s:
         return state
-    riders = _nearest(state, (order.lat, order.lon), [order], now, params.nearest_riders, exclude=frozenset())
+    riders = _nearest(state, (order.lat, order.lon), [order], now, params.nearest_riders, exclude=frozenset(),
+                      max_drops=params.offer_max_drops)
     if not riders:  # nobody on a route can take it: dispatch's free riders will
         return state
     note = f"priority {e.priority}, window closes in {closing_in / 60:.0f} min"
@@ -828,13 +832,15 @@ def _position(state: ReplanState, rider_id: str) -> tuple[float, float]:
 
 
 def _nearest(state: ReplanState, point: tuple[float, float], orders: Sequence[PendingOrder], now: float, k: int,
-             exclude: frozenset[str]) -> list[str]:
-    """The ``k`` riders on a route nearest to ``point`` that are online, on shift, and have the
-    skills and spare capacity for at least one of ``orders``."""
+             exclude: frozenset[str], max_drops: int | None = None) -> list[str]:
+    """The ``k`` riders on a route nearest to ``point`` that are online, on shift, have the skills
+    and spare capacity for at least one of ``orders`` (and fewer than ``max_drops`` drops left)."""
     found = []
     for rider_id, plan in state.plans.items():
         rider = state.riders.get(rider_id)
         if rider is None or rider_id in exclude or rider_id in state.offline or _secs(rider.shift_end) <= now:
+            continue
+        if max_drops is not None and sum(not is_pickup(s) for s in plan.stops) >= max_drops:
             continue
         load = [0.0] * len(rider.capacity)
         for s in plan.stops:
@@ -847,9 +853,10 @@ def _nearest(state: ReplanState, point: tuple[float, float], orders: Sequence[Pe
     return [r for _, r in sorted(found)[:k]]
 
 
-def nearest(state: ReplanState, point: tuple[float, float], order: PendingOrder, now: float, k: int) -> list[str]:
+def nearest(state: ReplanState, point: tuple[float, float], order: PendingOrder, now: float, k: int,
+            max_drops: int | None = None) -> list[str]:
     """The ``k`` riders on a route nearest to ``point`` that can take ``order`` (see :func:`_nearest`)."""
-    return _nearest(state, point, [order], now, k, exclude=frozenset())
+    return _nearest(state, point, [order], now, k, exclude=frozenset(), max_drops=max_drops)
 
 
 def add_trigger(state: ReplanState, trigger: Trigger) -> ReplanState:
