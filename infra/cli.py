@@ -452,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "address changes, failures with re-attempts, breaks, a phone going silent), scored: "
                         "assignment latency, promises kept, first-attempt success, planned-arrival error...")
     d.add_argument("--orders", type=int, default=None, help="orders in the day (default 200; continuous 1000)")
-    d.add_argument("--riders", type=int, default=None, help="riders (default 10; continuous 32, split over 2 hubs)")
+    d.add_argument("--riders", type=int, default=None, help="riders (default 10; continuous 48, split over 2 hubs)")
     d.add_argument("--seed", type=int, default=7, help="random seed; the same seed plays the same day (default 7)")
     d.add_argument("--speedup", type=float, default=None,
                    help="simulated seconds per wall second (default 300; continuous 30). Latencies are measured in "
@@ -565,7 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
     bd.add_argument("--seeds", type=int, default=3, help="seeds to play (default 3)")
     bd.add_argument("--first-seed", type=int, default=7, help="the first seed (default 7)")
     bd.add_argument("--orders", type=int, default=None, help="orders per day (default 1000)")
-    bd.add_argument("--riders", type=int, default=None, help="riders per day (default 32)")
+    bd.add_argument("--riders", type=int, default=None, help="riders per day (default 48)")
     bd.add_argument("--speedup", type=float, default=None, help="simulated seconds per wall second (default 30)")
     bd.add_argument("--timeout", type=float, default=None, help="wall seconds per run (default 3600)")
     bd.add_argument("--verbose", action="store_true", help="each run's progress on stderr")

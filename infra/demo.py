@@ -30,7 +30,7 @@ SCENARIOS = ("default", "continuous")
 # measures assignment latency in event time, and the workers' wall latency (batch window, solve,
 # Kafka hops: about a second) is multiplied by the speedup: at 30x a second of it is 30 s of event time.
 SCENARIO_DEFAULTS: dict[str, tuple[int, int, float, float]] = {
-    "default": (200, 10, 300.0, 600.0), "continuous": (1000, 32, 30.0, 3600.0)}
+    "default": (200, 10, 300.0, 600.0), "continuous": (1000, 48, 30.0, 3600.0)}
 DRAIN_TIMEOUT_S = 60.0  # the worker's last outputs and the projection after the simulator stops
 
 

@@ -24,7 +24,8 @@ from simulator.world import CAPACITY, SKILLS_BY_VEHICLE, Behaviour, Day, Site, o
 # Relative order rates per local hour from 08:00 to 19:00: a morning and an evening peak.
 HOURLY_RATE: tuple[float, ...] = (0.5, 0.9, 1.5, 1.6, 1.2, 0.9, 0.8, 0.9, 1.2, 1.6, 1.7)
 HUB_OFFSETS_M: tuple[tuple[float, float], ...] = ((0.0, 0.0), (4_500.0, 6_000.0), (-5_000.0, 5_500.0))  # north, east
-SHIFTS_H: tuple[tuple[float, float], ...] = ((0.0, 8.0), (3.0, 11.0), (6.0, 14.0))  # from day_start: 08-16, 11-19, 14-22
+# from day_start: 08-16, 10-18, 12-20, 14-22 (the evening peak is covered as well as the morning one)
+SHIFTS_H: tuple[tuple[float, float], ...] = ((0.0, 8.0), (2.0, 10.0), (4.0, 12.0), (6.0, 14.0))
 FLEET_MIX: tuple[ev.VehicleType, ...] = (
     ev.VehicleType.SCOOTER, ev.VehicleType.BIKE, ev.VehicleType.SCOOTER, ev.VehicleType.CAR,
     ev.VehicleType.SCOOTER, ev.VehicleType.BIKE, ev.VehicleType.VAN, ev.VehicleType.SCOOTER,
@@ -36,13 +37,13 @@ PROMISES_MIN = (15, 20, 25, 30)
 class ContinuousConfig:
     seed: int = 7
     orders: int = 1000
-    riders: int = 32
+    riders: int = 48
     hubs: int = 2
     day_start: datetime = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)  # 08:00 local: first shift, first orders
     orders_until_h: float = 11.0  # orders arrive until 19:00
     last_mile_until_h: float = 10.0  # then only hyperlocal ones: a last-mile window must close by...
     windows_end_h: float = 12.5  # ...20:30, leaving a same-day re-attempt time before the last shift ends
-    last_mile_radius_km: float = 6.0
+    last_mile_radius_km: float = 5.0
     store_radius_km: tuple[float, float] = (0.5, 2.5)
     hyperlocal_share: float = 0.3
     cancel_share: float = 0.03

@@ -21,7 +21,7 @@ def test_the_default_demo_keeps_its_short_fast_day() -> None:
 def test_the_continuous_day_defaults_to_a_thousand_orders_32_riders_at_30x() -> None:
     args = build_parser().parse_args(["demo", "--scenario", "continuous", "--json"])
     day = DemoDay.of(args.scenario, orders=args.orders, riders=args.riders, speedup=args.speedup, timeout_s=args.timeout)
-    assert (day.orders, day.riders, day.speedup) == (1000, 32, 30.0) and args.json
+    assert (day.orders, day.riders, day.speedup) == (1000, 48, 30.0) and args.json
     # a wall second of the workers' latency is at most 30 s of event time
     assert day.speedup <= 30
 

@@ -41,11 +41,11 @@ def test_two_hubs_of_one_city_with_two_to_four_stores_each_nearby() -> None:
 
 
 def test_counts_ids_and_riders_split_over_the_hubs() -> None:
-    assert len(DAY.orders) == 1000 and len(DAY.shifts) == 32
+    assert len(DAY.orders) == 1000 and len(DAY.shifts) == 48
     assert len({o.order_id for o in DAY.orders}) == 1000
     ids = [e.event_id for e in (*DAY.orders, *DAY.shifts)]
     assert len(set(ids)) == len(ids)
-    assert Counter(s.hub_id for s in DAY.shifts) == {"hub-1": 16, "hub-2": 16}
+    assert Counter(s.hub_id for s in DAY.shifts) == {"hub-1": 24, "hub-2": 24}
     assert {s.vehicle_type for s in DAY.shifts} == set(ev.VehicleType)
     assert {o.hub_id for o in DAY.orders} == set(HUBS)
     for s in DAY.shifts:
@@ -55,7 +55,7 @@ def test_counts_ids_and_riders_split_over_the_hubs() -> None:
 
 def test_shifts_are_staggered_and_each_owes_one_half_hour_break_inside_it() -> None:
     starts = Counter(s.shift_start.hour for s in DAY.shifts)
-    assert set(starts) == {8, 11, 14}
+    assert set(starts) == {8, 10, 12, 14}
     for s in DAY.shifts:
         assert s.shift_end - s.shift_start == timedelta(hours=8) and s.occurred_at == s.shift_start
         (b,) = s.breaks
