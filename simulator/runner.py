@@ -496,9 +496,9 @@ class DayRunner:
     async def _triage(self, app: RiderApp, route: ev.RoutePlanned) -> app_logic.Triage | None:
         """The route's stops once every one is settled in the ledger as this rider's or not
         (the app shows a route once its assignments are confirmed), or after a short wait (a minute of
-        simulated time, a second of wall time at least: the ledger is that far behind); None if
+        simulated time, 0.3 s of wall time at least: the ledger is about that far behind); None if
         re-planned meanwhile. Stops confirmed later are still driven: each is looked at again on the way."""
-        deadline = time.monotonic() + min(ASSIGNMENT_WAIT_S, max(1.0, 60.0 / self.speedup))
+        deadline = time.monotonic() + min(ASSIGNMENT_WAIT_S, max(0.3, 60.0 / self.speedup))
         while True:
             news = self._news
             if app.next_route is not None:
