@@ -637,9 +637,23 @@ def _plannable(state: ReplanState, job_id: str, rider_id: str) -> bool:
     return order_id in state.orders and pinned in (None, rider_id)
 
 
+REASON_MAX_CHARS = 1000  # a route's reason stays well inside the stream edge's text limit (4,000 by default)
+
+
 def reason_text(triggers: Iterable[Trigger]) -> str:
-    """``"failed_delivery o1 (customer not home); cancellation o7"``: what the re-plan answers."""
-    return "; ".join(f"{t.kind} {t.subject_id}" + (f" ({t.note})" if t.note else "") for t in triggers)
+    """``"failed_delivery o1 (customer not home); cancellation o7"``: what the re-plan answers. Many
+    coalesced triggers are cut short (``"...; and 12 more"``): the route must pass the stream edge."""
+    parts = [f"{t.kind} {t.subject_id}" + (f" ({t.note})" if t.note else "") for t in triggers]
+    text = "; ".join(parts)
+    if len(text) <= REASON_MAX_CHARS:
+        return text
+    kept: list[str] = []
+    for k, part in enumerate(parts):
+        tail = f"; and {len(parts) - k} more"
+        if len("; ".join([*kept, part])) + len(tail) > REASON_MAX_CHARS:
+            return "; ".join(kept) + tail if kept else part[: REASON_MAX_CHARS - len(tail)] + tail
+        kept.append(part)
+    return text  # pragma: no cover - returned inside the loop
 
 
 # ---------------------------------------------------------------------------------------------

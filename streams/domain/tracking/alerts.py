@@ -557,7 +557,7 @@ def on_tick(state: AlertState, device: DeviceState, now_s: float,
             and now_s - p.since_s >= params.waiting_s:
         fired.append(_alert(state, K.WAITING_AT_CUSTOMER, Severity.INFO, now_s,
                             f"at the customer's door for {(now_s - p.since_s) / 60:.0f} min without POD",
-                            state.route.order_ids[p.at_stop] if state.route is not None else None))
+                            _order_at(state.route, p.at_stop)))
 
     route = state.route
     grace = params.sla_grace_s
@@ -600,6 +600,14 @@ def _settle(state: AlertState, fired: Sequence[Alert], ends: Sequence[str], t: f
     return _replace(state, watch=watch, raised=raised, ended=ended), tuple(fired)
 
 
+def _order_at(route: AlertRoute | None, index: int) -> str | None:
+    """The order of stop ``index``; None when the index belongs to a route since replaced (a new,
+    shorter route arrived while the rider stood at a stop of the old one)."""
+    if route is None or not 0 <= index < len(route.order_ids):
+        return None
+    return route.order_ids[index]
+
+
 def _doing(state: AlertState) -> str:
     p = state.progress
     route = state.route
@@ -607,9 +615,9 @@ def _doing(state: AlertState) -> str:
         if route is None:
             return "driving"
         return "returning to the hub" if p.target < 0 else \
-            f"heading to stop {p.target + 1} (order {route.order_ids[p.target]})"
+            f"heading to stop {p.target + 1} (order {_order_at(route, p.target)})"
     if p.task is Task.AT_STOP and route is not None and p.at_stop >= 0:
-        return f"at stop {p.at_stop + 1} (order {route.order_ids[p.at_stop]})"
+        return f"at stop {p.at_stop + 1} (order {_order_at(route, p.at_stop)})"
     return {Task.AT_HUB: "at the hub", Task.ON_BREAK: "on a break"}.get(p.task, str(p.task))
 
 

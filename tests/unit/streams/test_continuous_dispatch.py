@@ -371,3 +371,12 @@ def test_a_free_rider_past_the_shifts_end_is_planned_nothing_and_riders_on_route
     hub = hand_plan(hub, a=("o1", "o2"))
     late = dataclasses.replace(hub.pool, clock=at(10 * 3600 + 60))  # b's shift ended a minute ago
     assert late.on_shift() == [] and not dp.on_event(late, order("o3", 12.99, created_s=36_100)).ready(math.inf)
+
+
+def test_a_replan_answering_many_triggers_keeps_its_reason_inside_the_edges_text_limit() -> None:
+    triggers = [rp.Trigger(kind=rp.TriggerKind.NEW_ORDER, subject_id=f"ord-{k:05d}", riders=frozenset({"a"}),
+                           at_s=0.0, note="no free rider") for k in range(200)]
+    text = rp.reason_text(triggers)
+    assert len(text) <= rp.REASON_MAX_CHARS and text.startswith("new_order ord-00000 (no free rider); ")
+    assert text.endswith(" more") and rp.reason_text(triggers[:2]) == (
+        "new_order ord-00000 (no free rider); new_order ord-00001 (no free rider)")

@@ -444,3 +444,14 @@ def test_a_replan_keeps_open_episodes_of_orders_still_planned() -> None:
     assert state.raised == {"delay_risk:ord-2"}
     _, out = al.on_etas(state, [estimate("ord-2", 120, 40, 50)])
     assert out == ()  # still the same episode
+
+
+def test_an_empty_route_arriving_while_the_rider_stands_at_a_stop_is_no_crash() -> None:
+    rider = Rider(on_the_road())
+    rider.path(north(0, 100, 10.0))
+    rider.fence(gf.Arrival, "ord-1", 100)
+    emptied = dataclasses.replace(plan(), route_id="route-2", stops=())  # a re-plan took every stop away
+    rider.state = al.start_route(rider.state, al.alert_route(eta.eta_route(emptied, ev.VehicleType.SCOOTER, {}), HUB),
+                                 S0 + 120)
+    out = [a for t in range(130, 1500, 30) for a in rider.tick(t)]  # used to raise IndexError on every tick
+    assert all(a.order_id is None for a in out)
