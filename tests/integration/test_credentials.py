@@ -276,7 +276,7 @@ def test_demo_keeps_every_credential_out_of_output_logs_topics_and_clickhouse(
     output = demo.stdout + demo.stderr
     # Whether the day settled every order is the demo's own test; here it has to have run the day
     # (its start-up lines, routes planned, riders driving) with the registry in use.
-    assert b"milestream demo:" in output and b"ClickHouse chdb://" in output, output.decode()[-3000:]
+    assert b"milestream demo (default):" in output and b"ClickHouse chdb://" in output, output.decode()[-3000:]
     assert re.search(rb"routes [1-9]", demo.stderr) and re.search(rb"delivered [1-9]", demo.stderr), \
         output.decode()[-3000:]
 
