@@ -374,6 +374,10 @@ class DayRunner:
             status[o] = S.CANCELLED
         elif isinstance(event, ev.AttemptDecided):
             self._decision[o] = event.decision
+            if event.rider_id:  # the parcel is with this rider only: another that failed it before has none
+                for other in self._apps.values():
+                    if other.rider_id != event.rider_id:
+                        other.failed_on_board.discard(o)
             if event.decision is ev.AttemptDecision.AWAIT_CUSTOMER_SLOT:
                 self._spawn(self._customer_slot(o, event.occurred_at))
             holder = self._apps.get(event.rider_id or self._holder.get(o, ""))
