@@ -276,6 +276,11 @@ class OrderAssigned(OrderEvent):
     planned_arrival: datetime
     assigned_by: str = "dispatch"  # "dispatch" for a plan; anything else (e.g. "dispatcher:ana") is a manual assignment
 
+    @property
+    def manual(self) -> bool:
+        """A dispatcher's assignment, not one of dispatch's plans."""
+        return self.assigned_by != "dispatch"
+
 
 @dataclass(**_EVENT)
 class RoutePlanned(RiderEvent):

@@ -21,7 +21,7 @@ from solver.reoptimise import reoptimise
 from streams.app import Streams
 from streams.domain.dispatch import hub as hubs
 from streams.domain.dispatch import pool as dispatch
-from streams.domain.hub_policy import HubPolicies, HubPolicy
+from streams.domain.hub_policy import HubPolicy
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,7 @@ class HubDispatcher:
         self.first_change.setdefault(hub, self.last_change[hub])
 
     def policy(self, hub: bytes) -> HubPolicy:
-        policies = getattr(self.streams, "hub_policies", None) or HubPolicies()
-        return policies.of(hub.decode())
+        return self.streams.hub_policies.of(hub.decode())
 
     def stream_now(self, hub: bytes, pool: dispatch.HubPool) -> float | None:
         """The hub's stream time (its latest event), moved on by the wall time it has been quiet, so

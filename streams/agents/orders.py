@@ -37,7 +37,7 @@ def for_dispatch(event: ev.Event) -> bool:
     changes and re-attempt decisions (re-plan triggers), and a dispatcher's manual assignments (its
     own plans it knows already)."""
     if isinstance(event, ev.OrderAssigned):
-        return event.assigned_by != "dispatch"
+        return event.manual
     return isinstance(event, ev.OrderCreated | ev.OrderUpdated | ev.OrderCancelled | ev.StatusChanged
                       | ev.AttemptDecided)
 

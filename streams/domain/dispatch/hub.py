@@ -91,7 +91,7 @@ def on_hub_event(hub: Hub, event: ev.Event, params: ReplanParams = DISPATCH_PARA
         case ev.OrderUpdated() if event.order_id in hub.awaiting_slot and event.window_start and event.window_end:
             hub = _back_to_pool(dataclasses.replace(hub, awaiting_slot=hub.awaiting_slot - {event.order_id}),
                                 event.order_id, event.window_start, event.window_end)
-        case ev.OrderAssigned() if event.assigned_by != "dispatch":
+        case ev.OrderAssigned() if event.manual:
             hub = _manual(hub, event)
         case ev.OrderCancelled():
             hub = rejoin_finished(dataclasses.replace(hub, awaiting_slot=hub.awaiting_slot - {event.order_id}))

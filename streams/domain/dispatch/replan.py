@@ -281,7 +281,7 @@ def _on_event(state: ReplanState, event: ev.Event, params: ReplanParams) -> Repl
             return _order_created(state, event, params)
         case ev.OrderUpdated() if event.order_id in state.orders:
             return _order_updated(state, event)
-        case ev.OrderAssigned() if event.assigned_by != "dispatch" and event.order_id in state.orders:
+        case ev.OrderAssigned() if event.manual and event.order_id in state.orders:
             return _manual(state, event)
         case ev.OrderCancelled():
             return _cancelled(state, event.order_id, _secs(event.occurred_at), event.reason)

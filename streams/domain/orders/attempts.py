@@ -16,15 +16,24 @@ rider app and analysts read one decision with its reason instead of each applyin
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from schemas import events as ev
 from schemas.events import AttemptDecision, FailureReason, ReattemptMode
 from streams.domain.hub_policy import HubPolicy
 from streams.domain.ids import derived_id
 
-if TYPE_CHECKING:
-    from streams.domain.orders.lifecycle import OrderState
+
+class OrderState(Protocol):
+    """What the decision reads of an order (:class:`streams.domain.orders.lifecycle.OrderState`)."""
+
+    order_id: str
+    rider_id: str | None
+    attempts: int
+    max_attempts: int | None
+    reattempt: ReattemptMode | None
+    window_start: datetime | None
+    window_end: datetime | None
 
 # Failures another attempt would not fix: the customer said no, or the parcel is broken.
 RETURN_AT_ONCE = frozenset({FailureReason.REFUSED, FailureReason.DAMAGED})

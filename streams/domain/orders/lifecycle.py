@@ -123,7 +123,7 @@ def decide(state: OrderState | None, submission: ev.Event, now: datetime, policy
                 return _illegal(f"cannot cancel: {here}")
             return Decision(ledger=(submission,))
         case ev.OrderAssigned():
-            if state.status in POD_STATES and submission.assigned_by == DISPATCH:
+            if state.status in POD_STATES and not submission.manual:
                 # A re-plan made before the parcel left the hub with another rider: overtaken by facts
                 # (dispatch hears the departure and keeps the parcel with that rider).
                 return Decision(duplicate=True)
@@ -139,7 +139,6 @@ def decide(state: OrderState | None, submission: ev.Event, now: datetime, policy
 
 
 GEOFENCE = "geofence"
-DISPATCH = "dispatch"  # OrderAssigned.assigned_by of dispatch's own plans
 PAST_ARRIVAL = frozenset({S.DELIVERED, S.FAILED, S.RETURNED_TO_HUB, S.CANCELLED})
 
 

@@ -366,7 +366,7 @@ def test_a_rider_away_from_the_hub_collects_a_parcel_it_never_loaded_before_drop
     assert kinds.index(("o2", ev.StopKind.PICKUP)) < kinds.index(("o2", ev.StopKind.DROP))
 
 
-def test_a_free_rider_past_the_shifts_end_is_planned_nothing_and_riders_on_routes_are_offered_the_order() -> None:
+def test_a_free_rider_past_the_shifts_end_is_planned_nothing() -> None:
     hub = fold(start(), shift("a"), shift("b"), *(order(f"o{k}", 12.97 + 0.005 * k) for k in range(1, 3)))
     hub = hand_plan(hub, a=("o1", "o2"))
     late = dataclasses.replace(hub.pool, clock=at(10 * 3600 + 60))  # b's shift ended a minute ago
