@@ -96,15 +96,18 @@ class DemoSummary:
 
 REATTEMPT_AFTER_MIN = 45.0  # the continuous day's same-day re-attempts open this long after the failure...
 LAST_REATTEMPT_BEFORE_END_MIN = 150.0  # ...and none opens later than this before the last shift ends
+DEPARTURE_WAVE_MIN = 20.0  # a rider with hub parcels waits at the hub up to this long for more (hub policy hold_min)
 
 
 def day_policies(document: str, shifts: Sequence[Any]) -> str:
     """The hub policies for the continuous day: what the caller gave, with same-day re-attempts that
-    still fit in the day (unless the caller set them): a failure too late for one goes back to the hub."""
+    still fit in the day (unless the caller set them): a failure too late for one goes back to the hub;
+    and departure waves (``hold_min``), which a day of orders arriving one by one needs."""
     doc = json.loads(document) if document.strip() else {}
     last = max(s.shift_end for s in shifts) - timedelta(minutes=LAST_REATTEMPT_BEFORE_END_MIN)
     reattempt = doc.setdefault("default", {}).setdefault("reattempt", {})
     reattempt.setdefault("same_day_after_min", REATTEMPT_AFTER_MIN)
+    doc["default"].setdefault("hold_min", DEPARTURE_WAVE_MIN)
     reattempt.setdefault("same_day_latest_min", last.astimezone(UTC).hour * 60 + last.astimezone(UTC).minute)
     return json.dumps(doc)
 

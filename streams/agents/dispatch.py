@@ -19,6 +19,7 @@ from solver import SolveParams, solve
 from solver.model import Problem
 from solver.reoptimise import reoptimise
 from streams.app import Streams
+from streams.domain.dispatch import departure
 from streams.domain.dispatch import hub as hubs
 from streams.domain.dispatch import pool as dispatch
 from streams.domain.hub_policy import HubPolicy
@@ -91,14 +92,27 @@ class HubDispatcher:
                 now - self.last_change.get(hub, 0.0) < window and now - self.first_change.get(hub, now) < 2 * window):
             return
         self.first_change.pop(hub, None)
+        now_s = self.stream_now(hub, pool)
+        if now_s is not None:  # hub parcels go first to riders waiting at the hub to leave (a wave)
+            async with self.lock:
+                self.hub_states[hub] = hubs.offer_to_waiting(self.hub(hub), now_s, policy)
+        state = self.hub(hub)
+        pool = state.pool
         plan = dispatch.build_problem(pool, policy.horizon_min * 60.0,
-                                      dispatch.travel_times(pool, policy.learned_speeds), policy.even_workload)
+                                      dispatch.travel_times(pool, policy.learned_speeds), policy.even_workload,
+                                      exclude=state.to_waiting.keys())
+        if not plan.orders:  # all of it offered to waiting riders: nothing for the free ones
+            async with self.lock:
+                current = self.hub(hub)
+                if current.pool.version == pool.version:
+                    self.hub_states[hub] = hubs.planned(current)
+            return
         started = time.monotonic()
         solution = await asyncio.get_running_loop().run_in_executor(
             self.executor(), solve, plan.problem, SolveParams(time_limit_s=time_limit(plan.problem, settings)))
         async with self.lock:
             current = self.hub(hub)  # events went on arriving while the solver ran
-            outcome = dispatch.apply_plan(current.pool, plan, solution)
+            outcome = dispatch.apply_plan(current.pool, plan, solution, departure.of(policy))
             log.info("hub %s: planned %d orders on %d routes in %.1fs, %d unassigned", hub, len(outcome.assignments),
                      len(outcome.routes), time.monotonic() - started, len(solution.unassigned))
             await self._publish(outcome)

@@ -1,5 +1,5 @@
 """Each hub's operating policy, pure: re-attempts after a failed delivery, the planning horizon,
-even workload and learned travel times. One JSON document (``MILESTREAM_HUB_POLICIES``) gives the
+even workload, learned travel times and departure waves. One JSON document (``MILESTREAM_HUB_POLICIES``) gives the
 defaults and per-hub overrides; an order may override its re-attempts (``OrderCreated``)."""
 
 from __future__ import annotations
@@ -45,10 +45,22 @@ class HubPolicy:
     horizon_min: float = 120.0  # orders are planned once their window opens within this (rolling horizon)
     even_workload: bool = False  # spread stops evenly over the riders used, at some cost in distance
     learned_speeds: bool = True  # plan with the tracker's learned travel times (else one speed per vehicle)
+    # Departure waves (streams.domain.dispatch.departure): a rider with a route of hub parcels waits
+    # at the hub up to hold_min for more, unless the route has hold_full_drops drops or a window
+    # would come closer than hold_slack_min to its end. 0: leave as soon as planned.
+    hold_min: float = 0.0
+    hold_full_drops: int = 8
+    hold_slack_min: float = 30.0
 
     def __post_init__(self) -> None:
         if not (self.horizon_min > 0):
             raise PolicyError(f"horizon_min={self.horizon_min} must be > 0 (math.inf: plan every order at once)")
+        for name in ("hold_min", "hold_slack_min"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise PolicyError(f"{name}={value} must be finite and >= 0")
+        if self.hold_full_drops < 1:
+            raise PolicyError(f"hold_full_drops={self.hold_full_drops} must be >= 1")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,6 +104,8 @@ def _policy(doc: Any, base: HubPolicy, where: str) -> HubPolicy:
             if not isinstance(value, bool):
                 raise PolicyError(f"{where}.{name} must be true or false, got {value!r}")
             values[name] = value
+        elif name == "hold_full_drops":
+            values[name] = _whole(value, f"{where}.{name}")
         else:
             values[name] = _number(value, f"{where}.{name}")
     return _replaced(base, values, where)
@@ -117,14 +131,18 @@ def _reattempt(doc: Any, base: ReattemptPolicy, where: str) -> ReattemptPolicy:
                 raise PolicyError(f"{where}.mode={value!r} is not one of "
                                   f"{', '.join(m.value for m in ReattemptMode)}") from None
         elif name == "max_attempts":
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise PolicyError(f"{where}.max_attempts must be a whole number, got {value!r}")
-            values[name] = value
+            values[name] = _whole(value, f"{where}.{name}")
         elif name == "same_day_latest_min" and value is None:
             values[name] = None
         else:
             values[name] = _number(value, f"{where}.{name}")
     return _replaced(base, values, where)
+
+
+def _whole(value: Any, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise PolicyError(f"{where} must be a whole number, got {value!r}")
+    return value
 
 
 def _number(value: Any, where: str) -> float:

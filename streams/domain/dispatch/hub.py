@@ -12,8 +12,9 @@ from typing import NamedTuple
 
 from schemas import events as ev
 from solver.model import Solution
+from streams.domain.dispatch import departure, replan
 from streams.domain.dispatch import pool as dispatch
-from streams.domain.dispatch import replan
+from streams.domain.dispatch.jobs import order_of
 from streams.domain.dispatch.pool import HubPool
 from streams.domain.dispatch.replan import (
     DISPATCH_PARAMS,
@@ -35,6 +36,7 @@ from streams.domain.hub_policy import HubPolicy
 from streams.domain.ids import derived_id
 
 REOFFER_S = 300.0  # an order no rider on a route took is offered again after this long (stream time)
+REOFFER_PROMISED_S = 60.0  # ...or this long for a store's order: its promise is minutes away
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,6 +50,9 @@ class Hub:
     solving: tuple[ReplanRequest, ...] = ()
     awaiting_slot: frozenset[str] = frozenset()  # failed orders waiting for the customer to pick a window
     offered: dict[str, float] = dataclasses.field(default_factory=dict)  # order -> when last offered to riders on routes
+    # hub parcels offered to riders waiting at the hub (departure waves): not dispatch's to plan
+    # until that re-plan is done
+    to_waiting: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 class Published(NamedTuple):
@@ -158,7 +163,8 @@ def offer_waiting(hub: Hub, now: float, policy: HubPolicy, params: ReplanParams 
     horizon_s = policy.horizon_min * 60.0
     nobody_free = not pool.on_shift()
     waiting = [o for o in pool.plannable(horizon_s)
-               if (nobody_free or o.order_id in pool.alerted) and now - hub.offered.get(o.order_id, -REOFFER_S) >= REOFFER_S
+               if (nobody_free or o.order_id in pool.alerted)
+               and now - hub.offered.get(o.order_id, -REOFFER_S) >= (REOFFER_S if o.pickup is None else REOFFER_PROMISED_S)
                and o.order_id in hub.routes.orders]
     if not waiting:
         return hub
@@ -171,6 +177,40 @@ def offer_waiting(hub: Hub, now: float, policy: HubPolicy, params: ReplanParams 
         routes = replan.add_trigger(routes, Trigger(kind=TriggerKind.NEW_ORDER, subject_id=o.order_id,
                                                     riders=frozenset(riders), at_s=now, note="no free rider"))
     return dataclasses.replace(hub, routes=routes, offered=offered)
+
+
+def offer_to_waiting(hub: Hub, now: float, policy: HubPolicy, params: ReplanParams = DISPATCH_PARAMS) -> Hub:
+    """Hub parcels due within the horizon go first to the riders waiting at the hub for their
+    departure (:mod:`streams.domain.dispatch.departure`) whose route passes nearest: a re-plan adds
+    them to a route that leaves anyway, rather than sending out another rider with one parcel.
+    What that re-plan leaves out comes back to dispatch's free riders."""
+    hold = departure.of(policy)
+    stale = {k for k, at in hub.to_waiting.items() if k not in hub.pool.pending or now - at > REOFFER_S}
+    if stale:
+        hub = dataclasses.replace(hub, to_waiting={k: v for k, v in hub.to_waiting.items() if k not in stale})
+    if hold.max_wait_s <= 0:
+        return hub
+    routes = hub.routes
+    waiting = [r for r in routes.plans if replan.waiting_at_hub(routes, r, now)
+               and sum(1 for s in routes.plans[r].stops if order_of(s)[1] is ev.StopKind.DROP) < hold.full_drops]
+    if not waiting:
+        return hub
+    to_waiting = dict(hub.to_waiting)
+    for o in hub.pool.plannable(policy.horizon_min * 60.0):
+        if o.pickup is not None or o.order_id in to_waiting or o.order_id not in routes.orders or o.rider is not None:
+            continue
+        riders = replan.passing_nearest(routes, o, waiting, now, params.nearest_riders)
+        if not riders:
+            continue
+        to_waiting[o.order_id] = now
+        routes = replan.add_trigger(routes, Trigger(kind=TriggerKind.NEW_ORDER, subject_id=o.order_id,
+                                                    riders=frozenset(riders), at_s=now, note="riders waiting at the hub"))
+    return dataclasses.replace(hub, routes=routes, to_waiting=to_waiting)
+
+
+def planned(hub: Hub) -> Hub:
+    """Nothing left for dispatch's free riders in the pool as it is: no plan until it changes."""
+    return dataclasses.replace(hub, pool=dataclasses.replace(hub.pool, planned_version=hub.pool.version))
 
 
 def on_dispatched(hub: Hub, outcome: dispatch.PlanOutcome, params: ReplanParams = DISPATCH_PARAMS) -> Hub:
@@ -189,7 +229,7 @@ def start_replans(hub: Hub, now: float, policy: HubPolicy = HubPolicy(), params:
     for request in hub.solving:
         routes = abandon(routes, request)
     routes, requests = due(routes, now, params, dispatch.travel_times(hub.pool, policy.learned_speeds),
-                           policy.even_workload)
+                           policy.even_workload, departure.of(policy))
     return dataclasses.replace(hub, routes=routes, solving=tuple(requests)), requests
 
 
@@ -209,8 +249,14 @@ def finish_replan(hub: Hub, request: ReplanRequest, solution: Solution, now: flo
     routes, outcome = apply_result(hub.routes, request, solution, now, params)
     placed = {s.order_id for p in outcome.plans for s in p.stops}
     dropped = [routes.orders[u.order_id] for u in outcome.unassignable if u.order_id in routes.orders]
-    hub = dataclasses.replace(hub, pool=dispatch.give_back(dispatch.take(hub.pool, placed), dropped), routes=routes,
-                              solving=tuple(r for r in hub.solving if r.request_id != request.request_id))
+    # hub parcels offered to waiting riders that this re-plan did not place: dispatch's again
+    offered = {t.subject_id for t in request.triggers} & hub.to_waiting.keys()
+    pool = dispatch.give_back(dispatch.take(hub.pool, placed), dropped)
+    if offered - placed:
+        pool = dataclasses.replace(pool, version=pool.version + 1)
+    hub = dataclasses.replace(hub, pool=pool, routes=routes,
+                              solving=tuple(r for r in hub.solving if r.request_id != request.request_id),
+                              to_waiting={k: v for k, v in hub.to_waiting.items() if k not in offered})
     hub = rejoin_finished(hub)
     at = _dt(now)
     assignments: list[ev.OrderAssigned] = []

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from schemas import events as ev
 from solver.model import Problem, Solution
+from streams.domain.dispatch.departure import NO_HOLD, Hold, StopTimes, hold_s
 from streams.domain.dispatch.jobs import (
     CONSTANT,
     VEHICLE_SPEED_MPS,
@@ -149,15 +150,17 @@ class PlanInput:
 
 
 def build_problem(pool: HubPool, horizon_s: float = float("inf"), travel: TravelTimes | None = None,
-                  even_workload: bool = False) -> PlanInput:
-    """The free riders and the orders due within the horizon. Times are seconds since the pool
+                  even_workload: bool = False, exclude: Iterable[str] = ()) -> PlanInput:
+    """The free riders and the orders due within the horizon (but ``exclude``: offered to riders
+    waiting at the hub, see :func:`streams.domain.dispatch.hub.offer_to_waiting`). Times are seconds since the pool
     clock; riders start no earlier than now (or the end of a break they are on). When every free
     rider is at the hub, hub parcels are loaded at the start (plain drops); otherwise they are
     collected at the hub (pairs), as store orders always are."""
     epoch = pool.clock or datetime.now().astimezone()
     travel = travel or travel_times(pool, True)
     riders = sorted(pool.on_shift(), key=lambda r: r.rider_id)
-    orders = sorted(pool.plannable(horizon_s), key=lambda o: o.order_id)
+    skip = frozenset(exclude)
+    orders = sorted((o for o in pool.plannable(horizon_s) if o.order_id not in skip), key=lambda o: o.order_id)
     loaded_at_start = all(at_hub((r.lat, r.lon), pool.depot) for r in riders) or pool.depot is None
 
     def secs(t: datetime) -> int:
@@ -191,9 +194,10 @@ class PlanOutcome:
     alerts: tuple[ev.AlertRaised, ...]
 
 
-def apply_plan(pool: HubPool, plan: PlanInput, solution: Solution) -> PlanOutcome:
+def apply_plan(pool: HubPool, plan: PlanInput, solution: Solution, hold: Hold = NO_HOLD) -> PlanOutcome:
     """Turn a solution into events, and take the assigned orders and busy riders out of ``pool``
-    (the pool as it is now: it may have changed while the solver ran)."""
+    (the pool as it is now: it may have changed while the solver ran). A route leaving the hub
+    leaves when ``hold`` says (:mod:`streams.domain.dispatch.departure`)."""
     at = plan.epoch
     plan_id = plan.plan_id
     riders = {r.rider_id: r for r in plan.riders}
@@ -217,6 +221,13 @@ def apply_plan(pool: HubPool, plan: PlanInput, solution: Solution) -> PlanOutcom
         planned = published_stops(
             [(v.job_id, *points[jobs[v.job_id].location], t(v.arrival_s), jobs[v.job_id].service_s) for v in visits],
             (rider.lat, rider.lon), pool.depot)
+        wait = timedelta(0)
+        if pool.depot is not None and at_hub((rider.lat, rider.lon), pool.depot):
+            start = max(at, t(route.start_s))
+            wait = timedelta(seconds=hold_s(start.timestamp(), [
+                StopTimes(s.kind, s.arrival.timestamp(), orders[s.order_id].window_start.timestamp(),
+                          orders[s.order_id].window_end.timestamp()) for s in planned], at.timestamp(), hold))
+            planned = [dataclasses.replace(s, arrival=s.arrival + wait) for s in planned]
         stops = []
         seq = 0
         for stop in planned:
@@ -232,7 +243,7 @@ def apply_plan(pool: HubPool, plan: PlanInput, solution: Solution) -> PlanOutcom
         routes.append(ev.RoutePlanned(
             event_id=derived_id(route_id, "planned"), occurred_at=at, rider_id=rider.rider_id, route_id=route_id,
             hub_id=pool.hub_id, stops=tuple(stops), start=ev.GeoPoint(lat=rider.lat, lon=rider.lon),
-            planned_start=t(route.start_s), planned_end=t(route.end_s), distance_m=route.distance_m,
+            planned_start=t(route.start_s) + wait, planned_end=t(route.end_s) + wait, distance_m=route.distance_m,
             reason=DISPATCH_REASON, breaks=route_breaks(route, plan.epoch)))
     assigned = {a.order_id for a in assignments}
     busy = {r.rider_id for r in routes}

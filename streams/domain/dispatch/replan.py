@@ -49,6 +49,7 @@ from schemas import events as ev
 from solver.geo import haversine_m
 from solver.model import Problem, Route, Solution
 from solver.reoptimise import Changes, Policy, Rider, RouteChange, Situation, build, diff
+from streams.domain.dispatch.departure import NO_HOLD, Hold, StopTimes, hold_s
 from streams.domain.dispatch.jobs import (
     CONSTANT,
     FreeRider,
@@ -137,6 +138,8 @@ class RiderPlan:
     started: str | None = None  # being served (status arrived)
     on_board: frozenset[str] = frozenset()  # out for delivery with this rider: only they can deliver
     since_s: float = 0.0  # when the route was planned: "last heard" before the first fix
+    depart_s: float = 0.0  # when the route leaves (the published planned start)
+    held_since_s: float | None = None  # waiting at the hub for more parcels since (streams.domain.dispatch.departure)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -190,6 +193,7 @@ class ReplanRequest:
     situation: Situation
     changes: Changes
     policy: Policy
+    hold: Hold = NO_HOLD  # the hub's departure rule for riders still waiting at the hub
 
 
 class PlanStop(NamedTuple):
@@ -445,8 +449,10 @@ def _route_planned(state: ReplanState, e: ev.RoutePlanned) -> ReplanState:
     plans = {r: (dataclasses.replace(p, stops=tuple(s for s in p.stops if s not in taken),
                                      on_board=p.on_board - taken) if taken & set(p.stops) else p)
              for r, p in state.plans.items() if r != e.rider_id}
+    depart = _secs(e.planned_start)
     plans[e.rider_id] = RiderPlan(route_id=e.route_id, stops=stops, on_board=loaded & taken,
-                                  since_s=_secs(e.occurred_at))
+                                  since_s=_secs(e.occurred_at), depart_s=depart,
+                                  held_since_s=_secs(e.occurred_at) if depart > _secs(e.occurred_at) + 1 else None)
     return dataclasses.replace(state, orders=orders, plans=plans, offline=state.offline - {e.rider_id})
 
 
@@ -489,7 +495,7 @@ def _eta(state: ReplanState, e: ev.EtaUpdated, params: ReplanParams) -> ReplanSt
 
 
 def due(state: ReplanState, now: float, params: ReplanParams = DEFAULT_PARAMS, travel: TravelTimes = CONSTANT,
-        even_workload: bool = False) -> tuple[ReplanState, list[ReplanRequest]]:
+        even_workload: bool = False, hold: Hold = NO_HOLD) -> tuple[ReplanState, list[ReplanRequest]]:
     """The re-plans to run now, one per group of triggers sharing riders, past the rate limit.
     The state marks their riders in flight until :func:`apply_result` or :func:`abandon`."""
     for rider_id, plan in sorted(state.plans.items()):
@@ -511,7 +517,7 @@ def due(state: ReplanState, now: float, params: ReplanParams = DEFAULT_PARAMS, t
         if riders & state.in_flight or any(now - state.last_replan_s.get(r, -math.inf) < wait for r in receivers):
             held.extend(group)  # coalesced into the next re-plan of these riders
             continue
-        request = _request(state, group, receivers, offline, now, params, travel, even_workload)
+        request = _request(state, group, receivers, offline, now, params, travel, even_workload, hold)
         requests.append(request)
         state = dataclasses.replace(state, seq=state.seq + 1, in_flight=state.in_flight | riders,
                                     last_replan_s={**state.last_replan_s, **dict.fromkeys(receivers, now)})
@@ -558,7 +564,7 @@ def _groups(triggers: Sequence[Trigger]) -> list[list[Trigger]]:
 
 
 def _request(state: ReplanState, triggers: list[Trigger], receivers: list[str], offline: list[str], now: float,
-             params: ReplanParams, travel: TravelTimes, even_workload: bool) -> ReplanRequest:
+             params: ReplanParams, travel: TravelTimes, even_workload: bool, hold: Hold = NO_HOLD) -> ReplanRequest:
     epoch = int(now)
     at = _dt(epoch)
     plans = state.plans
@@ -587,10 +593,12 @@ def _request(state: ReplanState, triggers: list[Trigger], receivers: list[str], 
             loaded = o in plans[r].on_board
             collect = (orders[o].pickup or state.depot) if (pickup_id(o) in stops or away) and not loaded else None
             jobs.extend(order_jobs(orders[o], locations, at, collect_at=collect, travel=travel, vehicles=ids))
+    # riders all still waiting at the hub load a hub parcel with the rest: a plain drop
+    loading = bool(receivers) and all(waiting_at_hub(state, r, now) for r in receivers)
     for o in dict.fromkeys([*released, *new_ids]):
         if o not in on_routes:
-            jobs.extend(order_jobs(orders[o], locations, at, collect_at=orders[o].pickup or state.depot, travel=travel,
-                                   vehicles=ids))
+            collect = orders[o].pickup or (None if loading else state.depot)
+            jobs.extend(order_jobs(orders[o], locations, at, collect_at=collect, travel=travel, vehicles=ids))
     built = {j.id for j in jobs}
     # the plan as the solver must read it: each pickup before its drop (a drop locked ahead of its
     # pickup would make the problem infeasible)
@@ -621,7 +629,7 @@ def _request(state: ReplanState, triggers: list[Trigger], receivers: list[str], 
         offline=tuple(offline), triggers=tuple(triggers), reason=reason_text(triggers), epoch_s=epoch,
         route_ids={r: plans[r].route_id for r in (*receivers, *offline)}, situation=situation,
         changes=Changes(cancelled=frozenset(j for j in built if order_of(j)[0] in state.closed), delays_s=delays),
-        policy=policy)
+        policy=policy, hold=hold)
 
 
 NO_SOLUTION = "found no solution"  # the solver's reason when its search failed outright (solver/_ortools.py)
@@ -703,8 +711,15 @@ def apply_result(state: ReplanState, request: ReplanRequest, solution: Solution,
             next_plans[r] = plan
             continue
         route_id = derived_id(request.request_id, f"route/{r}")
-        next_plans[r] = dataclasses.replace(plan, route_id=route_id, stops=stops, on_board=plan.on_board & set(stops))
-        out_plans.append(_route_plan(state, request, r, route_id, stops, routes.get(r), now))
+        route_plan = _route_plan(state, request, r, route_id, stops, routes.get(r), now)
+        held_since = None
+        if waiting_at_hub(state, r, now) and not plan.on_board & set(stops):
+            held_since = plan.held_since_s if plan.held_since_s is not None else now
+            route_plan = _held(state, route_plan, held_since, request.hold)
+            held_since = held_since if route_plan.planned_start_s > now + 1 else None
+        next_plans[r] = dataclasses.replace(plan, route_id=route_id, stops=stops, on_board=plan.on_board & set(stops),
+                                            depart_s=route_plan.planned_start_s, held_since_s=held_since)
+        out_plans.append(route_plan)
     placed = {order_of(s)[0] for stops in new.values() for s in stops}
     # Dropped from a route (a new urgent order left out stays with dispatch, which reports its own).
     left_out = dict.fromkeys(order_of(u.job_id)[0] for u in solution.unassigned)
@@ -760,6 +775,28 @@ def _route_plan(state: ReplanState, request: ReplanRequest, rider_id: str, route
         planned_start_s=float(epoch + route.start_s) if route else now,
         planned_end_s=float(epoch + route.end_s) if route else now,
         distance_m=route.distance_m if route else 0.0, breaks=route_breaks(route, at))
+
+
+def _held(state: ReplanState, plan: RoutePlan, held_since_s: float, hold: Hold) -> RoutePlan:
+    """A route of a rider still at the hub, leaving when the departure rule says."""
+    def window(o: str) -> tuple[float | None, float | None]:
+        order = state.orders.get(o)
+        return (_secs(order.window_start), _secs(order.window_end)) if order else (None, None)
+
+    wait = hold_s(plan.planned_start_s, [StopTimes(s.kind, s.planned_arrival_s, *window(s.order_id)) for s in plan.stops],
+                  held_since_s, hold)
+    if wait <= 0:
+        return plan
+    return dataclasses.replace(plan, stops=tuple(s._replace(planned_arrival_s=s.planned_arrival_s + wait) for s in plan.stops),
+                               planned_start_s=plan.planned_start_s + wait, planned_end_s=plan.planned_end_s + wait)
+
+
+def waiting_at_hub(state: ReplanState, rider_id: str, now: float) -> bool:
+    """The rider has a route but is still at the hub, before its departure, nothing loaded or begun."""
+    plan = state.plans.get(rider_id)
+    return (plan is not None and plan.held_since_s is not None and plan.depart_s > now and plan.started is None
+            and not plan.on_board and rider_id not in state.offline and state.depot is not None
+            and at_hub(_position(state, rider_id), state.depot))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -856,14 +893,34 @@ def _nearest(state: ReplanState, point: tuple[float, float], orders: Sequence[Pe
             continue
         if max_drops is not None and sum(not is_pickup(s) for s in plan.stops) >= max_drops:
             continue
-        load = [0.0] * len(rider.capacity)
-        for s in plan.stops:
-            o = state.orders.get(s)
-            if o is not None and s not in state.closed:
-                load = [a + b for a, b in zip(load, o.demand, strict=True)]
-        if any(o.skills <= rider.skills and all(x + d <= c for x, d, c in zip(load, o.demand, rider.capacity, strict=True))
-               for o in orders):
+        if any(_fits(state, rider_id, o) for o in orders):
             found.append((haversine_m(_position(state, rider_id), point), rider_id))
+    return [r for _, r in sorted(found)[:k]]
+
+
+def _fits(state: ReplanState, rider_id: str, order: PendingOrder) -> bool:
+    """The rider has the order's skills and room for it beside the open orders of their route."""
+    rider, plan = state.riders[rider_id], state.plans[rider_id]
+    load = [0.0] * len(rider.capacity)
+    for s in plan.stops:
+        o = state.orders.get(s)
+        if o is not None and s not in state.closed:
+            load = [a + b for a, b in zip(load, o.demand, strict=True)]
+    return order.skills <= rider.skills and all(
+        x + d <= c for x, d, c in zip(load, order.demand, rider.capacity, strict=True))
+
+
+def passing_nearest(state: ReplanState, order: PendingOrder, riders: Iterable[str], now: float, k: int) -> list[str]:
+    """Of ``riders`` (on routes, on shift), the ``k`` whose route passes nearest the order's drop and
+    that can take it."""
+    found = []
+    for r in riders:
+        rider = state.riders.get(r)
+        if rider is None or _secs(rider.shift_end) <= now or not _fits(state, r, order):
+            continue
+        drops = [state.orders[s] for s in state.plans[r].stops if s in state.orders]
+        near = min((haversine_m((o.lat, o.lon), (order.lat, order.lon)) for o in drops), default=math.inf)
+        found.append((near, r))
     return [r for _, r in sorted(found)[:k]]
 
 

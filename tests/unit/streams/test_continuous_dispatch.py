@@ -12,6 +12,7 @@ from schemas import events as ev
 from solver import SolveParams, solve
 from solver import model as sm
 from solver.reoptimise import reoptimise
+from streams.domain.dispatch import departure
 from streams.domain.dispatch import hub as hb
 from streams.domain.dispatch import jobs
 from streams.domain.dispatch import pool as dp
@@ -69,7 +70,7 @@ def plan(hub: hb.Hub, policy: HubPolicy = HubPolicy()) -> tuple[hb.Hub, dp.PlanO
     """What the dispatch agent does when the hub is ready: build, solve, apply."""
     built = dp.build_problem(hub.pool, policy.horizon_min * 60, dp.travel_times(hub.pool, policy.learned_speeds),
                              policy.even_workload)
-    outcome = dp.apply_plan(hub.pool, built, solve(built.problem, FAST))
+    outcome = dp.apply_plan(hub.pool, built, solve(built.problem, FAST), departure.of(policy))
     return hb.on_dispatched(hub, outcome), outcome
 
 
@@ -79,6 +80,17 @@ def replan_now(hub: hb.Hub, now_s: float, policy: HubPolicy = HubPolicy()) -> tu
     solution = reoptimise(request.situation, request.changes, request.policy, params=FAST)
     hub, _, out = hb.finish_replan(hub, request, solution, ts(now_s + 1))
     return hub, out
+
+
+def dispatch_round(hub: hb.Hub, now_s: float, policy: HubPolicy) -> tuple[hb.Hub, dp.PlanOutcome | None]:
+    """The agent's dispatch step: hub parcels offered to riders waiting at the hub, the rest planned."""
+    hub = hb.offer_to_waiting(hub, ts(now_s), policy)
+    built = dp.build_problem(hub.pool, policy.horizon_min * 60, dp.travel_times(hub.pool, policy.learned_speeds),
+                             exclude=hub.to_waiting.keys())
+    if not built.orders:
+        return hb.planned(hub), None
+    outcome = dp.apply_plan(hub.pool, built, solve(built.problem, FAST), departure.of(policy))
+    return hb.on_dispatched(hub, outcome), outcome
 
 
 def start() -> hb.Hub:
@@ -380,3 +392,81 @@ def test_a_replan_answering_many_triggers_keeps_its_reason_inside_the_edges_text
     assert len(text) <= rp.REASON_MAX_CHARS and text.startswith("new_order ord-00000 (no free rider); ")
     assert text.endswith(" more") and rp.reason_text(triggers[:2]) == (
         "new_order ord-00000 (no free rider); new_order ord-00001 (no free rider)")
+
+
+# ---- departure waves ----------------------------------------------------------------------------
+
+WAVES = HubPolicy(hold_min=20.0, hold_full_drops=3, hold_slack_min=30.0)
+
+
+def drop(arrival_s: float, window_end_s: float | None = None, window_start_s: float | None = None) -> departure.StopTimes:
+    return departure.StopTimes(ev.StopKind.DROP, arrival_s, window_start_s, window_end_s)
+
+
+def test_the_departure_rule_waits_for_more_parcels_only_while_no_window_needs_the_rider_gone() -> None:
+    hold = departure.of(WAVES)
+    assert departure.hold_s(0, [drop(600, 8 * 3600)], 0, hold) == 20 * 60  # the whole wait
+    assert departure.hold_s(300, [drop(900, 8 * 3600)], 0, hold) == 15 * 60  # held since 0: five minutes gone
+    assert departure.hold_s(0, [drop(600, 600 + 40 * 60)], 0, hold) == 10 * 60  # 30 min slack kept to the window's end
+    assert departure.hold_s(0, [drop(600, 600 + 20 * 60)], 0, hold) == 0.0  # already tight: leave now
+    assert departure.hold_s(0, [drop(600, 8 * 3600), drop(900), drop(1200)], 0, hold) == 0.0  # full
+    pickup = departure.StopTimes(ev.StopKind.PICKUP, 300, None, None)
+    assert departure.hold_s(0, [pickup, drop(600, 8 * 3600)], 0, hold) == 0.0  # a store's order: its promise is short
+    # a route that would stand at its first door until the window opens waits at the hub instead
+    assert departure.hold_s(0, [drop(600, 5 * 3600, 3600)], 0, hold) == 3000
+    assert departure.hold_s(0, [drop(600, 8 * 3600)], 0, departure.of(HubPolicy())) == 0.0  # the default: no waves
+
+
+def test_a_rider_waits_at_the_hub_and_the_next_hub_parcel_joins_its_route_not_another_riders() -> None:
+    hub = fold(start(), shift("a"), shift("b"), order("o1", 12.99))
+    hub, outcome = dispatch_round(hub, 0, WAVES)
+    assert outcome is not None
+    (route,) = outcome.routes
+    (assigned,) = outcome.assignments
+    assert assigned.occurred_at == T0  # assigned at once: only the departure waits
+    assert route.planned_start == at(20 * 60) and route.stops[0].planned_arrival > at(20 * 60)
+    rider = route.rider_id
+    assert rp.waiting_at_hub(hub.routes, rider, ts(60))
+    hub = fold(hub, order("o2", 12.992, created_s=300))
+    hub, outcome = dispatch_round(hub, 301, WAVES)
+    assert outcome is None  # nothing for the free rider: o2 is offered to the waiting one
+    assert [(t.subject_id, t.riders) for t in hub.routes.pending] == [("o2", frozenset({rider}))]
+    hub, out = replan_now(hub, 302, WAVES)
+    (route,) = out.routes
+    assert route.rider_id == rider and [s.order_id for s in route.stops] in (["o1", "o2"], ["o2", "o1"])
+    assert all(s.kind is ev.StopKind.DROP for s in route.stops)  # loaded at the hub with the rest
+    assert route.planned_start == at(20 * 60)  # still the first departure: a wave does not wait forever
+    assert [a.order_id for a in out.assignments] == ["o2"] and not hub.to_waiting
+    # a third parcel fills the route: it leaves at once
+    hub = fold(hub, order("o3", 12.994, created_s=400))
+    hub, outcome = dispatch_round(hub, 401, WAVES)
+    hub, out = replan_now(hub, 432, WAVES)
+    (route,) = out.routes
+    assert len(route.stops) == 3 and route.planned_start <= at(433)
+    assert not rp.waiting_at_hub(hub.routes, rider, ts(440))
+
+
+def test_a_store_order_is_not_held_and_goes_to_a_free_rider() -> None:
+    hub = fold(start(), shift("a"), shift("b"), order("o1", 12.99))
+    hub, _ = dispatch_round(hub, 0, WAVES)
+    hub = fold(hub, order("h1", 12.984, created_s=120, store=(12.975, 77.60), promise_min=25))
+    hub, outcome = dispatch_round(hub, 121, WAVES)
+    assert outcome is not None and not hub.routes.pending
+    (route,) = outcome.routes
+    assert route.stops[0].kind is ev.StopKind.PICKUP and route.planned_start <= at(121)
+
+
+def test_a_parcel_the_waiting_riders_cannot_take_comes_back_to_the_free_ones() -> None:
+    hub = fold(start(), shift("a"), shift("b"), order("o1", 12.99))
+    hub, outcome = dispatch_round(hub, 0, WAVES)
+    assert outcome is not None
+    waiting = outcome.routes[0].rider_id
+    big = dataclasses.replace(order("o2", 12.95, created_s=300), units=19)  # o1 takes one of its 20 units
+    hub = fold(hub, big, order("o3", 12.951, created_s=300, units=1))
+    hub = dataclasses.replace(hub, routes=dataclasses.replace(hub.routes, riders={
+        r: (dataclasses.replace(v, capacity=(100.0, 500.0, 10)) if r == waiting else v)
+        for r, v in hub.routes.riders.items()}))
+    hub, outcome = dispatch_round(hub, 301, WAVES)
+    assert "o2" not in hub.to_waiting and "o3" in hub.to_waiting  # too big for the waiting rider
+    assert outcome is not None and [a.order_id for a in outcome.assignments] == ["o2"]
+    assert outcome.routes[0].rider_id != waiting
