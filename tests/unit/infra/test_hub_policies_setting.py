@@ -13,7 +13,8 @@ from schemas.events import ReattemptMode
 from streams.domain.hub_policy import HubPolicies, HubPolicy, ReattemptPolicy
 
 DOCUMENT = {"default": {"reattempt": {"max_attempts": 3}, "horizon_min": 90},
-            "hubs": {"hub-2": {"reattempt": {"mode": "next_day"}, "even_workload": True}}}
+            "hubs": {"hub-2": {"reattempt": {"mode": "next_day"}, "even_workload": True, "hold_min": 15,
+                               "hold_full_drops": 6}}}
 
 
 def env(tmp_path: Path, policies: str | None = None) -> dict[str, str]:
@@ -35,6 +36,7 @@ def test_inline_json_gives_defaults_and_per_hub_overrides_field_by_field(tmp_pat
     hub_2 = policies.of("hub-2")
     assert (hub_2.reattempt.max_attempts, hub_2.reattempt.mode) == (3, ReattemptMode.NEXT_DAY)
     assert (hub_2.horizon_min, hub_2.even_workload) == (90.0, True)
+    assert (hub_2.hold_min, hub_2.hold_full_drops, policies.of("hub-1").hold_min) == (15.0, 6, 0.0)
 
 
 def test_a_path_names_a_json_file(tmp_path: Path) -> None:
@@ -54,6 +56,9 @@ def test_a_path_names_a_json_file(tmp_path: Path) -> None:
     ('{"defaults": {}}', "unknown field(s) defaults"),
     ('{"default": {"reattempt": {"max_attempts": 2.5}}}', "max_attempts must be a whole number"),
     ('{"default": ', "is not JSON"),
+    ('{"default": {"hold_min": -5}}', "hold_min=-5.0 must be finite and >= 0"),
+    ('{"default": {"hold_full_drops": 2.5}}', "default.hold_full_drops must be a whole number"),
+    ('{"hubs": {"hub-2": {"hold_full_drops": 0}}}', "hold_full_drops=0 must be >= 1"),
 ])
 def test_a_bad_document_stops_the_start_naming_the_variable_and_the_field(tmp_path: Path, document: str,
                                                                           words: str) -> None:
