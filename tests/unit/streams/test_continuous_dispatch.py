@@ -12,9 +12,8 @@ from schemas import events as ev
 from solver import SolveParams, solve
 from solver import model as sm
 from solver.reoptimise import reoptimise
-from streams.domain.dispatch import departure
+from streams.domain.dispatch import departure, jobs
 from streams.domain.dispatch import hub as hb
-from streams.domain.dispatch import jobs
 from streams.domain.dispatch import pool as dp
 from streams.domain.dispatch import replan as rp
 from streams.domain.hub_policy import HubPolicy
