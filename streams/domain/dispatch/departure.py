@@ -42,17 +42,14 @@ class StopTimes:
 def hold_s(now_s: float, stops: Sequence[StopTimes], held_since_s: float, hold: Hold) -> float:
     """How long after ``now_s`` a route that leaves the hub now should leave instead (0: now).
 
-    Never past the moment a drop would come closer than ``hold.slack_s`` to its window's end; at least
-    until the route would otherwise stand waiting at its first door for the window to open (waiting at
-    the hub is the same time, and the rider can still take more); at most ``hold.max_wait_s`` after
-    ``held_since_s`` beyond that."""
+    At most ``hold.max_wait_s`` after ``held_since_s``, and never past the moment a drop would come
+    closer than ``hold.slack_s`` to its window's end. (How early a rider commits to a window that
+    opens later is the planning horizon's business, not the wave's.)"""
     drops = [s for s in stops if s.kind is ev.StopKind.DROP]
     if (hold.max_wait_s <= 0 or not drops or len(drops) >= hold.full_drops
             or any(s.kind is ev.StopKind.PICKUP for s in stops)):
         return 0.0
-    first = stops[0]
-    idle_at_door = max(0.0, (first.window_start_s or first.arrival_s) - first.arrival_s)
-    wanted = max(held_since_s + hold.max_wait_s - now_s, idle_at_door)
+    wanted = held_since_s + hold.max_wait_s - now_s
     ends = [s.window_end_s - max(s.arrival_s, s.window_start_s or s.arrival_s) for s in drops
             if s.window_end_s is not None]
     room = min(ends, default=wanted) - hold.slack_s

@@ -156,7 +156,8 @@ def rejoin_finished(hub: Hub) -> Hub:
 
 def offer_waiting(hub: Hub, now: float, policy: HubPolicy, params: ReplanParams = DISPATCH_PARAMS) -> Hub:
     """Orders due within the horizon that no free rider can take now (none is free, or the last plan
-    left them out) are offered to the nearest riders on a route: a re-plan inserts them."""
+    left them out) are offered to the riders on a route nearest to where the order starts (its
+    store, or its drop for a hub parcel): a re-plan inserts them."""
     pool = hub.pool
     if any(k not in pool.pending for k in hub.offered):  # placed, cancelled or settled: forget the offer
         hub = dataclasses.replace(hub, offered={k: v for k, v in hub.offered.items() if k in pool.pending})
@@ -170,7 +171,7 @@ def offer_waiting(hub: Hub, now: float, policy: HubPolicy, params: ReplanParams 
         return hub
     routes, offered = hub.routes, dict(hub.offered)
     for o in waiting:
-        riders = replan.nearest(routes, (o.lat, o.lon), o, now, params.nearest_riders, params.offer_max_drops)
+        riders = replan.nearest(routes, o.pickup or (o.lat, o.lon), o, now, params.nearest_riders, params.offer_max_drops)
         if not riders:
             continue
         offered[o.order_id] = now

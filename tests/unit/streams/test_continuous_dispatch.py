@@ -411,8 +411,7 @@ def test_the_departure_rule_waits_for_more_parcels_only_while_no_window_needs_th
     assert departure.hold_s(0, [drop(600, 8 * 3600), drop(900), drop(1200)], 0, hold) == 0.0  # full
     pickup = departure.StopTimes(ev.StopKind.PICKUP, 300, None, None)
     assert departure.hold_s(0, [pickup, drop(600, 8 * 3600)], 0, hold) == 0.0  # a store's order: its promise is short
-    # a route that would stand at its first door until the window opens waits at the hub instead
-    assert departure.hold_s(0, [drop(600, 5 * 3600, 3600)], 0, hold) == 3000
+    assert departure.hold_s(1300, [drop(1900, 8 * 3600)], 0, hold) == 0.0  # waited long enough
     assert departure.hold_s(0, [drop(600, 8 * 3600)], 0, departure.of(HubPolicy())) == 0.0  # the default: no waves
 
 
