@@ -118,7 +118,8 @@ def _back_to_pool(hub: Hub, order_id: str, start: datetime, end: datetime) -> Hu
     order = hub.routes.orders.get(order_id)
     if order is None:
         return hub
-    order = dataclasses.replace(order, window_start=start, window_end=max(start, end), pickup=None, rider=None)
+    order = dataclasses.replace(order, window_start=start, window_end=max(start, end), pickup=None, rider=None,
+                                promised=False)
     routes = dataclasses.replace(hub.routes, orders={**hub.routes.orders, order_id: order},
                                  closed=hub.routes.closed - {order_id}, delayed=hub.routes.delayed - {order_id},
                                  pins={k: v for k, v in hub.routes.pins.items() if k != order_id})

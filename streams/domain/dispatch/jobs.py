@@ -35,6 +35,9 @@ VEHICLE_SPEED_MPS: dict[ev.VehicleType, float] = {
 
 Point = tuple[float, float]
 LATE_COST_PER_HOUR = 60.0  # soft windows: an hour late costs as much as 60 km driven
+# A promise (a store's 15-30 minutes) is worth ten windows: ten minutes late costs 100 km, so a
+# route does the promised pickup and drop before parcels that have hours left.
+PROMISE_LATE_COST_PER_HOUR = 600.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,6 +55,7 @@ class PendingOrder:
     priority: int
     pickup: Point | None = None  # the store it is collected from (hyperlocal); None: the hub
     rider: str | None = None  # pinned by a dispatcher's manual assignment
+    promised: bool = False  # window_end is a promise made at the order (OrderCreated.promise_min)
 
     @classmethod
     def of(cls, e: ev.OrderCreated) -> PendingOrder:
@@ -61,7 +65,8 @@ class PendingOrder:
         return cls(order_id=e.order_id, lat=e.drop.lat, lon=e.drop.lon, window_start=min(e.window_start, end),
                    window_end=end, service_s=e.service_time_s, demand=(e.weight_kg, e.volume_l, float(e.units)),
                    skills=frozenset(e.required_skills), priority=e.priority,
-                   pickup=(e.pickup.lat, e.pickup.lon) if e.pickup is not None else None)
+                   pickup=(e.pickup.lat, e.pickup.lon) if e.pickup is not None else None,
+                   promised=e.promise_min is not None and e.promise_min > 0)
 
     def updated(self, e: ev.OrderUpdated) -> PendingOrder:
         weight, volume, units = self.demand
@@ -110,14 +115,15 @@ def order_jobs(order: PendingOrder, locations: Locations, epoch: datetime, *, co
     start = max(0, secs(order.window_start))
     end = max(start, secs(order.window_end))
     pinned = order.rider if order.rider in vehicles else None
+    late_cost = PROMISE_LATE_COST_PER_HOUR if order.promised else LATE_COST_PER_HOUR
     jobs = []
     if collect_at is not None:
         jobs.append(Job(id=pickup_id(order.order_id), location=locations.add(collect_at), demand=order.demand,
                         window_start_s=0, window_end_s=end, service_s=PICKUP_SERVICE_S, skills=order.skills,
-                        priority=order.priority, late_cost_per_hour=LATE_COST_PER_HOUR, vehicle_id=pinned))
+                        priority=order.priority, late_cost_per_hour=late_cost, vehicle_id=pinned))
     jobs.append(Job(id=order.order_id, location=locations.add((order.lat, order.lon)), demand=order.demand,
                     window_start_s=start, window_end_s=end, service_s=travel.service_s(order.service_s),
-                    skills=order.skills, priority=order.priority, late_cost_per_hour=LATE_COST_PER_HOUR,
+                    skills=order.skills, priority=order.priority, late_cost_per_hour=late_cost,
                     pickup_id=jobs[0].id if jobs else None, vehicle_id=pinned))
     return jobs
 

@@ -117,6 +117,22 @@ def test_a_hyperlocal_order_is_picked_up_at_its_store_then_dropped_by_the_same_r
     assert hub.routes.plans["a"].stops == ("h1",) and hub.routes.plans["a"].on_board == {"h1"}
 
 
+def test_a_promise_costs_ten_times_a_window_to_break_and_a_reattempt_keeps_no_promise() -> None:
+    promised = dp.PendingOrder.of(order("h1", 12.984, store=(12.975, 77.60), promise_min=25))
+    plain = dp.PendingOrder.of(order("o1", 12.984))
+    assert promised.promised and not plain.promised
+
+    def costs(o: dp.PendingOrder) -> set[float | None]:
+        built = jobs.order_jobs(o, jobs.Locations(), T0, collect_at=o.pickup, travel=jobs.CONSTANT, vehicles=frozenset())
+        return {j.late_cost_per_hour for j in built}
+
+    assert costs(promised) == {jobs.PROMISE_LATE_COST_PER_HOUR} == {10 * jobs.LATE_COST_PER_HOUR}
+    assert costs(plain) == {jobs.LATE_COST_PER_HOUR}
+    hub = fold(start(), shift("a"), order("h1", 12.984, store=(12.975, 77.60), promise_min=25))
+    hub = hb._back_to_pool(hub, "h1", at(3600), at(7200))
+    assert not hub.pool.pending["h1"].promised and hub.pool.pending["h1"].pickup is None
+
+
 def test_two_orders_from_one_store_ride_together_when_it_pays() -> None:
     store = (12.975, 77.60)
     hub = fold(start(), shift("a"), shift("b"), order("h1", 12.985, store=store, promise_min=30),
