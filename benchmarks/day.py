@@ -18,7 +18,8 @@ LEARNED = None  # the environment's hub policies (learned speeds unless it says 
 CONSTANT = json.dumps({"default": {"learned_speeds": False}})
 FIGURES = (
     "orders_created", "settled", "delivered", "returned", "cancelled", "failed_open", "assign_median_s",
-    "assign_p95_s", "hyperlocal_on_promise", "fleet_utilisation", "first_attempt_success", "reattempt_success",
+    "assign_p95_s", "hyperlocal_on_promise", "fleet_utilisation", "deliveries_per_rider_hour",
+    "last_mile_before_window", "last_mile_after_window", "first_attempt_success", "reattempt_success",
     "pickup_before_drop_violations", "hyperlocal_missing_pickup", "breaks_planned", "breaks_taken",
     "planned_arrival_mae_s", "events_produced", "events_in_clickhouse", "elapsed_s",
 )

@@ -168,6 +168,9 @@ class Scorecard:
         errors = [(at - plan).total_seconds() for o in delivered if o.reached
                   for at, plan in o.reached[-1:] if plan is not None]
         waits = self._waits + self._reattempt_waits
+        # last-mile parcels delivered at the first attempt, against the window the customer chose
+        first = [o for o in delivered if o.created.mode is ev.DeliveryMode.LAST_MILE and o.attempts == 1
+                 and o.delivered_at is not None]
 
         def share(part: int, whole: int) -> float | None:
             return round(part / whole, 4) if whole else None
@@ -187,6 +190,9 @@ class Scorecard:
             "assignments_measured": len(waits),
             "hyperlocal_delivered": len(hyper), "hyperlocal_on_promise": share(len(on_promise), len(hyper)),
             "fleet_utilisation": share(round(self._route_s), round(self._shift_s)),
+            "deliveries_per_rider_hour": rounded(len(delivered) / (self._shift_s / 3600), 2) if self._shift_s else None,
+            "last_mile_before_window": share(sum(1 for o in first if o.delivered_at < o.created.window_start), len(first)),
+            "last_mile_after_window": share(sum(1 for o in first if o.delivered_at > o.created.window_end), len(first)),
             "first_attempt_success": share(sum(1 for o in delivered if o.attempts == 1), len(tried)),
             "reattempt_success": share(sum(1 for o in retried if o.status is S.DELIVERED), len(retried)),
             "reattempted": len(retried),

@@ -157,3 +157,16 @@ def test_breaks_and_utilisation() -> None:
     assert (s["breaks_planned"], s["breaks_in_routes"], s["breaks_taken"], s["breaks_taken_as_planned"],
             s["unplanned_breaks"]) == (1, 1, 1, 1, 1)
     assert s["fleet_utilisation"] == 0.6
+
+
+def test_rider_hours_and_first_deliveries_against_the_customers_window() -> None:
+    c = card(order(1, opens_min=60), order(2, opens_min=60), order(3, opens_min=60), order(4, opens_min=60))
+    for i, minute in ((1, 30), (2, 90), (3, 200)):  # before, inside, after the 60-180 window
+        c.ledger(status(i, S.OUT_FOR_DELIVERY, minute - 10))
+        c.ledger(status(i, S.DELIVERED, minute))
+    for k, to in enumerate((S.OUT_FOR_DELIVERY, S.FAILED, S.OUT_FOR_DELIVERY, S.DELIVERED)):  # a second attempt
+        c.ledger(status(4, to, 20 + k, k=k))
+    c.on_shift(2 * 3600)
+    s = c.summary()
+    assert s["deliveries_per_rider_hour"] == 2.0
+    assert (s["last_mile_before_window"], s["last_mile_after_window"]) == (round(1 / 3, 4), round(1 / 3, 4))
