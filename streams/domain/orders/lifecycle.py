@@ -123,9 +123,9 @@ def decide(state: OrderState | None, submission: ev.Event, now: datetime, policy
                 return _illegal(f"cannot cancel: {here}")
             return Decision(ledger=(submission,))
         case ev.OrderAssigned():
-            if state.status in POD_STATES and not submission.manual:
-                # A re-plan made before the parcel left the hub with another rider: overtaken by facts
-                # (dispatch hears the departure and keeps the parcel with that rider).
+            if (state.status in POD_STATES or state.status in TERMINAL) and not submission.manual:
+                # A plan made before the parcel left the hub with another rider, or before the order
+                # was cancelled or settled: overtaken by facts (dispatch hears them and drops it).
                 return Decision(duplicate=True)
             if state.status not in ASSIGNABLE:
                 return _illegal(f"cannot assign to {submission.rider_id}: {here}")
