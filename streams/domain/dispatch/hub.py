@@ -89,7 +89,12 @@ def on_hub_event(hub: Hub, event: ev.Event, params: ReplanParams = DISPATCH_PARA
                                                        event.occurred_at.timestamp())})
     elif isinstance(event, ev.GpsPing):  # a device back after an offline alert (the tracker forwards it)
         routes = on_fixes(routes, {event.rider_id: Fix(event.lat, event.lon, event.device_time.timestamp())})
-    hub = dataclasses.replace(hub, pool=dispatch.on_event(hub.pool, event), routes=routes)
+    pool = dispatch.on_event(hub.pool, event)
+    if isinstance(event, ev.OrderCreated) and pool.on_shift():
+        # a free rider is the better answer to an urgent order than a detour on a route in progress:
+        # dispatch's next plan takes it (if that plan leaves it out, it is offered to routes then)
+        routes = replan.drop_trigger(routes, TriggerKind.URGENT_ORDER, event.order_id)
+    hub = dataclasses.replace(hub, pool=pool, routes=routes)
     match event:
         case ev.AttemptDecided():
             hub = _attempt_decided(hub, event)

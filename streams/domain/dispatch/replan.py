@@ -311,11 +311,11 @@ def _order_created(state: ReplanState, e: ev.OrderCreated, params: ReplanParams)
     order = PendingOrder.of(e)
     state = dataclasses.replace(state, orders={**state.orders, e.order_id: order})
     now = _secs(e.occurred_at)
-    closing_in = _secs(e.window_end) - now
+    closing_in = _secs(order.window_end) - now  # the promise, when earlier
     if e.priority < params.urgent_priority and closing_in > params.closing_soon_s:
         return state
-    riders = _nearest(state, (order.lat, order.lon), [order], now, params.nearest_riders, exclude=frozenset(),
-                      max_drops=params.offer_max_drops)
+    riders = _nearest(state, order.pickup or (order.lat, order.lon), [order], now, params.nearest_riders,
+                      exclude=frozenset(), max_drops=params.offer_max_drops)
     if not riders:  # nobody on a route can take it: dispatch's free riders will
         return state
     note = f"priority {e.priority}, window closes in {closing_in / 60:.0f} min"
@@ -928,6 +928,12 @@ def nearest(state: ReplanState, point: tuple[float, float], order: PendingOrder,
             max_drops: int | None = None) -> list[str]:
     """The ``k`` riders on a route nearest to ``point`` that can take ``order`` (see :func:`_nearest`)."""
     return _nearest(state, point, [order], now, k, exclude=frozenset(), max_drops=max_drops)
+
+
+def drop_trigger(state: ReplanState, kind: TriggerKind, subject_id: str) -> ReplanState:
+    """A waiting trigger withdrawn from outside the fold (dispatch has a free rider for the order)."""
+    kept = tuple(t for t in state.pending if not (t.kind is kind and t.subject_id == subject_id))
+    return state if len(kept) == len(state.pending) else dataclasses.replace(state, pending=kept)
 
 
 def add_trigger(state: ReplanState, trigger: Trigger) -> ReplanState:

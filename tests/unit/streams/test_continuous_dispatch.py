@@ -484,3 +484,22 @@ def test_a_parcel_the_waiting_riders_cannot_take_comes_back_to_the_free_ones() -
     assert "o2" not in hub.to_waiting and "o3" in hub.to_waiting  # too big for the waiting rider
     assert outcome is not None and [a.order_id for a in outcome.assignments] == ["o2"]
     assert outcome.routes[0].rider_id != waiting
+
+
+def test_an_urgent_order_goes_to_a_free_rider_and_only_without_one_to_the_route_passing_nearest_its_store() -> None:
+    store = (12.95, 77.60)
+    hub, _ = plan(fold(start(), shift("a"), order("o1", 12.99)))
+    hub, _ = plan(fold(hub, shift("b"), order("o2", 12.951)))
+    hub = fold(hub, status("o1", S.OUT_FOR_DELIVERY, "a", 60, (12.99, 77.60)),  # a near the drops, b near the store
+               status("o2", S.OUT_FOR_DELIVERY, "b", 60, (12.951, 77.60)))
+    hub = fold(hub, shift("c"), order("h1", 12.99, created_s=90, store=store, promise_min=20))
+    assert hub.routes.pending == ()  # rider c is free: dispatch's plan takes it
+    hub, outcome = plan(hub)
+    assert [r.rider_id for r in outcome.routes] == ["c"]
+    hub = fold(hub, order("h2", 12.99, created_s=120, store=store, promise_min=20))  # nobody is free now
+    (trigger,) = hub.routes.pending
+    assert (trigger.kind, trigger.subject_id) == (rp.TriggerKind.URGENT_ORDER, "h2")
+    only_one = dataclasses.replace(rp.DEFAULT_PARAMS, nearest_riders=1)
+    state = rp.on_event(dataclasses.replace(hub.routes, pending=()),
+                        order("h3", 12.99, created_s=150, store=store, promise_min=20), only_one)
+    assert state.pending[0].riders == {"b"}  # nearest the store, not the drop (a is there)

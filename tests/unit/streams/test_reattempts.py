@@ -221,7 +221,10 @@ def test_failed_reattempted_failed_again_then_returned_to_hub() -> None:
     assert (first.decision, first.attempt, first.window_start, first.window_end) == (D.REATTEMPT, 1, at(90), at(270))
     assert (second.decision, second.attempt) == (D.RETURN_TO_HUB, 2)
     assert (state.status, state.attempts) == (S.RETURNED_TO_HUB, 2)
-    assert lc.decide(state, assigned("e-a3", 210), at(210), POLICY).rejection is not None
+    again = lc.decide(state, assigned("e-a3", 210), at(210), POLICY)  # a plan overtaken by the return
+    assert again.duplicate and again.ledger == ()
+    manual = dataclasses.replace(assigned("e-a4", 210), assigned_by="dispatcher:ana")
+    assert lc.decide(state, manual, at(210), POLICY).rejection is not None
 
 
 def test_the_hubs_own_policy_and_the_orders_overrides_reach_the_decision() -> None:
