@@ -139,13 +139,13 @@ def decide(state: OrderState | None, submission: ev.Event, now: datetime, policy
 
 
 GEOFENCE = "geofence"
-PAST_ARRIVAL = frozenset({S.DELIVERED, S.FAILED, S.RETURNED_TO_HUB, S.CANCELLED})
 
 
 def _decide_status(state: OrderState, sub: ev.StatusChanged, here: str, policy: Policy) -> Decision:
     target = sub.to_status
-    if target is S.ARRIVED and sub.reason == GEOFENCE and state.status in PAST_ARRIVAL | {S.ARRIVED}:
-        # The geofence saw the rider stop after the handover was already recorded: nothing new.
+    if target is S.ARRIVED and sub.reason == GEOFENCE and state.status is not S.OUT_FOR_DELIVERY:
+        # The geofence saw the rider stop after the handover was already recorded, or at the door of
+        # a parcel the rider does not carry (not loaded yet, moved to another rider): nothing new.
         return Decision(duplicate=True)
     allowed = STATUS_TRANSITIONS.get(target)
     if allowed is None:

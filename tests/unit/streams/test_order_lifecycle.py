@@ -635,3 +635,12 @@ def test_geofence_arrival_after_the_handover_is_ignored_not_dead_lettered() -> N
                                  reason="rider_app")
     rejected = _lc.decide(state, from_app, t, policy).rejection
     assert rejected is not None and rejected.kind is _ev.DeadLetterKind.ILLEGAL_TRANSITION
+    # at the door of a parcel the rider does not carry yet (assigned, not loaded): no arrival either
+    assigned = dataclasses.replace(state, status=_ev.OrderStatus.ASSIGNED)
+    decision = _lc.decide(assigned, late, t, policy)
+    assert decision.duplicate and not decision.ledger and decision.rejection is None
+    rejected = _lc.decide(assigned, from_app, t, policy).rejection
+    assert rejected is not None and rejected.kind is _ev.DeadLetterKind.ILLEGAL_TRANSITION
+    out = dataclasses.replace(state, status=_ev.OrderStatus.OUT_FOR_DELIVERY)
+    arrived = _lc.decide(out, late, t, policy)
+    assert [e.to_status for e in arrived.ledger if isinstance(e, _ev.StatusChanged)] == [_ev.OrderStatus.ARRIVED]
