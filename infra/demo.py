@@ -192,7 +192,9 @@ def run_demo(day: DemoDay, progress: Callable[[str], None] | None = None) -> Dem
     p = runner.progress
     run = {"scenario": day.scenario, "seed": day.seed, "speedup": day.speedup, "hubs": len(world.hubs),
            "riders": len(world.shifts), "hub_policies": settings.hub_policies or "{}", "stalled": p.stalled,
-           "rider_app_anomalies": dict(p.anomalies)}
+           "rider_app_anomalies": dict(p.anomalies),
+           # wall seconds the simulated world stood still waiting for the pipeline (OTP notices, the ledger)
+           "clock_stood_s": round(runner.clock.stood_s, 1)}
     return DemoSummary(kpis=kpis, events_produced=produced, events_in_clickhouse=in_ch,
                        dead_letters={d["error_kind"]: d["n"] for d in dead},
                        distance_km_per_rider={d["rider_id"]: float(d["km"]) for d in distance},

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -76,28 +76,72 @@ class Progress:
 
 
 class SimClock:
+    """Simulated time, ``speedup`` times wall time, that stands still while the simulator waits for
+    the system under test (:meth:`held`): a rider waiting at the door for the customer's OTP notice
+    waits in wall time, and at 60x a second of pipeline lag would otherwise be a minute at the door."""
+
     def __init__(self, start: datetime, speedup: float) -> None:
         self.start, self.speedup, self.wall0 = start, speedup, time.monotonic()
+        self._holders = 0
+        self._held_at = 0.0
+        self._stood_s = 0.0  # wall seconds the clock stood still
+        self._running = asyncio.Event()
+        self._running.set()
 
     def now(self) -> datetime:
-        return self.start + timedelta(seconds=(time.monotonic() - self.wall0) * self.speedup)
+        wall = time.monotonic()
+        stood = self._stood_s + (wall - self._held_at if self._holders else 0.0)
+        return self.start + timedelta(seconds=(wall - self.wall0 - stood) * self.speedup)
+
+    @property
+    def stood_s(self) -> float:
+        """Wall seconds the clock has stood still so far."""
+        return self._stood_s + (time.monotonic() - self._held_at if self._holders else 0.0)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """The world stands still inside (nested holds stack)."""
+        if self._holders == 0:
+            self._held_at = time.monotonic()
+            self._running.clear()
+        self._holders += 1
+        try:
+            yield
+        finally:
+            self._holders -= 1
+            if self._holders == 0:
+                self._stood_s += time.monotonic() - self._held_at
+                self._running.set()
 
     async def sleep_until(self, t: datetime, interrupt: asyncio.Event | None = None) -> bool:
-        """Sleep until ``t``; True when ``interrupt`` is (or gets) set first."""
-        if interrupt is not None and interrupt.is_set():
+        """Sleep until the clock reads ``t``; True when ``interrupt`` is (or gets) set first."""
+        while True:
+            if interrupt is not None and interrupt.is_set():
+                return True
+            if self._holders:
+                await self._first(self._running, interrupt)
+                continue
+            delay = (t - self.now()).total_seconds() / self.speedup
+            if delay <= 0:
+                return False
+            try:
+                async with asyncio.timeout(delay):
+                    await (interrupt.wait() if interrupt is not None else asyncio.Event().wait())
+            except TimeoutError:
+                continue  # the clock may have stood still meanwhile: look again
             return True
-        delay = (t - self.now()).total_seconds() / self.speedup
-        if delay <= 0:
-            return False
+
+    @staticmethod
+    async def _first(running: asyncio.Event, interrupt: asyncio.Event | None) -> None:
         if interrupt is None:
-            await asyncio.sleep(delay)
-            return False
+            await running.wait()
+            return
+        waits = [asyncio.ensure_future(running.wait()), asyncio.ensure_future(interrupt.wait())]
         try:
-            async with asyncio.timeout(delay):
-                await interrupt.wait()
-        except TimeoutError:
-            return False
-        return True
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
 
 
 def _ts(t: datetime) -> float:
@@ -512,7 +556,7 @@ class DayRunner:
             left = deadline - time.monotonic()
             if not triage.waiting or left <= 0:
                     return triage
-            with contextlib.suppress(TimeoutError):
+            with contextlib.suppress(TimeoutError), self.clock.held():  # the world waits for the ledger
                 async with asyncio.timeout(left):
                     await news.wait()
 
@@ -691,8 +735,9 @@ class DayRunner:
             news = self._otp_news.setdefault(o, asyncio.Event())
             news.clear()
             try:
-                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                    await news.wait()
+                with self.clock.held():  # the customer's phone is behind: the world waits with the rider
+                    async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                        await news.wait()
             except TimeoutError:
                 log.warning("no OTP notice for %s (attempt %d) after %.0fs; the handover is skipped", o, attempt,
                             OTP_WAIT_S)

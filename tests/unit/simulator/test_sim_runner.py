@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -308,3 +309,33 @@ def test_a_parcel_on_board_that_the_next_route_forgets_is_still_delivered() -> N
     asyncio.run(h.play())
     assert h.rejected == [] and {h.status(A), h.status(B)} == {S.DELIVERED}
     assert h.runner.progress.anomalies == {"on_board_not_in_route": 1}
+
+
+def test_the_clock_stands_still_while_the_world_waits_for_the_pipeline() -> None:
+    async def main() -> None:
+        clock = SimClock(T0, 1000.0)
+        with clock.held():
+            before = clock.now()
+            await asyncio.sleep(0.05)
+            assert abs((clock.now() - before).total_seconds()) < 1.0  # 50 s of simulated time did not pass
+        target = clock.now() + timedelta(seconds=100)  # 0.1 s of wall time away
+
+        async def hold(seconds: float) -> None:
+            with clock.held():
+                await asyncio.sleep(seconds)
+
+        wall = time.monotonic()
+        await asyncio.gather(clock.sleep_until(target), hold(0.2))  # the hold begins as the sleep does
+        assert time.monotonic() - wall >= 0.28 and clock.now() >= target  # woke at the simulated time, not before
+        assert clock.stood_s >= 0.25
+        stop = asyncio.Event()
+
+        async def interrupt() -> None:
+            await asyncio.sleep(0.05)
+            stop.set()
+
+        with clock.held():  # a new route reaches a rider even while the world stands still
+            woken, _ = await asyncio.gather(clock.sleep_until(clock.now() + timedelta(hours=1), stop), interrupt())
+        assert woken is True
+
+    asyncio.run(main())
