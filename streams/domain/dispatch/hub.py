@@ -178,12 +178,18 @@ def offer_waiting(hub: Hub, now: float, policy: HubPolicy, params: ReplanParams 
     routes, offered = hub.routes, dict(hub.offered)
     for o in waiting:
         riders = replan.nearest(routes, o.pickup or (o.lat, o.lon), o, now, params.nearest_riders, params.offer_max_drops)
-        if not riders:
-            continue
-        offered[o.order_id] = now
-        routes = replan.add_trigger(routes, Trigger(kind=TriggerKind.NEW_ORDER, subject_id=o.order_id,
-                                                    riders=frozenset(riders), at_s=now, note="no free rider"))
+        routes = _offer(routes, offered, o.order_id, riders, now, "no free rider")
     return dataclasses.replace(hub, routes=routes, offered=offered)
+
+
+def _offer(routes: ReplanState, offered: dict[str, float], order_id: str, riders: list[str], now: float,
+           note: str) -> ReplanState:
+    """A re-plan of ``riders`` to insert the order (none: nothing), and when it was offered."""
+    if not riders:
+        return routes
+    offered[order_id] = now
+    return replan.add_trigger(routes, Trigger(kind=TriggerKind.NEW_ORDER, subject_id=order_id,
+                                              riders=frozenset(riders), at_s=now, note=note))
 
 
 def offer_to_waiting(hub: Hub, now: float, policy: HubPolicy, params: ReplanParams = DISPATCH_PARAMS) -> Hub:
@@ -207,11 +213,7 @@ def offer_to_waiting(hub: Hub, now: float, policy: HubPolicy, params: ReplanPara
         if o.pickup is not None or o.order_id in to_waiting or o.order_id not in routes.orders or o.rider is not None:
             continue
         riders = replan.passing_nearest(routes, o, waiting, now, params.nearest_riders)
-        if not riders:
-            continue
-        to_waiting[o.order_id] = now
-        routes = replan.add_trigger(routes, Trigger(kind=TriggerKind.NEW_ORDER, subject_id=o.order_id,
-                                                    riders=frozenset(riders), at_s=now, note="riders waiting at the hub"))
+        routes = _offer(routes, to_waiting, o.order_id, riders, now, "riders waiting at the hub")
     return dataclasses.replace(hub, routes=routes, to_waiting=to_waiting)
 
 
