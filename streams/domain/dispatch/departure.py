@@ -7,8 +7,11 @@ A route with a pickup elsewhere (a store's order) leaves at once: its promise is
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from schemas import events as ev
 from streams.domain.hub_policy import HubPolicy
@@ -52,5 +55,11 @@ def hold_s(now_s: float, stops: Sequence[StopTimes], held_since_s: float, hold: 
     wanted = held_since_s + hold.max_wait_s - now_s
     ends = [s.window_end_s - max(s.arrival_s, s.window_start_s or s.arrival_s) for s in drops
             if s.window_end_s is not None]
-    room = min(ends, default=wanted) - hold.slack_s
+    room = min(ends, default=math.inf) - hold.slack_s
     return max(0.0, min(wanted, room))
+
+
+def later(breaks: Sequence[ev.RouteBreak], seconds: float) -> tuple[ev.RouteBreak, ...]:
+    """A held route's breaks, moved with the rest of it."""
+    by = timedelta(seconds=seconds)
+    return tuple(dataclasses.replace(b, start=b.start + by, end=b.end + by) for b in breaks)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from schemas import events as ev
 from solver.model import Problem, Solution
-from streams.domain.dispatch.departure import NO_HOLD, Hold, StopTimes, hold_s
+from streams.domain.dispatch.departure import NO_HOLD, Hold, StopTimes, hold_s, later
 from streams.domain.dispatch.jobs import (
     CONSTANT,
     VEHICLE_SPEED_MPS,
@@ -244,7 +244,7 @@ def apply_plan(pool: HubPool, plan: PlanInput, solution: Solution, hold: Hold = 
             event_id=derived_id(route_id, "planned"), occurred_at=at, rider_id=rider.rider_id, route_id=route_id,
             hub_id=pool.hub_id, stops=tuple(stops), start=ev.GeoPoint(lat=rider.lat, lon=rider.lon),
             planned_start=t(route.start_s) + wait, planned_end=t(route.end_s) + wait, distance_m=route.distance_m,
-            reason=DISPATCH_REASON, breaks=route_breaks(route, plan.epoch)))
+            reason=DISPATCH_REASON, breaks=later(route_breaks(route, plan.epoch), wait.total_seconds())))
     assigned = {a.order_id for a in assignments}
     busy = {r.rider_id for r in routes}
     unplanned = {order_of(u.job_id)[0]: u.reason for u in solution.unassigned}

@@ -49,7 +49,7 @@ from schemas import events as ev
 from solver.geo import haversine_m
 from solver.model import Problem, Route, Solution
 from solver.reoptimise import Changes, Policy, Rider, RouteChange, Situation, build, diff
-from streams.domain.dispatch.departure import NO_HOLD, Hold, StopTimes, hold_s
+from streams.domain.dispatch.departure import NO_HOLD, Hold, StopTimes, hold_s, later
 from streams.domain.dispatch.jobs import (
     CONSTANT,
     FreeRider,
@@ -788,7 +788,8 @@ def _held(state: ReplanState, plan: RoutePlan, held_since_s: float, hold: Hold) 
     if wait <= 0:
         return plan
     return dataclasses.replace(plan, stops=tuple(s._replace(planned_arrival_s=s.planned_arrival_s + wait) for s in plan.stops),
-                               planned_start_s=plan.planned_start_s + wait, planned_end_s=plan.planned_end_s + wait)
+                               planned_start_s=plan.planned_start_s + wait, planned_end_s=plan.planned_end_s + wait,
+                               breaks=later(plan.breaks, wait))
 
 
 def waiting_at_hub(state: ReplanState, rider_id: str, now: float) -> bool:

@@ -428,6 +428,9 @@ def test_the_departure_rule_waits_for_more_parcels_only_while_no_window_needs_th
     pickup = departure.StopTimes(ev.StopKind.PICKUP, 300, None, None)
     assert departure.hold_s(0, [pickup, drop(600, 8 * 3600)], 0, hold) == 0.0  # a store's order: its promise is short
     assert departure.hold_s(1300, [drop(1900, 8 * 3600)], 0, hold) == 0.0  # waited long enough
+    assert departure.hold_s(0, [drop(600)], 0, hold) == 20 * 60  # no window: the whole wait
+    moved = departure.later((ev.RouteBreak(break_id="b", start=at(3600), end=at(5400)),), 600)
+    assert [(b.start, b.end) for b in moved] == [(at(4200), at(6000))]  # the break moves with the route
     assert departure.hold_s(0, [drop(600, 8 * 3600)], 0, departure.of(HubPolicy())) == 0.0  # the default: no waves
 
 
