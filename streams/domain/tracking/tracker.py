@@ -253,7 +253,7 @@ class Tracker:
                 r.device = hygiene.DeviceState(rider_id=r.rider_id, vehicle_type=event.vehicle_type)
                 r._derive()
                 if r.eta is not None and r._eta_route is not None:
-                    r.eta = eta.start_route(r._eta_route, at_s)
+                    r.eta = eta.start_route(r._eta_route, at_s, seen=False)
             r.alert = alerts.start_shift(r.alert, event.vehicle_type, at_s, self.params.alerts)
             if r._alert_route is not None:
                 r.alert = alerts.start_route(r.alert, r._alert_route, at_s)
@@ -293,7 +293,7 @@ class Tracker:
         r._derive()
         assert r._eta_route is not None and r._alert_route is not None
         r.fences = geofence.start_route(r.fences, route.route_id)
-        r.eta = eta.start_route(r._eta_route, at_s)
+        r.eta = eta.start_route(r._eta_route, at_s, seen=False)  # leaving the hub starts it again, seen
         r.alert = alerts.start_route(r.alert, r._alert_route, at_s)
         return out
 

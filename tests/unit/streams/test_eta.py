@@ -129,3 +129,19 @@ def test_one_arrival_weighs_once_in_a_bucket_however_many_estimates_it_kept() ->
         each = eta.observe_arrival(each, e, 9_000.0)
     assert sum(each.counts[b]) > sum(one.counts[b]) + 20  # estimate by estimate: 30 arrivals' worth
     assert one.q90[b] > eta.Calibration().q90[b]  # late: the band widens either way
+
+
+def test_a_first_leg_whose_start_nobody_saw_is_timed_but_not_learned() -> None:
+    # a re-plan reaches a rider half way to its first stop: the planned start is behind it, so the
+    # leg's time against the whole planned leg would make the fleet look fast
+    route = eta.eta_route(planned(POINTS), "scooter", {})
+    model = eta.SpeedModel(params=SHARP)
+    for seen, learns in ((True, True), (False, False)):
+        state, etas = eta.update(eta.start_route(route, at(11), seen=seen), at(11), HUB, model, eta.Calibration())
+        assert etas  # timed either way
+        arrived, _, leg = eta.arrived(state, 0, at(11) + 300, model)
+        assert (leg is not None) is learns
+        # the next leg starts at a departure the tracker saw: learned again
+        left, _ = eta.departed(dataclasses.replace(arrived, at_stop_since_s=at(11) + 300), at(11) + 400, model)
+        state, _ = eta.update(left, at(11) + 400, (POINTS[0][0], POINTS[0][1]), model, eta.Calibration())
+        assert eta.arrived(state, 1, at(11) + 900, model)[2] is not None

@@ -244,7 +244,7 @@ class RiderEta:
     next_stop: int = 0
     pace: Pace = Pace()
     leg_from_s: float = 0.0  # left the previous stop (or started the route)
-    leg_model_s: float = 0.0  # the leg's speed-model seconds when it started (0: not yet known)
+    leg_model_s: float = 0.0  # the leg's speed-model seconds when it started (0: not yet known; UNSEEN)
     at_stop_since_s: float | None = None  # arrived at stop next_stop - 1, not yet departed
     computed_at_s: float = -math.inf
     computed_at: Position = (0.0, 0.0)
@@ -259,8 +259,14 @@ class RiderEta:
 _M2_PER_DEG2 = (EARTH_RADIUS_M * math.pi / 180) ** 2
 
 
-def start_route(route: EtaRoute, now_s: float) -> RiderEta:
-    return RiderEta(route=route, leg_from_s=now_s)
+UNSEEN = -1.0  # ``leg_model_s`` of a leg whose start nobody saw: it is timed, never learned
+
+
+def start_route(route: EtaRoute, now_s: float, *, seen: bool = True) -> RiderEta:
+    """The route's first leg starts at ``now_s``. ``seen=False``: the route reached a rider already
+    under way (a re-plan); its first leg runs from a planned start the rider has left behind, so
+    its time says nothing about speeds (learned, such legs make the fleet look far faster than it is)."""
+    return RiderEta(route=route, leg_from_s=now_s, leg_model_s=0.0 if seen else UNSEEN)
 
 
 def due(state: RiderEta, now_s: float, position: Position, params: EmitParams = EmitParams()) -> bool:
