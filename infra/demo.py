@@ -138,7 +138,7 @@ def run_demo(day: DemoDay, progress: Callable[[str], None] | None = None) -> Dem
     else:
         world = make_day(DayConfig(seed=day.seed, orders=day.orders, riders=day.riders))
     if progress:
-        progress(f"milestream demo ({day.scenario}): {day.orders} orders, {day.riders} riders, {len(world.hubs)} "
+        progress(f"milestream demo ({day.scenario}): {day.orders} orders, {len(world.shifts)} riders, {len(world.hubs)} "
                  f"hub(s), seed {day.seed}, {day.speedup:g}x time; data in {data_dir}")
     stack = Stack(settings)
     stack.start(with_sql_endpoint=False)

@@ -233,6 +233,7 @@ class RiderShiftStarted(RiderEvent):
     shift_end: datetime
     start: GeoPoint
     breaks: tuple[PlannedBreak, ...] = ()
+    station_id: str | None = None  # stationed at a store: waits there (``start``) between routes
 
 
 @dataclass(**_EVENT)

@@ -31,13 +31,18 @@ FLEET_MIX: tuple[ev.VehicleType, ...] = (
     ev.VehicleType.SCOOTER, ev.VehicleType.BIKE, ev.VehicleType.VAN, ev.VehicleType.SCOOTER,
 )
 PROMISES_MIN = (15, 20, 25, 30)
+# Store riders' shifts from day_start, round-robin over a store's riders: 08-14, 13:30-19:30, 10-16
+# and 16-19:30 (the store orders of the last hour come within their promise).
+STORE_SHIFTS_H: tuple[tuple[float, float], ...] = ((0.0, 6.0), (5.5, 11.5), (2.0, 8.0), (8.0, 11.5))
+STORE_FLEET: tuple[ev.VehicleType, ...] = (ev.VehicleType.SCOOTER, ev.VehicleType.BIKE)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ContinuousConfig:
     seed: int = 7
     orders: int = 1000
-    riders: int = 48
+    riders: int = 48  # riders of the hubs
+    store_riders: int = 24  # riders stationed at stores (spread over them), on top of ``riders``
     hubs: int = 2
     day_start: datetime = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)  # 08:00 local: first shift, first orders
     orders_until_h: float = 11.0  # orders arrive until 19:00
@@ -55,9 +60,9 @@ class ContinuousConfig:
     break_min: int = 30
 
     def __post_init__(self) -> None:
-        if self.orders < 1 or self.riders < self.hubs:
+        if self.orders < 1 or self.riders < self.hubs or self.store_riders < 0:
             raise ValueError(f"need at least one order and a rider per hub, got orders={self.orders} "
-                             f"riders={self.riders} hubs={self.hubs}")
+                             f"riders={self.riders} store_riders={self.store_riders} hubs={self.hubs}")
         if not 1 <= self.hubs <= len(HUB_OFFSETS_M):
             raise ValueError(f"hubs={self.hubs} must be between 1 and {len(HUB_OFFSETS_M)}")
         for name in ("hyperlocal_share", "cancel_share", "address_change_share", "customer_slot_share",
@@ -121,15 +126,18 @@ Incident = Cancel | AddressChange | PhoneSilent | UnplannedBreak
 # ---- the day ------------------------------------------------------------------------------------
 
 
-def arrival_times(config: ContinuousConfig, rng: random.Random) -> list[datetime]:
-    """``config.orders`` creation times: a Poisson process with rate :data:`HOURLY_RATE` conditioned
-    on its count (independent draws from the rate's density), in order."""
-    hours = int(math.ceil(config.orders_until_h))
-    weights = [HOURLY_RATE[h] * min(1.0, config.orders_until_h - h) for h in range(hours)]
+def arrival_times(config: ContinuousConfig, rng: random.Random, count: int | None = None,
+                  until_h: float | None = None) -> list[datetime]:
+    """``count`` (default ``config.orders``) creation times until ``until_h`` (default
+    ``config.orders_until_h``): a Poisson process with rate :data:`HOURLY_RATE` conditioned on its
+    count (independent draws from the rate's density), in order."""
+    until = config.orders_until_h if until_h is None else until_h
+    hours = int(math.ceil(until))
+    weights = [HOURLY_RATE[h] * min(1.0, until - h) for h in range(hours)]
     times = []
-    for _ in range(config.orders):
+    for _ in range(config.orders if count is None else count):
         h = rng.choices(range(hours), weights=weights)[0]
-        width = min(1.0, config.orders_until_h - h)
+        width = min(1.0, until - h)
         times.append(config.at(h + rng.random() * width))
     return sorted(t.replace(microsecond=0) for t in times)
 
@@ -171,6 +179,31 @@ def _shifts(config: ContinuousConfig, rng: random.Random, hubs: list[Site]) -> l
     return shifts
 
 
+def _store_shifts(config: ContinuousConfig, rng: random.Random, stores: list[Site]) -> list[ev.RiderShiftStarted]:
+    """Riders stationed at stores (``station_id``): they start there and wait there between routes."""
+    shifts = []
+    per_store = [0] * len(stores)
+    for i in range(config.store_riders if stores else 0):
+        k = i % len(stores)
+        n = per_store[k]
+        per_store[k] += 1
+        store = stores[k]
+        vehicle = STORE_FLEET[n % len(STORE_FLEET)]
+        begin_h, end_h = STORE_SHIFTS_H[n % len(STORE_SHIFTS_H)]
+        start, end = config.at(begin_h), config.at(end_h)
+        rider_id = f"rider-{config.riders + i + 1:03d}"
+        w, v, u = CAPACITY[vehicle]
+        breaks = () if end - start < timedelta(hours=6) else (ev.PlannedBreak(
+            break_id=f"{rider_id}/break-1", earliest_start=start + timedelta(hours=2.5),
+            latest_start=start + timedelta(hours=4), duration_s=config.break_min * 60),)
+        shifts.append(ev.RiderShiftStarted(
+            event_id=sim_id(rng), occurred_at=start, rider_id=rider_id, hub_id=store.hub_id, vehicle_type=vehicle,
+            capacity_weight_kg=w, capacity_volume_l=v, capacity_units=u, skills=SKILLS_BY_VEHICLE.get(vehicle, ()),
+            shift_start=start, shift_end=end, start=ev.GeoPoint(lat=store.lat, lon=store.lon), breaks=breaks,
+            station_id=store.site_id))
+    return shifts
+
+
 def _around(rng: random.Random, lat: float, lon: float, r_min_m: float, r_max_m: float) -> tuple[float, float]:
     r = math.sqrt(rng.uniform((r_min_m / r_max_m) ** 2, 1.0)) * r_max_m
     theta = rng.random() * 2 * math.pi
@@ -182,14 +215,15 @@ def make_continuous_day(config: ContinuousConfig = ContinuousConfig(), *, lat0: 
     """The whole day, a pure function of ``config``."""
     rng = rng_for(config.seed, "continuous")
     hubs, stores = _sites(config, rng, lat0, lon0)
-    shifts = _shifts(config, rng, hubs)
-    created = arrival_times(config, rng_for(config.seed, "arrivals"))
-    last_mile_until = config.at(config.last_mile_until_h)
-    # Exactly the hyperlocal share (or every late order, if that is more): late orders must be hyperlocal.
-    late = [i for i, t in enumerate(created) if t >= last_mile_until]
-    early = [i for i, t in enumerate(created) if t < last_mile_until]
-    wanted = max(len(late), round(config.hyperlocal_share * config.orders))
-    hyperlocal = set(late) | set(rng_for(config.seed, "hyperlocal").sample(early, min(len(early), wanted - len(late))))
+    shifts = _shifts(config, rng, hubs) + _store_shifts(config, rng_for(config.seed, "store-riders"), stores)
+    # Exactly the hyperlocal share, through the day: store orders follow the day's rate until the
+    # orders stop, last-mile ones until their windows can still close within the day.
+    n_hyper = round(config.hyperlocal_share * config.orders)
+    stamped = sorted([(t, True) for t in arrival_times(config, rng_for(config.seed, "arrivals-hyperlocal"), n_hyper)]
+                     + [(t, False) for t in arrival_times(config, rng_for(config.seed, "arrivals"),
+                                                          config.orders - n_hyper, config.last_mile_until_h)])
+    created = [t for t, _ in stamped]
+    hyperlocal = {i for i, (_, hyper) in enumerate(stamped) if hyper}
     windows_end = config.at(config.windows_end_h)
     orders: list[ev.OrderCreated] = []
     for i, at in enumerate(created):

@@ -183,7 +183,8 @@ class RiderApp:
     chunks: int = 0
     legs: int = 0
     on_shift: bool = False
-    idle_at_hub: bool = False
+    idle_at_hub: bool = False  # idle where it rests: at home, or at the hub with failed parcels on board
+    depot: tuple[float, float] | None = None  # its hub's place (None: where the shift starts)
     done: bool = False
 
     @property
@@ -192,10 +193,23 @@ class RiderApp:
 
     @property
     def hub(self) -> tuple[float, float]:
+        return self.depot or self.home
+
+    @property
+    def home(self) -> tuple[float, float]:
+        """Where the rider waits between routes: the hub, or the store it is stationed at."""
         return self.shift.start.lat, self.shift.start.lon
 
     def at_hub(self) -> bool:
         return haversine_m(self.position, self.hub) <= AT_HUB_M
+
+    def at_home(self) -> bool:
+        return haversine_m(self.position, self.home) <= AT_HUB_M
+
+    @property
+    def rest(self) -> tuple[float, float]:
+        """Where an idle rider goes: home, or first the hub with failed parcels on board."""
+        return self.hub if self.failed_on_board else self.home
 
 
 class DayRunner:
@@ -230,7 +244,9 @@ class DayRunner:
         self._created: set[str] = set()
         self.all_created = False
         self._producer: Any = None
-        self._apps = {s.rider_id: RiderApp(shift=s, position=(s.start.lat, s.start.lon)) for s in day.shifts}
+        depots = {h.hub_id: (h.lat, h.lon) for h in day.hubs}
+        self._apps = {s.rider_id: RiderApp(shift=s, position=(s.start.lat, s.start.lon), depot=depots.get(s.hub_id))
+                      for s in day.shifts}
         for incident in day.incidents:
             if isinstance(incident, PhoneSilent) and incident.rider_id in self._apps:
                 self._apps[incident.rider_id].silence = incident
@@ -518,7 +534,7 @@ class DayRunner:
                     app.idle_at_hub = False
                     await self._ride(app, self._own_route(app))
                     continue
-                if app.at_hub():
+                if haversine_m(app.position, app.rest) <= AT_HUB_M:
                     app.idle_at_hub = True
                     if app.failed_on_board:
                         await self._unload(app)
@@ -528,15 +544,15 @@ class DayRunner:
                     if await self._maybe_break(app, None):
                         continue
                     await self._stand(app, now + timedelta(seconds=IDLE_STEP_S), interruptible=True)
-                else:  # a route replaced by one with nothing left for us: back to the hub
-                    await self._travel(app, app.hub, interruptible=True)
+                else:  # a route done, or replaced by one with nothing left for us: back home (or to the hub)
+                    await self._travel(app, app.rest, interruptible=True)
         finally:
             app.idle_at_hub = False
         now = self.clock.now()
         self.scorecard.on_shift((now - began).total_seconds())
         await self._send(tp.RIDERS, ev.RiderShiftEnded(event_id=self._eid(app.rider_id, "shift-end"), occurred_at=now,
                                                        rider_id=app.rider_id,
-                                                       position=ev.GeoPoint(lat=app.hub[0], lon=app.hub[1])))
+                                                       position=ev.GeoPoint(lat=app.position[0], lon=app.position[1])))
         app.on_shift, app.done = False, True
         self.progress.riders_on_shift -= 1
         self.progress.riders_done += 1
@@ -569,7 +585,7 @@ class DayRunner:
         if triage is None:
             return
         app.route = route
-        if app.at_hub() and triage.visit:
+        if (app.at_hub() or app.at_home()) and triage.visit:
             if route.planned_start > self.clock.now() and await self._stand(app, route.planned_start,
                                                                             interruptible=True):
                 return
@@ -593,7 +609,7 @@ class DayRunner:
                 self.progress.note("loaded_late")
                 stops = tuple(s for s in route.stops if s.order_id in to_load and s.kind is ev.StopKind.DROP)
             if app.next_route is None:
-                await self._travel(app, app.hub, interruptible=True)
+                await self._travel(app, app.rest, interruptible=True)
         finally:
             self.scorecard.on_route((self.clock.now() - began).total_seconds())
             app.route = None
@@ -641,10 +657,16 @@ class DayRunner:
                 depart = _ts(self.clock.now())
                 app.silent = (depart + SILENT_AFTER_S, depart + SILENT_AFTER_S + app.silence.duration_s)
                 app.silence = None
+            there = haversine_m(app.position, target) < 1.0  # back at a door it waited at (a re-plan came)
             if await self._travel(app, target, interruptible=True):
                 return True
             if stop.kind is ev.StopKind.DROP:
-                self.scorecard.reached(o, app.arrived_at)
+                if not there:
+                    self.scorecard.reached(o, app.arrived_at)
+                # the app's "complete after": a parcel is not handed over before its window opens
+                if (stop.window_start is not None and stop.window_start > self.clock.now()
+                        and await self._stand(app, stop.window_start, interruptible=True)):
+                    return True
             await self._phone_back(app)
             if app.failed_on_board and app.at_hub():
                 await self._unload(app)

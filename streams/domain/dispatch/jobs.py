@@ -95,13 +95,15 @@ class FreeRider:
     breaks: tuple[ev.PlannedBreak, ...] = ()
     breaks_taken: frozenset[str] = frozenset()
     break_until: datetime | None = None  # on a break the app reported, until about then
+    station: Point | None = None  # stationed at a store: routes end there, not at the hub
 
     @classmethod
     def of(cls, e: ev.RiderShiftStarted) -> FreeRider:
         return cls(rider_id=e.rider_id, vehicle=e.vehicle_type,
                    capacity=(e.capacity_weight_kg, e.capacity_volume_l, float(e.capacity_units)),
                    skills=frozenset(e.skills), shift_start=e.shift_start, shift_end=e.shift_end,
-                   lat=e.start.lat, lon=e.start.lon, breaks=e.breaks)
+                   lat=e.start.lat, lon=e.start.lon, breaks=e.breaks,
+                   station=(e.start.lat, e.start.lon) if e.station_id else None)
 
 
 def order_jobs(order: PendingOrder, locations: Locations, epoch: datetime, *, collect_at: Point | None,

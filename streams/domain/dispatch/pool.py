@@ -94,7 +94,8 @@ def on_event(pool: HubPool, event: ev.Event) -> HubPool:
             taken = taken | {event.order_id}
         case ev.RiderShiftStarted():
             free = {**free, event.rider_id: FreeRider.of(event)}
-            depot = depot or (event.start.lat, event.start.lon)
+            if event.station_id is None:  # the hub's place: where its riders not stationed elsewhere start
+                depot = depot or (event.start.lat, event.start.lon)
         case ev.RiderShiftEnded():
             free = {k: v for k, v in free.items() if k != event.rider_id}
         case ev.BreakStarted() if event.rider_id in free:
@@ -170,7 +171,7 @@ def build_problem(pool: HubPool, horizon_s: float = float("inf"), travel: Travel
     vehicles = []
     for r in riders:
         here = locations.add((r.lat, r.lon))
-        home = locations.add(pool.depot) if pool.depot is not None else here
+        home = locations.add(r.station or pool.depot) if (r.station or pool.depot) is not None else here
         start = max(0, secs(r.shift_start), secs(r.break_until) if r.break_until else 0)
         vehicles.append(vehicle_for(rider_id=r.rider_id, vehicle=r.vehicle, capacity=r.capacity, skills=r.skills,
                                     start=here, end=home, shift_start_s=start, shift_end_s=max(1, secs(r.shift_end)),

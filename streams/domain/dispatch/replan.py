@@ -295,7 +295,7 @@ def _on_event(state: ReplanState, event: ev.Event, params: ReplanParams) -> Repl
             return _route_planned(state, event)
         case ev.RiderShiftStarted() if event.hub_id == state.hub_id:
             return dataclasses.replace(state, riders={**state.riders, event.rider_id: FreeRider.of(event)},
-                                       depot=state.depot or (event.start.lat, event.start.lon))
+                                       depot=state.depot or (None if event.station_id else (event.start.lat, event.start.lon)))
         case ev.BreakStarted() | ev.BreakEnded() if event.rider_id in state.riders:
             return _break(state, event)
         case ev.RiderShiftEnded() if event.rider_id in state.riders:

@@ -40,23 +40,41 @@ def test_two_hubs_of_one_city_with_two_to_four_stores_each_nearby() -> None:
         assert haversine_m((s.lat, s.lon), (HUBS[s.hub_id].lat, HUBS[s.hub_id].lon)) <= 2_500 * 1.01
 
 
+HUB_SHIFTS = [s for s in DAY.shifts if s.station_id is None]
+STORE_SHIFTS = [s for s in DAY.shifts if s.station_id is not None]
+
+
 def test_counts_ids_and_riders_split_over_the_hubs() -> None:
-    assert len(DAY.orders) == 1000 and len(DAY.shifts) == 48
+    assert len(DAY.orders) == 1000 and len(HUB_SHIFTS) == 48 and len(STORE_SHIFTS) == 24
     assert len({o.order_id for o in DAY.orders}) == 1000
     ids = [e.event_id for e in (*DAY.orders, *DAY.shifts)]
-    assert len(set(ids)) == len(ids)
-    assert Counter(s.hub_id for s in DAY.shifts) == {"hub-1": 24, "hub-2": 24}
-    assert {s.vehicle_type for s in DAY.shifts} == set(ev.VehicleType)
+    assert len(set(ids)) == len(ids) and len({s.rider_id for s in DAY.shifts}) == 72
+    assert Counter(s.hub_id for s in HUB_SHIFTS) == {"hub-1": 24, "hub-2": 24}
+    assert {s.vehicle_type for s in HUB_SHIFTS} == set(ev.VehicleType)
     assert {o.hub_id for o in DAY.orders} == set(HUBS)
-    for s in DAY.shifts:
+    for s in HUB_SHIFTS:
         assert (s.start.lat, s.start.lon) == (HUBS[s.hub_id].lat, HUBS[s.hub_id].lon)
+    for s in DAY.shifts:
         assert (s.capacity_weight_kg, s.capacity_volume_l, s.capacity_units) == world.CAPACITY[s.vehicle_type]
 
 
+def test_store_riders_are_stationed_at_every_store_of_their_hub_from_the_first_order_to_the_last_promise() -> None:
+    per_store = Counter(s.station_id for s in STORE_SHIFTS)
+    assert set(per_store) == set(STORES) and max(per_store.values()) - min(per_store.values()) <= 1
+    for s in STORE_SHIFTS:
+        store = STORES[s.station_id]
+        assert (s.start.lat, s.start.lon) == (store.lat, store.lon) and s.hub_id == store.hub_id
+        assert s.vehicle_type in (ev.VehicleType.SCOOTER, ev.VehicleType.BIKE)
+    for store in STORES:  # someone is at every store while orders come, and until the last promise
+        shifts = [s for s in STORE_SHIFTS if s.station_id == store]
+        assert min(s.shift_start for s in shifts) <= CFG.day_start
+        assert max(s.shift_end for s in shifts) >= CFG.at(CFG.orders_until_h) + timedelta(minutes=30)
+
+
 def test_shifts_are_staggered_and_each_owes_one_half_hour_break_inside_it() -> None:
-    starts = Counter(s.shift_start.hour for s in DAY.shifts)
+    starts = Counter(s.shift_start.hour for s in HUB_SHIFTS)
     assert set(starts) == {8, 10, 12, 14}
-    for s in DAY.shifts:
+    for s in HUB_SHIFTS:
         assert s.shift_end - s.shift_start == timedelta(hours=8) and s.occurred_at == s.shift_start
         (b,) = s.breaks
         assert b.duration_s == 1800
@@ -98,9 +116,21 @@ def test_orders_arrive_through_the_day_with_morning_and_evening_peaks() -> None:
     assert times == sorted(times)
     assert CFG.day_start <= times[0] and times[-1] < CFG.at(CFG.orders_until_h)
     by_hour = Counter(t.hour for t in times)
-    morning, trough, evening = by_hour[10] + by_hour[11], by_hour[14] + by_hour[15], by_hour[17] + by_hour[18]
+    morning, trough, evening = by_hour[10] + by_hour[11], by_hour[14] + by_hour[15], by_hour[16] + by_hour[17]
     assert morning > 1.3 * trough and evening > 1.3 * trough
     assert by_hour[8] < by_hour[11]
+
+
+def test_the_hyperlocal_share_holds_through_the_day_and_the_last_hour_is_store_orders_only() -> None:
+    def share(orders: list[ev.OrderCreated]) -> float:
+        return sum(o.mode is ev.DeliveryMode.HYPERLOCAL for o in orders) / len(orders)
+
+    last_mile_until = CFG.at(CFG.last_mile_until_h)
+    for lo, hi in ((8, 12), (12, 15), (15, 18)):
+        part = [o for o in DAY.orders if lo <= o.occurred_at.hour < hi]
+        assert 0.2 <= share(part) <= 0.4, (lo, hi, share(part))
+    late = [o for o in DAY.orders if o.occurred_at >= last_mile_until]
+    assert late and share(late) == 1.0
 
 
 def test_arrivals_follow_the_hourly_rate_curve() -> None:

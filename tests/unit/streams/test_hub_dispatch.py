@@ -3,6 +3,7 @@ and, for a hand-built solution, these assignments, routes and alerts."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -187,6 +188,17 @@ def test_build_problem_maps_riders_to_vehicles_with_capacity_shift_and_speed() -
     assert r1.skills == frozenset({"fragile"})
     learned = dp.build_problem(pool)  # no learned data yet: the vehicle's time-of-day profile
     assert learned.problem.vehicles[1].speed_mps != dp.VEHICLE_SPEED_MPS[ev.VehicleType.VAN]
+
+
+def test_a_rider_stationed_at_a_store_ends_its_routes_there_and_does_not_make_the_store_the_hub() -> None:
+    store = (12.99, 77.61)
+    stationed = dataclasses.replace(shift("r0", lat=store[0], lon=store[1]), station_id="store-1a")
+    pool = pool_of(stationed, shift("r1"), shift("r2", minute=1, lat=12.95), order("o1"))
+    assert pool.depot == (12.9716, 77.5946)  # the first shift of a rider not stationed elsewhere
+    plan = dp.build_problem(pool, travel=dp.CONSTANT)
+    r0, r1, r2 = plan.problem.vehicles
+    assert plan.problem.locations[r0.start] == plan.problem.locations[r0.end] == store
+    assert plan.problem.locations[r1.end] == plan.problem.locations[r2.end] == pool.depot
 
 
 def test_build_problem_puts_rider_starts_first_then_orders_in_id_order() -> None:
