@@ -25,6 +25,9 @@ PICKUP_SUFFIX = "/pickup"
 AT_HUB_M = 150.0  # a rider this close to the hub is at it: parcels are loaded at the start
 CIRCUITY = 1.3  # the planner's road distance over great-circle distance (solver.model.Problem.circuity)
 PICKUP_SERVICE_S = 60  # handing a parcel over at a store or the hub's counter
+# A skill every hub parcel needs and every rider has but those stationed at a store: they take
+# store orders only, so that a promise at their store never waits for a rider on a long hub route.
+HUB_PARCEL = "milestream:hub-parcel"
 # Average urban road speeds (m/s) by vehicle when learned travel times are off.
 VEHICLE_SPEED_MPS: dict[ev.VehicleType, float] = {
     ev.VehicleType.BIKE: 4.5,
@@ -117,15 +120,16 @@ def order_jobs(order: PendingOrder, locations: Locations, epoch: datetime, *, co
     start = max(0, secs(order.window_start))
     end = max(start, secs(order.window_end))
     pinned = order.rider if order.rider in vehicles else None
+    skills = order.skills if order.pickup is not None else order.skills | {HUB_PARCEL}
     late_cost = PROMISE_LATE_COST_PER_HOUR if order.promised else LATE_COST_PER_HOUR
     jobs = []
     if collect_at is not None:
         jobs.append(Job(id=pickup_id(order.order_id), location=locations.add(collect_at), demand=order.demand,
-                        window_start_s=0, window_end_s=end, service_s=PICKUP_SERVICE_S, skills=order.skills,
+                        window_start_s=0, window_end_s=end, service_s=PICKUP_SERVICE_S, skills=skills,
                         priority=order.priority, late_cost_per_hour=late_cost, vehicle_id=pinned))
     jobs.append(Job(id=order.order_id, location=locations.add((order.lat, order.lon)), demand=order.demand,
                     window_start_s=start, window_end_s=end, service_s=travel.service_s(order.service_s),
-                    skills=order.skills, priority=order.priority, late_cost_per_hour=late_cost,
+                    skills=skills, priority=order.priority, late_cost_per_hour=late_cost,
                     pickup_id=jobs[0].id if jobs else None, vehicle_id=pinned))
     return jobs
 
@@ -221,11 +225,11 @@ def route_breaks(route: Route | None, epoch: datetime) -> tuple[ev.RouteBreak, .
 
 def vehicle_for(*, rider_id: str, vehicle: ev.VehicleType, capacity: tuple[float, float, float], skills: frozenset[str],
                 start: int, end: int, shift_start_s: int, shift_end_s: int, breaks: tuple[Break, ...],
-                travel: TravelTimes, at: datetime) -> Vehicle:
+                travel: TravelTimes, at: datetime, stationed: bool = False) -> Vehicle:
     shift_start_s = max(0, shift_start_s)
     return Vehicle(id=rider_id, start=start, end=end, capacity=capacity, shift_start_s=shift_start_s,
                    shift_end_s=max(shift_start_s, shift_end_s), speed_mps=travel.speed_mps(vehicle, at),
-                   skills=skills, profile=str(vehicle),
+                   skills=skills if stationed else skills | {HUB_PARCEL}, profile=str(vehicle),
                    breaks=tuple(b for b in breaks if b.latest_start_s >= shift_start_s))
 
 

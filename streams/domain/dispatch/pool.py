@@ -161,7 +161,9 @@ def build_problem(pool: HubPool, horizon_s: float = float("inf"), travel: Travel
     travel = travel or travel_times(pool, True)
     riders = sorted(pool.on_shift(), key=lambda r: r.rider_id)
     skip = frozenset(exclude)
-    orders = sorted((o for o in pool.plannable(horizon_s) if o.order_id not in skip), key=lambda o: o.order_id)
+    hub_riders = any(r.station is None for r in riders)  # hub parcels wait for one (see jobs.HUB_PARCEL)
+    orders = sorted((o for o in pool.plannable(horizon_s) if o.order_id not in skip
+                     and (hub_riders or o.pickup is not None)), key=lambda o: o.order_id)
     loaded_at_start = all(at_hub((r.lat, r.lon), pool.depot) for r in riders) or pool.depot is None
 
     def secs(t: datetime) -> int:
@@ -175,7 +177,8 @@ def build_problem(pool: HubPool, horizon_s: float = float("inf"), travel: Travel
         start = max(0, secs(r.shift_start), secs(r.break_until) if r.break_until else 0)
         vehicles.append(vehicle_for(rider_id=r.rider_id, vehicle=r.vehicle, capacity=r.capacity, skills=r.skills,
                                     start=here, end=home, shift_start_s=start, shift_end_s=max(1, secs(r.shift_end)),
-                                    breaks=solver_breaks(r.breaks, epoch, r.breaks_taken), travel=travel, at=epoch))
+                                    breaks=solver_breaks(r.breaks, epoch, r.breaks_taken), travel=travel, at=epoch,
+                                    stationed=r.station is not None))
     ids = frozenset(r.rider_id for r in riders)
     jobs = []
     for o in orders:

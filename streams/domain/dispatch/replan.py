@@ -581,7 +581,8 @@ def _request(state: ReplanState, triggers: list[Trigger], receivers: list[str], 
         rider_id=r, vehicle=state.riders[r].vehicle, capacity=state.riders[r].capacity, skills=state.riders[r].skills,
         start=home, end=home, shift_start_s=int(_secs(state.riders[r].shift_start)) - epoch,
         shift_end_s=max(int(_secs(state.riders[r].shift_end)) - epoch, OVERTIME_S if plans[r].on_board else 0),
-        breaks=solver_breaks(state.riders[r].breaks, at, state.riders[r].breaks_taken), travel=travel, at=at)
+        breaks=solver_breaks(state.riders[r].breaks, at, state.riders[r].breaks_taken), travel=travel, at=at,
+        stationed=state.riders[r].station is not None)
         for r, home in zip(receivers, homes, strict=True))
     ids = frozenset(receivers)
     jobs = []

@@ -12,6 +12,7 @@ import pytest
 from schemas import Codec
 from schemas import events as ev
 from solver import model as sm
+from streams.domain.dispatch import jobs
 from streams.domain.dispatch import pool as dp
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -185,7 +186,7 @@ def test_build_problem_maps_riders_to_vehicles_with_capacity_shift_and_speed() -
     assert r2.speed_mps == dp.VEHICLE_SPEED_MPS[ev.VehicleType.VAN]
     assert (r1.start, r2.start) == (0, 1) and r1.end == r2.end  # from where they are, back to the hub
     assert plan.problem.locations[r2.end] == (12.96, 77.5946)  # the hub: where the first shift started
-    assert r1.skills == frozenset({"fragile"})
+    assert r1.skills == frozenset({"fragile", jobs.HUB_PARCEL})  # any rider not stationed at a store takes hub parcels
     learned = dp.build_problem(pool)  # no learned data yet: the vehicle's time-of-day profile
     assert learned.problem.vehicles[1].speed_mps != dp.VEHICLE_SPEED_MPS[ev.VehicleType.VAN]
 
@@ -199,6 +200,11 @@ def test_a_rider_stationed_at_a_store_ends_its_routes_there_and_does_not_make_th
     r0, r1, r2 = plan.problem.vehicles
     assert plan.problem.locations[r0.start] == plan.problem.locations[r0.end] == store
     assert plan.problem.locations[r1.end] == plan.problem.locations[r2.end] == pool.depot
+    # store orders only: a hub parcel needs a skill the stationed rider lacks
+    assert plan.problem.jobs and all(jobs.HUB_PARCEL in j.skills for j in plan.problem.jobs)  # collected at the hub
+    assert jobs.HUB_PARCEL in r1.skills and jobs.HUB_PARCEL not in r0.skills
+    alone = pool_of(stationed, order("o1"))  # no hub rider free: hub parcels wait for one, unplanned
+    assert dp.build_problem(alone).problem.jobs == ()
 
 
 def test_build_problem_puts_rider_starts_first_then_orders_in_id_order() -> None:
