@@ -120,7 +120,7 @@ def order_jobs(order: PendingOrder, locations: Locations, epoch: datetime, *, co
     start = max(0, secs(order.window_start))
     end = max(start, secs(order.window_end))
     pinned = order.rider if order.rider in vehicles else None
-    skills = order.skills if order.pickup is not None else order.skills | {HUB_PARCEL}
+    skills = order.skills if pinned else needs(order)  # a dispatcher's pin overrides the station
     late_cost = PROMISE_LATE_COST_PER_HOUR if order.promised else LATE_COST_PER_HOUR
     jobs = []
     if collect_at is not None:
@@ -223,13 +223,23 @@ def route_breaks(route: Route | None, epoch: datetime) -> tuple[ev.RouteBreak, .
                  for v in route.visits if v.kind == BREAK)
 
 
+def needs(order: PendingOrder) -> frozenset[str]:
+    """The skills a rider needs for the order: its own, and :data:`HUB_PARCEL` for a hub parcel."""
+    return order.skills if order.pickup is not None else order.skills | {HUB_PARCEL}
+
+
+def has(rider: FreeRider) -> frozenset[str]:
+    """The skills the rider brings: its own, and :data:`HUB_PARCEL` unless stationed at a store."""
+    return rider.skills if rider.station is not None else rider.skills | {HUB_PARCEL}
+
+
 def vehicle_for(*, rider_id: str, vehicle: ev.VehicleType, capacity: tuple[float, float, float], skills: frozenset[str],
                 start: int, end: int, shift_start_s: int, shift_end_s: int, breaks: tuple[Break, ...],
-                travel: TravelTimes, at: datetime, stationed: bool = False) -> Vehicle:
+                travel: TravelTimes, at: datetime) -> Vehicle:
     shift_start_s = max(0, shift_start_s)
     return Vehicle(id=rider_id, start=start, end=end, capacity=capacity, shift_start_s=shift_start_s,
                    shift_end_s=max(shift_start_s, shift_end_s), speed_mps=travel.speed_mps(vehicle, at),
-                   skills=skills if stationed else skills | {HUB_PARCEL}, profile=str(vehicle),
+                   skills=skills, profile=str(vehicle),
                    breaks=tuple(b for b in breaks if b.latest_start_s >= shift_start_s))
 
 

@@ -23,6 +23,7 @@ from streams.domain.dispatch.jobs import (
     Point,
     TravelTimes,
     at_hub,
+    has,
     order_jobs,
     order_of,
     published_stops,
@@ -175,10 +176,9 @@ def build_problem(pool: HubPool, horizon_s: float = float("inf"), travel: Travel
         here = locations.add((r.lat, r.lon))
         home = locations.add(r.station or pool.depot) if (r.station or pool.depot) is not None else here
         start = max(0, secs(r.shift_start), secs(r.break_until) if r.break_until else 0)
-        vehicles.append(vehicle_for(rider_id=r.rider_id, vehicle=r.vehicle, capacity=r.capacity, skills=r.skills,
+        vehicles.append(vehicle_for(rider_id=r.rider_id, vehicle=r.vehicle, capacity=r.capacity, skills=has(r),
                                     start=here, end=home, shift_start_s=start, shift_end_s=max(1, secs(r.shift_end)),
-                                    breaks=solver_breaks(r.breaks, epoch, r.breaks_taken), travel=travel, at=epoch,
-                                    stationed=r.station is not None))
+                                    breaks=solver_breaks(r.breaks, epoch, r.breaks_taken), travel=travel, at=epoch))
     ids = frozenset(r.rider_id for r in riders)
     jobs = []
     for o in orders:

@@ -58,7 +58,9 @@ from streams.domain.dispatch.jobs import (
     Point,
     TravelTimes,
     at_hub,
+    has,
     is_pickup,
+    needs,
     order_jobs,
     order_of,
     pickup_id,
@@ -578,11 +580,10 @@ def _request(state: ReplanState, triggers: list[Trigger], receivers: list[str], 
     locations = Locations()
     homes = [locations.add((state.riders[r].lat, state.riders[r].lon)) for r in receivers]
     vehicles = tuple(vehicle_for(
-        rider_id=r, vehicle=state.riders[r].vehicle, capacity=state.riders[r].capacity, skills=state.riders[r].skills,
+        rider_id=r, vehicle=state.riders[r].vehicle, capacity=state.riders[r].capacity, skills=has(state.riders[r]),
         start=home, end=home, shift_start_s=int(_secs(state.riders[r].shift_start)) - epoch,
         shift_end_s=max(int(_secs(state.riders[r].shift_end)) - epoch, OVERTIME_S if plans[r].on_board else 0),
-        breaks=solver_breaks(state.riders[r].breaks, at, state.riders[r].breaks_taken), travel=travel, at=at,
-        stationed=state.riders[r].station is not None)
+        breaks=solver_breaks(state.riders[r].breaks, at, state.riders[r].breaks_taken), travel=travel, at=at)
         for r, home in zip(receivers, homes, strict=True))
     ids = frozenset(receivers)
     jobs = []
@@ -908,7 +909,7 @@ def _fits(state: ReplanState, rider_id: str, order: PendingOrder) -> bool:
         o = state.orders.get(s)
         if o is not None and s not in state.closed:
             load = [a + b for a, b in zip(load, o.demand, strict=True)]
-    return order.skills <= rider.skills and all(
+    return needs(order) <= has(rider) and all(
         x + d <= c for x, d, c in zip(load, order.demand, rider.capacity, strict=True))
 
 

@@ -204,6 +204,11 @@ def test_a_rider_stationed_at_a_store_ends_its_routes_there_and_does_not_make_th
     assert plan.problem.jobs and all(jobs.HUB_PARCEL in j.skills for j in plan.problem.jobs)  # collected at the hub
     assert jobs.HUB_PARCEL in r1.skills and jobs.HUB_PARCEL not in r0.skills
     alone = pool_of(stationed, order("o1"))  # no hub rider free: hub parcels wait for one, unplanned
+    store_order = dataclasses.replace(dp.PendingOrder.of(order("o2")), pickup=store)
+    hub_parcel = dp.PendingOrder.of(order("o1"))
+    r0_, r1_ = pool.free["r0"], pool.free["r1"]
+    assert jobs.needs(hub_parcel) <= jobs.has(r1_) and not jobs.needs(hub_parcel) <= jobs.has(r0_)
+    assert jobs.needs(store_order) <= jobs.has(r0_) and jobs.needs(store_order) <= jobs.has(r1_)
     assert dp.build_problem(alone).problem.jobs == ()
 
 
