@@ -157,50 +157,32 @@ def _sites(config: ContinuousConfig, rng: random.Random, lat0: float, lon0: floa
     return hubs, stores
 
 
-def _shifts(config: ContinuousConfig, rng: random.Random, hubs: list[Site]) -> list[ev.RiderShiftStarted]:
+def _shifts(config: ContinuousConfig, rng: random.Random, sites: list[Site], count: int, *, first: int,
+            fleet: tuple[ev.VehicleType, ...], hours: tuple[tuple[float, float], ...],
+            break_h: tuple[float, float], stationed: bool) -> list[ev.RiderShiftStarted]:
+    """``count`` riders spread over ``sites`` (hubs, or stores they are stationed at: ``station_id``),
+    round-robin; a site's n-th rider drives ``fleet[n]`` on shift ``hours[n]`` (hours from
+    day_start), and a shift of six hours or more owes a break starting ``break_h`` hours into it."""
     shifts = []
-    per_hub = [0] * len(hubs)
-    for i in range(config.riders):
-        k = i % len(hubs)
-        n = per_hub[k]
-        per_hub[k] += 1
-        hub = hubs[k]
-        vehicle = FLEET_MIX[n % len(FLEET_MIX)]
-        begin_h, end_h = SHIFTS_H[n % len(SHIFTS_H)]
+    per_site = [0] * len(sites)
+    for i in range(count if sites else 0):
+        k = i % len(sites)
+        n = per_site[k]
+        per_site[k] += 1
+        site = sites[k]
+        vehicle = fleet[n % len(fleet)]
+        begin_h, end_h = hours[n % len(hours)]
         start, end = config.at(begin_h), config.at(end_h)
-        rider_id = f"rider-{i + 1:03d}"
-        w, v, u = CAPACITY[vehicle]
-        brk = ev.PlannedBreak(break_id=f"{rider_id}/break-1", earliest_start=start + timedelta(hours=3),
-                              latest_start=start + timedelta(hours=5), duration_s=config.break_min * 60)
-        shifts.append(ev.RiderShiftStarted(
-            event_id=sim_id(rng), occurred_at=start, rider_id=rider_id, hub_id=hub.hub_id, vehicle_type=vehicle,
-            capacity_weight_kg=w, capacity_volume_l=v, capacity_units=u, skills=SKILLS_BY_VEHICLE.get(vehicle, ()),
-            shift_start=start, shift_end=end, start=ev.GeoPoint(lat=hub.lat, lon=hub.lon), breaks=(brk,)))
-    return shifts
-
-
-def _store_shifts(config: ContinuousConfig, rng: random.Random, stores: list[Site]) -> list[ev.RiderShiftStarted]:
-    """Riders stationed at stores (``station_id``): they start there and wait there between routes."""
-    shifts = []
-    per_store = [0] * len(stores)
-    for i in range(config.store_riders if stores else 0):
-        k = i % len(stores)
-        n = per_store[k]
-        per_store[k] += 1
-        store = stores[k]
-        vehicle = STORE_FLEET[n % len(STORE_FLEET)]
-        begin_h, end_h = STORE_SHIFTS_H[n % len(STORE_SHIFTS_H)]
-        start, end = config.at(begin_h), config.at(end_h)
-        rider_id = f"rider-{config.riders + i + 1:03d}"
+        rider_id = f"rider-{first + i + 1:03d}"
         w, v, u = CAPACITY[vehicle]
         breaks = () if end - start < timedelta(hours=6) else (ev.PlannedBreak(
-            break_id=f"{rider_id}/break-1", earliest_start=start + timedelta(hours=2.5),
-            latest_start=start + timedelta(hours=4), duration_s=config.break_min * 60),)
+            break_id=f"{rider_id}/break-1", earliest_start=start + timedelta(hours=break_h[0]),
+            latest_start=start + timedelta(hours=break_h[1]), duration_s=config.break_min * 60),)
         shifts.append(ev.RiderShiftStarted(
-            event_id=sim_id(rng), occurred_at=start, rider_id=rider_id, hub_id=store.hub_id, vehicle_type=vehicle,
+            event_id=sim_id(rng), occurred_at=start, rider_id=rider_id, hub_id=site.hub_id, vehicle_type=vehicle,
             capacity_weight_kg=w, capacity_volume_l=v, capacity_units=u, skills=SKILLS_BY_VEHICLE.get(vehicle, ()),
-            shift_start=start, shift_end=end, start=ev.GeoPoint(lat=store.lat, lon=store.lon), breaks=breaks,
-            station_id=store.site_id))
+            shift_start=start, shift_end=end, start=ev.GeoPoint(lat=site.lat, lon=site.lon), breaks=breaks,
+            station_id=site.site_id if stationed else None))
     return shifts
 
 
@@ -215,7 +197,10 @@ def make_continuous_day(config: ContinuousConfig = ContinuousConfig(), *, lat0: 
     """The whole day, a pure function of ``config``."""
     rng = rng_for(config.seed, "continuous")
     hubs, stores = _sites(config, rng, lat0, lon0)
-    shifts = _shifts(config, rng, hubs) + _store_shifts(config, rng_for(config.seed, "store-riders"), stores)
+    shifts = (_shifts(config, rng, hubs, config.riders, first=0, fleet=FLEET_MIX, hours=SHIFTS_H, break_h=(3.0, 5.0),
+                      stationed=False)
+              + _shifts(config, rng_for(config.seed, "store-riders"), stores, config.store_riders, first=config.riders,
+                        fleet=STORE_FLEET, hours=STORE_SHIFTS_H, break_h=(2.5, 4.0), stationed=True))
     # Exactly the hyperlocal share, through the day: store orders follow the day's rate until the
     # orders stop, last-mile ones until their windows can still close within the day.
     n_hyper = round(config.hyperlocal_share * config.orders)
