@@ -161,8 +161,10 @@ def _shifts(config: ContinuousConfig, rng: random.Random, sites: list[Site], cou
             fleet: tuple[ev.VehicleType, ...], hours: tuple[tuple[float, float], ...],
             break_h: tuple[float, float], stationed: bool) -> list[ev.RiderShiftStarted]:
     """``count`` riders spread over ``sites`` (hubs, or stores they are stationed at: ``station_id``),
-    round-robin; a site's n-th rider drives ``fleet[n]`` on shift ``hours[n]`` (hours from
-    day_start), and a shift of six hours or more owes a break starting ``break_h`` hours into it."""
+    round-robin; a site's riders take the shifts ``hours`` (hours from day_start) in turn and the
+    vehicles of ``fleet`` in turn, shifted by one each round through the fleet (else, with 8
+    vehicles over 4 shifts, no car or van would start before noon and no fragile parcel could leave
+    before); a shift of six hours or more owes a break starting ``break_h`` hours into it."""
     shifts = []
     per_site = [0] * len(sites)
     for i in range(count if sites else 0):
@@ -170,7 +172,7 @@ def _shifts(config: ContinuousConfig, rng: random.Random, sites: list[Site], cou
         n = per_site[k]
         per_site[k] += 1
         site = sites[k]
-        vehicle = fleet[n % len(fleet)]
+        vehicle = fleet[(n + n // len(fleet)) % len(fleet)]  # shifted every round: each shift gets each vehicle
         begin_h, end_h = hours[n % len(hours)]
         start, end = config.at(begin_h), config.at(end_h)
         rider_id = f"rider-{first + i + 1:03d}"

@@ -74,6 +74,10 @@ def test_store_riders_are_stationed_at_every_store_of_their_hub_from_the_first_o
 def test_shifts_are_staggered_and_each_owes_one_half_hour_break_inside_it() -> None:
     starts = Counter(s.shift_start.hour for s in HUB_SHIFTS)
     assert set(starts) == {8, 10, 12, 14}
+    skilled = {ev.VehicleType.CAR, ev.VehicleType.VAN}  # fragile and cold-chain parcels leave with every shift
+    for hub in HUBS:
+        assert {s.shift_start for s in HUB_SHIFTS if s.hub_id == hub and s.vehicle_type in skilled} == {
+            s.shift_start for s in HUB_SHIFTS}
     for s in HUB_SHIFTS:
         assert s.shift_end - s.shift_start == timedelta(hours=8) and s.occurred_at == s.shift_start
         (b,) = s.breaks
