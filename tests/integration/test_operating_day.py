@@ -1,5 +1,5 @@
 """An operating day's moves on the real broker and workers: an order inserted into a route in
-progress, a hyperlocal pickup-and-drop pair, an address change re-planned, a failed order
+progress, a hyperlocal pickup-and-drop pair, a rider stationed at a store, an address change re-planned, a failed order
 re-attempted and delivered, one failed up to the limit and returned to the hub, a break in the
 plan and one reported, and a dispatcher's manual assignment honoured."""
 
@@ -123,6 +123,33 @@ def test_a_hyperlocal_order_is_picked_up_at_the_store_then_dropped_within_its_pr
     # the rider confirms the pickup at the store; the parcel is out for delivery
     _status(kafka, order.order_id, S.OUT_FOR_DELIVERY, rider.rider_id, t + timedelta(minutes=8), reason="picked_up",
             location=ev.GeoPoint(lat=store.lat, lon=store.lon))
+
+
+def test_a_rider_stationed_at_a_store_takes_its_store_orders_and_leaves_hub_parcels_to_the_hub_riders(
+        settings: Settings, kafka: Kafka, worker: object) -> None:
+    hub = _hub()
+    store = ev.Location(lat=12.9850, lon=77.6100, address="Store 2")
+    at_store = shift_started(hub, start=ev.GeoPoint(lat=store.lat, lon=store.lon), station_id="store-2")
+    kafka.produce("riders", at_store)
+    t = now()
+    quick = order_created(hub_id=hub, mode=ev.DeliveryMode.HYPERLOCAL, pickup=store, promise_min=20,
+                          drop=ev.Location(lat=12.9890, lon=77.6130, address="7 Quick Street"),
+                          window_start=t, window_end=t + timedelta(hours=4))
+    # a hub parcel for a door next to the store, while the store's rider is the only one free
+    parcel = order_created(hub_id=hub, drop=ev.Location(lat=12.9860, lon=77.6110, address="9 Store Lane"))
+    kafka.produce("inbox", parcel)
+    kafka.produce("inbox", quick)
+    store_route = _route_with(kafka, at_store.rider_id, {quick.order_id})
+    assert [(s.kind, s.order_id) for s in store_route.stops] == [(ev.StopKind.PICKUP, quick.order_id),
+                                                                 (ev.StopKind.DROP, quick.order_id)]
+    # the parcel waits for a rider of the hub, and goes to the first one on shift
+    at_hub = shift_started(hub)
+    kafka.produce("riders", at_hub)
+    _route_with(kafka, at_hub.rider_id, {parcel.order_id})
+    assigned = kafka.wait_for("orders", lambda e: isinstance(e, ev.OrderAssigned)
+                              and e.order_id in (quick.order_id, parcel.order_id), count=2)
+    assert {(a.order_id, a.rider_id) for a in assigned} == {(quick.order_id, at_store.rider_id),
+                                                           (parcel.order_id, at_hub.rider_id)}
 
 
 def test_an_address_change_reaches_dispatch_and_the_rider_gets_a_route_to_the_new_drop(
