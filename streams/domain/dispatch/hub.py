@@ -90,7 +90,7 @@ def on_hub_event(hub: Hub, event: ev.Event, params: ReplanParams = DISPATCH_PARA
     elif isinstance(event, ev.GpsPing):  # a device back after an offline alert (the tracker forwards it)
         routes = on_fixes(routes, {event.rider_id: Fix(event.lat, event.lon, event.device_time.timestamp())})
     pool = dispatch.on_event(hub.pool, event)
-    if isinstance(event, ev.OrderCreated) and pool.on_shift():
+    if isinstance(event, ev.OrderCreated) and event.order_id in pool.pending and pool.free_for(pool.pending[event.order_id]):
         # a free rider is the better answer to an urgent order than a detour on a route in progress:
         # dispatch's next plan takes it (if that plan leaves it out, it is offered to routes then)
         routes = replan.drop_trigger(routes, TriggerKind.URGENT_ORDER, event.order_id)
@@ -168,9 +168,8 @@ def offer_waiting(hub: Hub, now: float, policy: HubPolicy, params: ReplanParams 
     if any(k not in pool.pending for k in hub.offered):  # placed, cancelled or settled: forget the offer
         hub = dataclasses.replace(hub, offered={k: v for k, v in hub.offered.items() if k in pool.pending})
     horizon_s = policy.horizon_min * 60.0
-    nobody_free = not pool.on_shift()
     waiting = [o for o in pool.plannable(horizon_s)
-               if (nobody_free or o.order_id in pool.alerted)
+               if (not pool.free_for(o) or o.order_id in pool.alerted)
                and now - hub.offered.get(o.order_id, -REOFFER_S) >= (REOFFER_S if o.pickup is None else REOFFER_PROMISED_S)
                and o.order_id in hub.routes.orders]
     if not waiting:

@@ -24,6 +24,7 @@ from streams.domain.dispatch.jobs import (
     TravelTimes,
     at_hub,
     has,
+    needs,
     order_jobs,
     order_of,
     published_stops,
@@ -68,9 +69,19 @@ class HubPool:
         """Free riders whose shift has not ended (one past its end can take nothing new)."""
         return [r for r in self.free.values() if self.clock is None or r.shift_end > self.clock]
 
+    def free_for(self, order: PendingOrder, riders: list[FreeRider] | None = None) -> bool:
+        """A free rider on shift (of ``riders``, default all) may take the order (a hub parcel needs a
+        rider of the hub, not one stationed at a store): else it is for the riders on routes."""
+        need = needs(order)
+        return any(need <= has(r) for r in (self.on_shift() if riders is None else riders))
+
     def ready(self, horizon_s: float) -> bool:
-        """Worth planning: orders due within the horizon, riders free, and something changed since the last plan."""
-        return self.version != self.planned_version and bool(self.on_shift()) and bool(self.plannable(horizon_s))
+        """Worth planning: orders due within the horizon that a free rider may take, and something changed
+        since the last plan."""
+        if self.version == self.planned_version:
+            return False
+        riders = self.on_shift()
+        return any(self.free_for(o, riders) for o in self.plannable(horizon_s))
 
 
 def on_event(pool: HubPool, event: ev.Event) -> HubPool:

@@ -183,6 +183,25 @@ def test_an_order_no_free_rider_can_take_is_inserted_into_a_route_in_progress() 
     assert later.routes.pending == () and later.offered == {}  # placed: not offered again, the offer forgotten
 
 
+def test_a_rider_free_at_a_store_does_not_keep_a_hub_parcel_from_the_routes_in_progress() -> None:
+    # the hub's rider is out; the store's rider is free, but takes store orders only
+    store = (12.985, 77.61)
+    at_store = dataclasses.replace(shift("s"), start=ev.GeoPoint(lat=store[0], lon=store[1]), station_id="store-1")
+    hub = fold(start(), shift("a"), at_store, *(order(f"o{k}", 12.97 + 0.005 * k) for k in range(1, 3)))
+    hub, _ = plan(hub)
+    assert "a" not in hub.pool.free and "s" in hub.pool.free
+    hub = fold(hub, *(status(f"o{k}", S.OUT_FOR_DELIVERY, "a", 60) for k in range(1, 3)),
+               order("new", 12.99, created_s=610))
+    assert not hub.pool.free_for(hub.pool.pending["new"]) and not hub.pool.ready(math.inf)
+    hub = hb.offer_waiting(hub, ts(611), HubPolicy())
+    assert [(t.kind, t.subject_id, t.riders) for t in hub.routes.pending] == [
+        (rp.TriggerKind.NEW_ORDER, "new", frozenset({"a"}))]
+    # a store order is the free store rider's: no re-plan of a route for it
+    quick = fold(hub, order("quick", 12.99, created_s=620, store=store, promise_min=20))
+    assert quick.pool.free_for(quick.pool.pending["quick"]) and quick.pool.ready(math.inf)
+    assert all(t.subject_id != "quick" for t in quick.routes.pending)
+
+
 # ---- re-attempts --------------------------------------------------------------------------------
 
 
