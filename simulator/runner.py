@@ -538,8 +538,10 @@ class DayRunner:
                     app.idle_at_hub = True
                     if app.failed_on_board:
                         await self._unload(app)
-                    if app_logic.shift_over(now, shift.shift_end, idle=True, all_created=self.all_created,
-                                            open_orders=self._open_orders(), rider_id=app.rider_id):
+                    # a parcel failed here stays with the rider until dispatch decides (then it is handed in)
+                    if not app.failed_on_board and app_logic.shift_over(
+                            now, shift.shift_end, idle=True, all_created=self.all_created,
+                            open_orders=self._open_orders(), rider_id=app.rider_id):
                         break
                     if await self._maybe_break(app, None):
                         continue
