@@ -539,7 +539,9 @@ class DayRunner:
                     if app.failed_on_board:
                         await self._unload(app)
                     # a parcel failed here stays with the rider until dispatch decides (then it is handed in)
-                    if not app.failed_on_board and app_logic.shift_over(
+                    app.failed_on_board -= {o for o in app.failed_on_board if self.progress.status.get(o) in TERMINAL}
+                    holding = any(self.progress.status.get(o) is S.FAILED for o in app.failed_on_board)
+                    if not holding and app_logic.shift_over(
                             now, shift.shift_end, idle=True, all_created=self.all_created,
                             open_orders=self._open_orders(), rider_id=app.rider_id):
                         break
