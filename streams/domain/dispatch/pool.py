@@ -69,19 +69,23 @@ class HubPool:
         """Free riders whose shift has not ended (one past its end can take nothing new)."""
         return [r for r in self.free.values() if self.clock is None or r.shift_end > self.clock]
 
-    def free_for(self, order: PendingOrder, riders: list[FreeRider] | None = None) -> bool:
-        """A free rider on shift (of ``riders``, default all) may take the order (a hub parcel needs a
-        rider of the hub, not one stationed at a store): else it is for the riders on routes."""
+    def free_for(self, order: PendingOrder, skills: list[frozenset[str]] | None = None) -> bool:
+        """A free rider on shift may take the order (a hub parcel needs a rider of the hub, not one
+        stationed at a store): else it is for the riders on routes. ``skills``: the free riders'
+        :func:`~streams.domain.dispatch.jobs.has`, when the caller asks for many orders."""
         need = needs(order)
-        return any(need <= has(r) for r in (self.on_shift() if riders is None else riders))
+        return any(need <= s for s in (self._skills() if skills is None else skills))
+
+    def _skills(self) -> list[frozenset[str]]:
+        return [has(r) for r in self.on_shift()]
 
     def ready(self, horizon_s: float) -> bool:
         """Worth planning: orders due within the horizon that a free rider may take, and something changed
         since the last plan."""
         if self.version == self.planned_version:
             return False
-        riders = self.on_shift()
-        return any(self.free_for(o, riders) for o in self.plannable(horizon_s))
+        skills = self._skills()
+        return bool(skills) and any(self.free_for(o, skills) for o in self.plannable(horizon_s))
 
 
 def on_event(pool: HubPool, event: ev.Event) -> HubPool:
