@@ -29,6 +29,7 @@ from typing import Any
 
 from schemas import Codec
 from simulator.truth import truth_day
+from streams.kafka import FETCH_WAIT_MS
 
 CLIENTS = ("confluent-kafka", "kafka-python")
 PATHS = ("tracker", "produce", "projection")
@@ -49,7 +50,7 @@ Message = tuple[bytes, bytes]  # (key, value)
 CONFLUENT_PRODUCER = {"partitioner": "murmur2_random", "acks": "all", "enable.idempotence": False,
                       "linger.ms": 2, "batch.num.messages": 10000, "socket.nagle.disable": True,
                       "queue.buffering.max.messages": 1_000_000, "delivery.report.only.error": True}
-CONFLUENT_CONSUMER = {"enable.auto.commit": False, "auto.offset.reset": "earliest", "fetch.wait.max.ms": 5,
+CONFLUENT_CONSUMER = {"enable.auto.commit": False, "auto.offset.reset": "earliest", "fetch.wait.max.ms": FETCH_WAIT_MS,
                       "socket.nagle.disable": True, "queued.max.messages.kbytes": 65536,
                       "partition.assignment.strategy": "range", "session.timeout.ms": 6000,
                       "heartbeat.interval.ms": 1000}
@@ -57,7 +58,7 @@ CONFLUENT_PROJECTION = {"enable.auto.commit": False, "auto.offset.reset": "earli
                         "enable.partition.eof": False}
 KAFKA_PYTHON_PRODUCER = {"acks": "all", "enable_idempotence": False, "linger_ms": 2, "batch_size": 256 * KIB,
                          "max_request_size": 4 * KIB * KIB, "metrics_enabled": False}
-KAFKA_PYTHON_CONSUMER = {"enable_auto_commit": False, "auto_offset_reset": "earliest", "fetch_max_wait_ms": 5,
+KAFKA_PYTHON_CONSUMER = {"enable_auto_commit": False, "auto_offset_reset": "earliest", "fetch_max_wait_ms": FETCH_WAIT_MS,
                          "max_partition_fetch_bytes": 4 * KIB * KIB, "fetch_max_bytes": 64 * KIB * KIB,
                          "check_crcs": False, "metrics_enabled": False, "session_timeout_ms": 6000,
                          "heartbeat_interval_ms": 1000}

@@ -34,7 +34,7 @@ from schemas import Codec
 from schemas import events as ev
 from schemas import topics as tp
 from simulator.truth import DayParams, GroundTruthDay, truth_day
-from streams.kafka import TopicPlan, ensure_topics
+from streams.kafka import FETCH_WAIT_MS, TopicPlan, ensure_topics
 from streams.workers.tracking import TrackerWorker, TrackingConfig
 
 # The device fleet's pings reach Kafka through an ingest gateway that batches for up to this long (it
@@ -121,7 +121,7 @@ def ceiling(settings: TrackingConfig, expected: int) -> float:
     codec = Codec()
     name = settings.topic(tp.GPS.name)
     consumer = Consumer({**settings.client, "group.id": f"ceiling-{uuid.uuid4().hex[:6]}", "enable.auto.commit": False,
-                         "fetch.wait.max.ms": 20, "queued.max.messages.kbytes": 65536})
+                         "fetch.wait.max.ms": FETCH_WAIT_MS, "queued.max.messages.kbytes": 65536})
     try:
         consumer.assign([TopicPartition(name, p, OFFSET_BEGINNING) for p in range(settings.partitions)])
         n, started = 0, None

@@ -179,9 +179,11 @@ class Stack:
         self.stop()
 
 
-def count_events(settings: Settings, topics: list[str], idle_s: float = 1.0, codec: Codec | None = None) -> int:
+def count_events(settings: Settings, topics: list[str], idle_s: float = 1.0, codec: Codec | None = None,
+                 first_s: float = 30.0) -> int:
     """Distinct event ids on ``topics``, read from the start by a consumer of its own: an audit
-    independent of the projection. It stops after ``idle_s`` with nothing new, never on the
+    independent of the projection. It stops after ``idle_s`` with nothing new once records came
+    (up to ``first_s`` for the first: a busy broker's first answer can take seconds), never on the
     broker's end offsets (the embedded broker reports them short)."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
@@ -193,10 +195,12 @@ def count_events(settings: Settings, topics: list[str], idle_s: float = 1.0, cod
         consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in topics for p in metadata.topics[t].partitions])
         ids: set[str] = set()
         quiet_since = time.monotonic()
-        while time.monotonic() - quiet_since < idle_s:
+        patience = first_s
+        while time.monotonic() - quiet_since < patience:
             batch = consumer.consume(num_messages=10000, timeout=0.2)
             if batch:
                 quiet_since = time.monotonic()
+                patience = idle_s
             for m in batch:
                 if m.error():
                     continue

@@ -32,7 +32,8 @@ FLEET_MIX: tuple[ev.VehicleType, ...] = (
 )
 PROMISES_MIN = (15, 20, 25, 30)
 # Store riders' shifts from day_start, round-robin over a store's riders: 08-14, 13:30-19:30, 10-16
-# and 16-19:30 (the store orders of the last hour come within their promise).
+# and 16-19:30. With four a store, two are on shift through both peaks (10-12 and 16-19) and the
+# store orders of the last hour come within their promise.
 STORE_SHIFTS_H: tuple[tuple[float, float], ...] = ((0.0, 6.0), (5.5, 11.5), (2.0, 8.0), (8.0, 11.5))
 STORE_FLEET: tuple[ev.VehicleType, ...] = (ev.VehicleType.SCOOTER, ev.VehicleType.BIKE)
 
@@ -42,7 +43,7 @@ class ContinuousConfig:
     seed: int = 7
     orders: int = 1000
     riders: int = 48  # riders of the hubs
-    store_riders: int = 24  # riders stationed at stores (spread over them), on top of ``riders``
+    store_riders: int = 32  # riders stationed at stores (four a store), on top of ``riders``
     hubs: int = 2
     day_start: datetime = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)  # 08:00 local: first shift, first orders
     orders_until_h: float = 11.0  # orders arrive until 19:00

@@ -35,6 +35,7 @@ from simulator.world import Day, attempt_outcome, customer_slot, rng_for, sim_id
 from solver.geo import haversine_m
 from streams.domain.hub_policy import HubPolicies
 from streams.domain.orders import otp
+from streams.errors import KafkaFailure
 
 log = logging.getLogger(__name__)
 S = ev.OrderStatus
@@ -50,6 +51,7 @@ LOAD_S = 90.0  # loading parcels at the hub before a route
 AT_HUB_M = 150.0
 SILENT_AFTER_S = 60.0  # a phone goes silent this long into the leg
 OTP_WAIT_S = 60.0  # wall seconds a handover waits for the customer's OTP notice
+FINAL_FLUSH_S = 150.0  # wall seconds the day's last writes may take (librdkafka re-sends after 60 s)
 ASSIGNMENT_WAIT_S = 30.0  # wall seconds a route waits for its assignments to show in the ledger
 
 
@@ -324,7 +326,10 @@ class DayRunner:
                     if t.done() and not t.cancelled() and t.exception():
                         raise t.exception()  # type: ignore[misc]
                 await asyncio.sleep(0.2)
-            await asyncio.to_thread(self._producer.flush)
+            try:  # longer than a produce request's timeout: a request the broker sat on is sent again
+                await asyncio.to_thread(self._producer.flush, FINAL_FLUSH_S)
+            except KafkaFailure as exc:  # the day is played: report it, with what the broker did not take
+                self.progress.stalled = f"the day's last writes were not acknowledged: {exc}"
             flushed = True
             return self.progress
         finally:

@@ -17,6 +17,12 @@ from streams.errors import KafkaFailure, TopicError
 
 log = logging.getLogger(__name__)
 
+# The longest a fetch may wait for data, for every librdkafka consumer of ours. Not lower: the
+# embedded broker reads a partition from its start on every fetch and answers empty when the wait
+# runs out first, so a short wait stops a consumer for good once its partitions grow (pinned in
+# test_broker_contract.py). A fetch still returns as soon as data is there.
+FETCH_WAIT_MS = 500
+
 
 def translate(exc: BaseException, doing: str) -> KafkaFailure:
     """A Kafka client's exception (confluent-kafka's, or aiokafka's under Faust) as ours."""

@@ -53,7 +53,7 @@ from streams.domain.tracking import zones
 from streams.domain.tracking.tracker import STATE_FORMAT, Fleet, RiderLive, Tracker, TrackerParams
 from streams.edge import Edge, Limits, Record, Rejection
 from streams.errors import KafkaFailure, WorkerError
-from streams.kafka import Publisher, TopicPlan, commit, ensure_topics
+from streams.kafka import FETCH_WAIT_MS, Publisher, TopicPlan, commit, ensure_topics
 
 log = logging.getLogger(__name__)
 GPS_NAME = tp.GPS.name
@@ -175,7 +175,7 @@ class TrackerWorker:
             "auto.offset.reset": "earliest", "session.timeout.ms": int(settings.session_timeout_s * 1000),
             "heartbeat.interval.ms": int(settings.heartbeat_s * 1000),
             # latency: the broker answers a fetch at once when data is there; Nagle off
-            "partition.assignment.strategy": "range", "fetch.wait.max.ms": 5,
+            "partition.assignment.strategy": "range", "fetch.wait.max.ms": FETCH_WAIT_MS,
             "socket.nagle.disable": True, "queued.max.messages.kbytes": 65536})
         self.publisher = Publisher({**config.client, "partitioner": "murmur2_random", "acks": "all",
                                     "enable.idempotence": False, "linger.ms": 2, "batch.num.messages": 10000,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -13,6 +14,7 @@ from infra.kafka import aiokafka_config, confluent_config, ensure_topics, produc
 from infra.settings import Settings
 from infra.stack import count_events
 from schemas import topics as tp
+from streams.kafka import FETCH_WAIT_MS
 
 
 def test_topics_are_created_with_partitions_and_retention(settings: Settings) -> None:
@@ -96,3 +98,34 @@ def test_counting_does_not_trust_end_offsets(settings: Settings) -> None:
     c.close()
     assert count_events(own, [topic]) == 500
     assert high <= 500  # reported short here; never more than what was written
+
+
+def test_a_short_fetch_wait_reads_nothing_from_a_long_partition_ours_reads_it_all(settings: Settings) -> None:
+    """Tansu reads a partition from its start on every fetch, one batch at a time, and answers empty
+    when the fetch's wait runs out first. A GPS partition is a long run of small batches by noon
+    of a continuous day: the tracker, then fetching with a 5 ms wait, stopped reading pings for
+    good. Every consumer of ours waits FETCH_WAIT_MS and still gets its data at once."""
+    own = isolated_settings(settings, "fetchwait")
+    ensure_topics(own, (tp.GPS,))
+    topic = own.topic("gps")
+    n = 20_000
+    producer = Producer(producer_config(own, **{"linger.ms": 0, "batch.num.messages": 1}))  # one batch each
+    for i in range(n):
+        producer.produce(topic, key=b"rider-1", value=b"x" * 120, partition=0)
+        if i % 100 == 0:
+            producer.poll(0)
+    producer.flush(60)
+
+    def read(wait_ms: int, within_s: float) -> tuple[int, float]:
+        c = Consumer(confluent_config(own, **{"group.id": new_id(), "fetch.wait.max.ms": wait_ms}))
+        c.assign([TopicPartition(topic, 0, 0)])
+        got, started = 0, time.monotonic()
+        while got < n and time.monotonic() - started < within_s:
+            got += sum(1 for m in c.consume(10_000, 0.2) if not m.error())
+        c.close()
+        return got, time.monotonic() - started
+
+    short, _ = read(5, 5.0)
+    ours, took = read(FETCH_WAIT_MS, 30.0)
+    assert short < n // 2  # the quirk: if this fails, Tansu fixed it
+    assert ours == n and took < 10.0

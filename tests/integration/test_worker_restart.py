@@ -56,4 +56,4 @@ def test_killed_worker_recovers_order_state_and_duplicates_nothing(settings: Set
     assert {e.event_id for e in ledger} == {a.event_id for a in assigned}
     created = kafka.wait_for("orders", lambda e: isinstance(e, ev.OrderCreated), count=len(orders))
     assert {e.event_id for e in created} == {o.event_id for o in orders}
-    assert count_events(own, [own.topic("dead-letter")]) == 0  # no "unknown order": state was recovered
+    assert count_events(own, [own.topic("dead-letter")], first_s=3.0) == 0  # no "unknown order": state was recovered

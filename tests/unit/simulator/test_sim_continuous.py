@@ -45,10 +45,10 @@ STORE_SHIFTS = [s for s in DAY.shifts if s.station_id is not None]
 
 
 def test_counts_ids_and_riders_split_over_the_hubs() -> None:
-    assert len(DAY.orders) == 1000 and len(HUB_SHIFTS) == 48 and len(STORE_SHIFTS) == 24
+    assert len(DAY.orders) == 1000 and len(HUB_SHIFTS) == 48 and len(STORE_SHIFTS) == 32
     assert len({o.order_id for o in DAY.orders}) == 1000
     ids = [e.event_id for e in (*DAY.orders, *DAY.shifts)]
-    assert len(set(ids)) == len(ids) and len({s.rider_id for s in DAY.shifts}) == 72
+    assert len(set(ids)) == len(ids) and len({s.rider_id for s in DAY.shifts}) == 80
     assert Counter(s.hub_id for s in HUB_SHIFTS) == {"hub-1": 24, "hub-2": 24}
     assert {s.vehicle_type for s in HUB_SHIFTS} == set(ev.VehicleType)
     assert {o.hub_id for o in DAY.orders} == set(HUBS)
@@ -69,6 +69,14 @@ def test_store_riders_are_stationed_at_every_store_of_their_hub_from_the_first_o
         shifts = [s for s in STORE_SHIFTS if s.station_id == store]
         assert min(s.shift_start for s in shifts) <= CFG.day_start
         assert max(s.shift_end for s in shifts) >= CFG.at(CFG.orders_until_h) + timedelta(minutes=30)
+
+
+def test_two_store_riders_are_on_shift_at_every_store_through_both_peaks() -> None:
+    for store in STORES:
+        shifts = [s for s in STORE_SHIFTS if s.station_id == store]
+        for hour in (10, 11, 16, 17, 18):  # the morning and evening peaks of HOURLY_RATE
+            at = CFG.at(hour - 8 + 0.5)
+            assert sum(s.shift_start <= at < s.shift_end for s in shifts) >= 2, (store, hour)
 
 
 def test_shifts_are_staggered_and_each_owes_one_half_hour_break_inside_it() -> None:
