@@ -31,6 +31,7 @@ class _Order:
     delivered_at: datetime | None = None
     awaiting_slot: bool = False
     plan: datetime | None = None  # planned arrival at its drop, last route read
+    taken: list[datetime] = field(default_factory=list)  # when it went out for delivery (collected)
     reached: list[tuple[datetime, datetime | None]] = field(default_factory=list)  # (true arrival, plan then)
 
 
@@ -59,7 +60,7 @@ class Scorecard:
         self._seen: set[str] = set()
         self.routes = 0
         self.pickup_before_drop_violations = 0
-        self.hyperlocal_missing_pickup = 0
+        self._uncollected_drops: dict[str, datetime] = {}  # route event id + order -> when the route was planned
         self._breaks_in_routes: set[str] = set()
         self._breaks_taken: list[tuple[str | None, bool]] = []
         self._shift_s = 0.0
@@ -97,6 +98,7 @@ class Scorecard:
                 o.status = event.to_status
                 if event.to_status is S.OUT_FOR_DELIVERY:
                     o.attempts += 1
+                    o.taken.append(event.occurred_at)
                 elif event.to_status is S.DELIVERED:
                     o.delivered_at = event.occurred_at
             case ev.AttemptDecided():
@@ -113,6 +115,11 @@ class Scorecard:
                 o.owed_since = None
             case _:
                 pass
+
+    def hyperlocal_missing_pickup(self) -> int:
+        """Routes with a hyperlocal drop but not its pickup, planned before the parcel was collected."""
+        return sum(1 for key, planned in self._uncollected_drops.items()
+                   if not any(t <= planned for t in self._orders[key.rsplit("/", 1)[1]].taken))
 
     def route(self, route: ev.RoutePlanned) -> None:
         """A route read back: each PICKUP before its DROP; a hyperlocal order not collected yet
@@ -132,8 +139,8 @@ class Scorecard:
                 continue
             o.plan = stop.planned_arrival
             if (o.created.mode is ev.DeliveryMode.HYPERLOCAL and o.status in (S.CREATED, S.ASSIGNED)
-                    and stop.order_id not in pickups):
-                self.hyperlocal_missing_pickup += 1
+                    and stop.order_id not in pickups):  # judged at the end: the pickup may be read after the route
+                self._uncollected_drops[f"{route.event_id}/{stop.order_id}"] = route.occurred_at
         self._breaks_in_routes.update(b.break_id for b in route.breaks)
 
     # ---- the truth ----------------------------------------------------------------------------
@@ -198,7 +205,7 @@ class Scorecard:
             "reattempted": len(retried),
             "routes_planned": self.routes,
             "pickup_before_drop_violations": self.pickup_before_drop_violations,
-            "hyperlocal_missing_pickup": self.hyperlocal_missing_pickup,
+            "hyperlocal_missing_pickup": self.hyperlocal_missing_pickup(),
             "breaks_planned": sum(len(s.breaks) for s in self._shifts),
             "breaks_in_routes": len(self._breaks_in_routes),
             "breaks_taken": sum(1 for b, _ in self._breaks_taken if b is not None),
