@@ -127,6 +127,14 @@ class PlannedBreak:
 
 
 @dataclass(**_EVENT)
+class RiderFactor:
+    """A rider's own pace: its leg time / the vehicle type's typical leg time (shrunk toward 1)."""
+
+    rider_id: str
+    travel_factor: float
+
+
+@dataclass(**_EVENT)
 class RouteBreak:
     """When the plan has the rider take a planned break."""
 
@@ -446,6 +454,7 @@ class TravelTimesLearned(Event):
     leg_speed_mps: tuple[float, ...]  # 24 values: great-circle metres per second of a leg starting in hour h (UTC)
     service_factor: float  # actual service time / the order's service_time_s
     legs: int  # legs observed so far (0: the values are priors)
+    rider_factors: tuple[RiderFactor, ...] = ()  # riders of this type whose own pace is learned
 
     @property
     def key(self) -> str:

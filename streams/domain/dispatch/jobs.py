@@ -157,9 +157,9 @@ class TravelTimes:
     learned: Mapping[str, ev.TravelTimesLearned]
     use_learned: bool = True
 
-    def speed_mps(self, vehicle: ev.VehicleType, at: datetime) -> float:
+    def speed_mps(self, vehicle: ev.VehicleType, at: datetime, rider_id: str | None = None) -> float:
         """The speed a vehicle drives the planner's road distance (great circle x :data:`CIRCUITY`)
-        for a departure at ``at``."""
+        for a departure at ``at``; the rider's own learned pace, when known, divides it."""
         if not self.use_learned:
             return VEHICLE_SPEED_MPS[vehicle]
         hour = at.astimezone(UTC).hour
@@ -169,7 +169,11 @@ class TravelTimes:
         else:
             profile = PROFILES[str(vehicle)]
             chord = profile.speed_mps * profile.hourly_factors[hour] / profile.circuity
-        return max(0.5, chord * CIRCUITY)
+        pace = 1.0
+        if known is not None and rider_id is not None:
+            pace = next((f.travel_factor for f in known.rider_factors if f.rider_id == rider_id), 1.0)
+            pace = min(2.0, max(0.5, pace)) if math.isfinite(pace) else 1.0
+        return max(0.5, chord * CIRCUITY / pace)
 
     def service_s(self, planned_s: int) -> int:
         """An order's service time as the hub's riders really take it (the vehicle types' mean factor)."""
@@ -238,7 +242,7 @@ def vehicle_for(*, rider_id: str, vehicle: ev.VehicleType, capacity: tuple[float
                 travel: TravelTimes, at: datetime) -> Vehicle:
     shift_start_s = max(0, shift_start_s)
     return Vehicle(id=rider_id, start=start, end=end, capacity=capacity, shift_start_s=shift_start_s,
-                   shift_end_s=max(shift_start_s, shift_end_s), speed_mps=travel.speed_mps(vehicle, at),
+                   shift_end_s=max(shift_start_s, shift_end_s), speed_mps=travel.speed_mps(vehicle, at, rider_id),
                    skills=skills, profile=str(vehicle),
                    breaks=tuple(b for b in breaks if b.latest_start_s >= shift_start_s))
 

@@ -393,14 +393,16 @@ class Tracker:
             if legs <= 0 or vehicle_type not in fleet.model.profiles:
                 continue
             fleet.travel_at_s = now_s + params.travel_times_every_s
-            learned = eta.travel_times(fleet.model, vehicle_type, now_s)
+            riders = [r.rider_id for r in self.riders.values() if str(r.vehicle_type) == vehicle_type]
+            learned = eta.travel_times(fleet.model, vehicle_type, now_s, riders)
             before = fleet.travel_sent.get(vehicle_type)
             if before is not None and not eta.travel_times_moved(before, learned, params.travel_times_change):
                 continue
             event = ev.TravelTimesLearned(
                 event_id=derived_id(f"travel-times/{vehicle_type}", f"{now_s!r}/{legs}"),
                 occurred_at=datetime.fromtimestamp(now_s, UTC), vehicle_type=ev.VehicleType(vehicle_type),
-                leg_speed_mps=learned.leg_speed_mps, service_factor=learned.service_factor, legs=learned.legs)
+                leg_speed_mps=learned.leg_speed_mps, service_factor=learned.service_factor, legs=learned.legs,
+                rider_factors=tuple(ev.RiderFactor(rider_id=r, travel_factor=f) for r, f in learned.rider_factors))
             out.append((tp.TRAVEL_TIMES, event))
             if hubs is None:
                 hubs = sorted({r.route.hub_id for r in self.riders.values() if r.route is not None})

@@ -8,6 +8,8 @@ import dataclasses
 import math
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from schemas import events as ev
 from solver import SolveParams, solve
 from solver import model as sm
@@ -330,6 +332,18 @@ def test_learned_travel_times_set_the_planned_speed_and_service_and_the_constant
     slow, fast = (plan(fold(start(), shift("a"), order("o1", 12.99), learned(ev.VehicleType.SCOOTER, v)))[1]
                   for v in (2.0, 6.0))
     assert slow.assignments[0].planned_arrival > fast.assignments[0].planned_arrival
+
+
+def test_a_riders_learned_pace_sets_its_own_planned_speed_and_the_constant_policy_ignores_it() -> None:
+    paced = dataclasses.replace(learned(ev.VehicleType.SCOOTER, 3.0), rider_factors=(
+        ev.RiderFactor(rider_id="a", travel_factor=1.25), ev.RiderFactor(rider_id="c", travel_factor=float("nan"))))
+    hub = fold(start(), shift("a"), shift("b"), shift("c"), order("o1", 12.99), paced)
+    built = dp.build_problem(hub.pool, travel=dp.travel_times(hub.pool, True))
+    speeds = {v.id: v.speed_mps for v in built.problem.vehicles}
+    assert speeds["a"] == pytest.approx(3.0 * jobs.CIRCUITY / 1.25)  # 25 % slower than the type's typical leg
+    assert speeds["b"] == speeds["c"] == 3.0 * jobs.CIRCUITY  # not learned, or nonsense: the type's speed
+    constant = dp.build_problem(hub.pool, travel=dp.travel_times(hub.pool, False))
+    assert {v.speed_mps for v in constant.problem.vehicles} == {jobs.VEHICLE_SPEED_MPS[ev.VehicleType.SCOOTER]}
 
 
 def test_even_workload_reaches_the_problem() -> None:

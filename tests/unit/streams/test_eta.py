@@ -93,6 +93,9 @@ def test_a_rider_factor_is_the_riders_median_leg_against_the_fleets_not_their_de
     assert abs(model.rider_log["unlucky"]) < 0.03
     assert abs(model.typical_log["car"]) < 0.03  # the typical leg is direct; the mean has the detours
     assert model.leg_log_factor("car", at(10) + 500) > 0.05  # what sums of legs need
+    paces = dict(eta.travel_times(model, "car", at(10), ["fast", "unlucky", "r0", "nobody"]).rider_factors)
+    assert paces["fast"] == round(math.exp(model.rider_log["fast"]), 3) and "nobody" not in paces  # for planners
+    assert eta.travel_times(model, "car", at(10)).rider_factors == ()
     route = eta.eta_route(planned(POINTS), "car", {})
     mine = dataclasses.replace(route, rider_id="fast")
     assert eta.route_etas(mine, 0, HUB, at(11), model)[-1].model_s < eta.route_etas(route, 0, HUB, at(11), model)[-1].model_s

@@ -379,6 +379,10 @@ def test_travel_times_moved_means_beyond_the_share() -> None:
     assert not eta.travel_times_moved(base, eta.TravelTimes((5.05,) * 24, 1.01, 11), 0.02)
     assert eta.travel_times_moved(base, eta.TravelTimes((5.0,) * 23 + (4.8,), 1.0, 11), 0.02)
     assert eta.travel_times_moved(base, base._replace(service_factor=1.05), 0.02)
+    paced = base._replace(rider_factors=(("r1", 1.2),))
+    assert eta.travel_times_moved(base, paced, 0.02)  # a rider's pace is new
+    assert not eta.travel_times_moved(paced, paced._replace(rider_factors=(("r1", 1.21),)), 0.02)
+    assert eta.travel_times_moved(paced, paced._replace(rider_factors=(("r1", 1.3),)), 0.02)
 
 
 def test_the_tracker_publishes_learned_travel_times_when_they_move_at_most_every_period() -> None:
@@ -401,6 +405,18 @@ def test_the_tracker_publishes_learned_travel_times_when_they_move_at_most_every
     assert again.event_id != learned.event_id
     tracker.fleet.model = legs(tracker.fleet.model, 1.0, n=1, at_s=S0 + 900)  # one more leg: hardly a change
     assert events_of(tracker.tick(S0 + 1500), tp.TRAVEL_TIMES) == []
+
+
+def test_the_tracker_publishes_the_pace_of_its_riders_of_each_type_for_planners() -> None:
+    tracker = Tracker(TrackerParams(travel_times_every_s=600.0))
+    tracker.on_event(shift(), "riders", 0)  # RIDER rides a scooter
+    others = [eta.LegSample(vehicle_type="scooter", at_s=S0 + i, model_s=300.0, actual_s=300.0, rider_id=f"o{i % 4}")
+              for i in range(120)]
+    tracker.fleet.model = eta.learn_legs(tracker.fleet.model, others)
+    tracker.fleet.model = legs(tracker.fleet.model, 1.5, at_s=S0 + 200)  # RIDER: 50 % slower on every leg
+    [learned] = events_of(tracker.tick(S0 + 300), tp.TRAVEL_TIMES)
+    [mine] = learned.rider_factors  # the others are not on shift here: nothing is said of them
+    assert mine.rider_id == RIDER and 1.2 < mine.travel_factor < 1.5  # slower, shrunk toward the fleet
 
 
 def test_etas_during_a_break_start_at_its_end_and_the_break_is_not_learned_as_a_slow_leg() -> None:

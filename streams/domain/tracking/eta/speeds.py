@@ -311,14 +311,16 @@ class TravelTimes(NamedTuple):
     leg_speed_mps: tuple[float, ...]  # great-circle metres per second of a leg starting in UTC hour h
     service_factor: float  # actual service time / planned
     legs: int  # whole legs learned (0: the values are the prior)
+    rider_factors: tuple[tuple[str, float], ...] = ()  # (rider, leg time / the type's typical), by rider
 
 
-def travel_times(model: SpeedModel, vehicle_type: str, now_s: float) -> TravelTimes:
+def travel_times(model: SpeedModel, vehicle_type: str, now_s: float, riders: Iterable[str] = ()) -> TravelTimes:
     """A vehicle type's learned travel as a planner reads it: per UTC hour, the prior profile
     speed / circuity (a great-circle speed), corrected by the learned vehicle-hour term (aged to
     ``now_s``) and the fleet leg factor (the mean leg: a plan sums legs, see :func:`_ratio_log`).
     Cells are left out: a planner's matrix has no per-cell speeds; the leg factor learned against
-    the cell model carries what the city-wide figure misses on average."""
+    the cell model carries what the city-wide figure misses on average. ``riders`` (of this type)
+    with a learned pace come with it: riders differ, and a plan for a slow rider should know."""
     p = model.params
     profile = model.profiles[vehicle_type]
     leg_log = model.leg_log_factor(vehicle_type, now_s)
@@ -328,13 +330,17 @@ def travel_times(model: SpeedModel, vehicle_type: str, now_s: float) -> TravelTi
         learned = _estimate(model.hours.get((vehicle_type, hour)), p.hour_weight_s, now_s, p.half_life_s)
         prior = profile.speed_mps * profile.hourly_factors[hour] / profile.circuity
         speeds.append(round(prior * math.exp(learned - leg_log), 4))
+    paces = tuple(sorted((r, round(math.exp(model.rider_log[r]), 3)) for r in set(riders) if r in model.rider_log))
     return TravelTimes(tuple(speeds), round(math.exp(model.service_log_factor(now_s)), 4),
-                       model.leg_count.get(vehicle_type, 0))
+                       model.leg_count.get(vehicle_type, 0), paces)
 
 
 def travel_times_moved(before: TravelTimes, after: TravelTimes, share: float) -> bool:
-    """True when a speed of some hour or the service factor moved by more than ``share`` of its
-    last published value (what makes a new ``TravelTimesLearned`` worth a planner's re-read)."""
+    """True when a speed of some hour, the service factor or a rider's pace moved by more than
+    ``share`` of its last published value (or a rider's pace is new) (what makes a new ``TravelTimesLearned`` worth a planner's re-read)."""
     if abs(after.service_factor - before.service_factor) > share * before.service_factor:
+        return True
+    paces = dict(before.rider_factors)
+    if any(r not in paces or abs(f - paces[r]) > share * paces[r] for r, f in after.rider_factors):
         return True
     return any(abs(a - b) > share * b for a, b in zip(after.leg_speed_mps, before.leg_speed_mps, strict=True))
