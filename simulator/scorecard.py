@@ -60,7 +60,7 @@ class Scorecard:
         self._seen: set[str] = set()
         self.routes = 0
         self.pickup_before_drop_violations = 0
-        self._uncollected_drops: dict[str, datetime] = {}  # route event id + order -> when the route was planned
+        self._uncollected_drops: dict[tuple[str, str], datetime] = {}  # (route event id, order) -> planned at
         self._breaks_in_routes: set[str] = set()
         self._breaks_taken: list[tuple[str | None, bool]] = []
         self._shift_s = 0.0
@@ -118,8 +118,8 @@ class Scorecard:
 
     def hyperlocal_missing_pickup(self) -> int:
         """Routes with a hyperlocal drop but not its pickup, planned before the parcel was collected."""
-        return sum(1 for key, planned in self._uncollected_drops.items()
-                   if not any(t <= planned for t in self._orders[key.rsplit("/", 1)[1]].taken))
+        return sum(1 for (_, order_id), planned in self._uncollected_drops.items()
+                   if not any(t <= planned for t in self._orders[order_id].taken))
 
     def route(self, route: ev.RoutePlanned) -> None:
         """A route read back: each PICKUP before its DROP; a hyperlocal order not collected yet
@@ -140,7 +140,7 @@ class Scorecard:
             o.plan = stop.planned_arrival
             if (o.created.mode is ev.DeliveryMode.HYPERLOCAL and o.status in (S.CREATED, S.ASSIGNED)
                     and stop.order_id not in pickups):  # judged at the end: the pickup may be read after the route
-                self._uncollected_drops[f"{route.event_id}/{stop.order_id}"] = route.occurred_at
+                self._uncollected_drops[route.event_id, stop.order_id] = route.occurred_at
         self._breaks_in_routes.update(b.break_id for b in route.breaks)
 
     # ---- the truth ----------------------------------------------------------------------------

@@ -18,9 +18,10 @@ from streams.errors import KafkaFailure, TopicError
 log = logging.getLogger(__name__)
 
 # The longest a fetch may wait for data, for every librdkafka consumer of ours. Not lower: the
-# embedded broker reads a partition from its start on every fetch and answers empty when the wait
-# runs out first, so a short wait stops a consumer for good once its partitions grow (pinned in
-# test_broker_contract.py). A fetch still returns as soon as data is there.
+# embedded broker's time to answer a fetch grows with the partition's length (batches, not the
+# offset asked for), and it answers empty when the wait runs out first, so a short wait stops a
+# consumer for good once its partitions grow (pinned in test_broker_contract.py). A fetch still
+# returns as soon as data is there.
 FETCH_WAIT_MS = 500
 
 

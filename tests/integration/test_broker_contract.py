@@ -101,8 +101,8 @@ def test_counting_does_not_trust_end_offsets(settings: Settings) -> None:
 
 
 def test_a_short_fetch_wait_reads_nothing_from_a_long_partition_ours_reads_it_all(settings: Settings) -> None:
-    """Tansu reads a partition from its start on every fetch, one batch at a time, and answers empty
-    when the fetch's wait runs out first. A GPS partition is a long run of small batches by noon
+    """Tansu's time to answer a fetch grows with the partition's length in batches (whatever offset
+    is asked for), and it answers empty when the fetch's wait runs out first. A GPS partition is a long run of small batches by noon
     of a continuous day: the tracker, then fetching with a 5 ms wait, stopped reading pings for
     good. Every consumer of ours waits FETCH_WAIT_MS and still gets its data at once."""
     own = isolated_settings(settings, "fetchwait")

@@ -337,7 +337,8 @@ def travel_times(model: SpeedModel, vehicle_type: str, now_s: float, riders: Ite
 
 def travel_times_moved(before: TravelTimes, after: TravelTimes, share: float) -> bool:
     """True when a speed of some hour, the service factor or a rider's pace moved by more than
-    ``share`` of its last published value (or a rider's pace is new) (what makes a new ``TravelTimesLearned`` worth a planner's re-read)."""
+    ``share`` of its last published value, or a rider's pace is new: what makes a new
+    ``TravelTimesLearned`` worth a planner's re-read."""
     if abs(after.service_factor - before.service_factor) > share * before.service_factor:
         return True
     paces = dict(before.rider_factors)
