@@ -31,10 +31,16 @@ FLEET_MIX: tuple[ev.VehicleType, ...] = (
     ev.VehicleType.SCOOTER, ev.VehicleType.BIKE, ev.VehicleType.VAN, ev.VehicleType.SCOOTER,
 )
 PROMISES_MIN = (15, 20, 25, 30)
-# Store riders' shifts from day_start, round-robin over a store's riders: 08-14, 13:30-19:30, 10-16
-# and 16-19:30. With four a store, two are on shift through both peaks (10-12 and 16-19) and the
-# store orders of the last hour come within their promise.
-STORE_SHIFTS_H: tuple[tuple[float, float], ...] = ((0.0, 6.0), (5.5, 11.5), (2.0, 8.0), (8.0, 11.5))
+# Store riders' shifts from day_start, round-robin over a store's riders: 08-14, 13:30-19:30, 10-16,
+# 16-19:30, 09:30-13:00 and 16:30-20:00. With six a store, three are on shift through both peaks
+# (10-12 and 16:30-19), and a six-hour shift's break falls in the lull between them, as a store
+# manager places it: a 15-minute promise needs a rider who is free when the order comes, and a store
+# whose riders are busy most of the peak breaks its promises (see the README's figures).
+STORE_SHIFTS_H: tuple[tuple[float, float], ...] = ((0.0, 6.0), (5.5, 11.5), (2.0, 8.0), (8.0, 11.5), (1.5, 5.0),
+                                                   (8.5, 12.0))
+# When each shift's break may start, in hours into it (a shift under six hours owes none)
+STORE_BREAKS_H: tuple[tuple[float, float] | None, ...] = ((4.0, 5.0), (1.0, 2.0), (2.5, 4.0), None, None, None)
+HUB_BREAKS_H: tuple[tuple[float, float] | None, ...] = ((3.0, 5.0),) * len(SHIFTS_H)
 STORE_FLEET: tuple[ev.VehicleType, ...] = (ev.VehicleType.SCOOTER, ev.VehicleType.BIKE)
 
 
@@ -43,7 +49,7 @@ class ContinuousConfig:
     seed: int = 7
     orders: int = 1000
     riders: int = 48  # riders of the hubs
-    store_riders: int = 32  # riders stationed at stores (four a store), on top of ``riders``
+    store_riders: int = 48  # riders stationed at stores (six a store), on top of ``riders``
     hubs: int = 2
     day_start: datetime = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)  # 08:00 local: first shift, first orders
     orders_until_h: float = 11.0  # orders arrive until 19:00
@@ -160,12 +166,12 @@ def _sites(config: ContinuousConfig, rng: random.Random, lat0: float, lon0: floa
 
 def _shifts(config: ContinuousConfig, rng: random.Random, sites: list[Site], count: int, *, first: int,
             fleet: tuple[ev.VehicleType, ...], hours: tuple[tuple[float, float], ...],
-            break_h: tuple[float, float], stationed: bool) -> list[ev.RiderShiftStarted]:
+            breaks_h: tuple[tuple[float, float] | None, ...], stationed: bool) -> list[ev.RiderShiftStarted]:
     """``count`` riders spread over ``sites`` (hubs, or stores they are stationed at: ``station_id``),
     round-robin; a site's riders take the shifts ``hours`` (hours from day_start) in turn and the
     vehicles of ``fleet`` in turn, shifted by one each round through the fleet (else, with 8
     vehicles over 4 shifts, no car or van would start before noon and no fragile parcel could leave
-    before); a shift of six hours or more owes a break starting ``break_h`` hours into it."""
+    before); a shift of six hours or more owes a break starting within its ``breaks_h`` window."""
     shifts = []
     per_site = [0] * len(sites)
     for i in range(count if sites else 0):
@@ -175,10 +181,11 @@ def _shifts(config: ContinuousConfig, rng: random.Random, sites: list[Site], cou
         site = sites[k]
         vehicle = fleet[(n + n // len(fleet)) % len(fleet)]  # shifted every round: each shift gets each vehicle
         begin_h, end_h = hours[n % len(hours)]
+        break_h = breaks_h[n % len(hours)]
         start, end = config.at(begin_h), config.at(end_h)
         rider_id = f"rider-{first + i + 1:03d}"
         w, v, u = CAPACITY[vehicle]
-        breaks = () if end - start < timedelta(hours=6) else (ev.PlannedBreak(
+        breaks = () if break_h is None or end - start < timedelta(hours=6) else (ev.PlannedBreak(
             break_id=f"{rider_id}/break-1", earliest_start=start + timedelta(hours=break_h[0]),
             latest_start=start + timedelta(hours=break_h[1]), duration_s=config.break_min * 60),)
         shifts.append(ev.RiderShiftStarted(
@@ -200,10 +207,11 @@ def make_continuous_day(config: ContinuousConfig = ContinuousConfig(), *, lat0: 
     """The whole day, a pure function of ``config``."""
     rng = rng_for(config.seed, "continuous")
     hubs, stores = _sites(config, rng, lat0, lon0)
-    shifts = (_shifts(config, rng, hubs, config.riders, first=0, fleet=FLEET_MIX, hours=SHIFTS_H, break_h=(3.0, 5.0),
+    shifts = (_shifts(config, rng, hubs, config.riders, first=0, fleet=FLEET_MIX, hours=SHIFTS_H, breaks_h=HUB_BREAKS_H,
                       stationed=False)
               + _shifts(config, rng_for(config.seed, "store-riders"), stores, config.store_riders, first=config.riders,
-                        fleet=STORE_FLEET, hours=STORE_SHIFTS_H, break_h=(2.5, 4.0), stationed=True))
+                        fleet=STORE_FLEET, hours=STORE_SHIFTS_H, breaks_h=STORE_BREAKS_H,
+                        stationed=True))
     # Exactly the hyperlocal share, through the day: store orders follow the day's rate until the
     # orders stop, last-mile ones until their windows can still close within the day.
     n_hyper = round(config.hyperlocal_share * config.orders)

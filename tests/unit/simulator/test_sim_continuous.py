@@ -45,10 +45,10 @@ STORE_SHIFTS = [s for s in DAY.shifts if s.station_id is not None]
 
 
 def test_counts_ids_and_riders_split_over_the_hubs() -> None:
-    assert len(DAY.orders) == 1000 and len(HUB_SHIFTS) == 48 and len(STORE_SHIFTS) == 32
+    assert len(DAY.orders) == 1000 and len(HUB_SHIFTS) == 48 and len(STORE_SHIFTS) == 48
     assert len({o.order_id for o in DAY.orders}) == 1000
     ids = [e.event_id for e in (*DAY.orders, *DAY.shifts)]
-    assert len(set(ids)) == len(ids) and len({s.rider_id for s in DAY.shifts}) == 80
+    assert len(set(ids)) == len(ids) and len({s.rider_id for s in DAY.shifts}) == 96
     assert Counter(s.hub_id for s in HUB_SHIFTS) == {"hub-1": 24, "hub-2": 24}
     assert {s.vehicle_type for s in HUB_SHIFTS} == set(ev.VehicleType)
     assert {o.hub_id for o in DAY.orders} == set(HUBS)
@@ -71,12 +71,25 @@ def test_store_riders_are_stationed_at_every_store_of_their_hub_from_the_first_o
         assert max(s.shift_end for s in shifts) >= CFG.at(CFG.orders_until_h) + timedelta(minutes=30)
 
 
-def test_two_store_riders_are_on_shift_at_every_store_through_both_peaks() -> None:
+def test_three_store_riders_are_on_shift_and_off_break_at_every_store_through_both_peaks() -> None:
     for store in STORES:
         shifts = [s for s in STORE_SHIFTS if s.station_id == store]
-        for hour in (10, 11, 16, 17, 18):  # the morning and evening peaks of HOURLY_RATE
-            at = CFG.at(hour - 8 + 0.5)
-            assert sum(s.shift_start <= at < s.shift_end for s in shifts) >= 2, (store, hour)
+        for hour in (10, 11, 17, 18):  # the morning and evening peaks of HOURLY_RATE
+            begin, end = CFG.at(hour - 8), CFG.at(hour - 8 + 1)
+            on = [s for s in shifts if s.shift_start <= begin and end <= s.shift_end]
+            # no break of theirs can fall in that hour: its latest end is before, or its earliest start after
+            free = [s for s in on if all(b.latest_start + timedelta(seconds=b.duration_s) <= begin
+                                         or b.earliest_start >= end for b in s.breaks)]
+            assert len(free) >= 3, (store, hour, [s.rider_id for s in on])
+
+
+def test_every_six_hour_shift_at_a_store_owes_one_break_and_shorter_ones_none() -> None:
+    for s in STORE_SHIFTS:
+        long = s.shift_end - s.shift_start >= timedelta(hours=6)
+        assert len(s.breaks) == (1 if long else 0), s.rider_id
+        for b in s.breaks:
+            assert s.shift_start < b.earliest_start <= b.latest_start
+            assert b.latest_start + timedelta(seconds=b.duration_s) <= s.shift_end
 
 
 def test_shifts_are_staggered_and_each_owes_one_half_hour_break_inside_it() -> None:
