@@ -102,8 +102,10 @@ def test_a_rider_factor_is_the_riders_median_leg_against_the_fleets_not_their_de
 
 
 def test_a_leg_is_learned_against_the_planned_stop_to_stop_time_not_from_where_departure_was_seen() -> None:
-    model = eta.SpeedModel()
     route = eta.eta_route(planned(POINTS), "scooter", {})
+    slow_cell = eta.SpeedSample(vehicle_type="scooter", cell=route.stops[1].leg_cells[0], at_s=at(10), speed_mps=2.0,
+                                weight_s=600.0)
+    model = eta.learn_speeds(eta.SpeedModel(), [slow_cell])  # the cell model and the hour's speed now differ
     state = eta.start_route(route, at(11))
     state, _, _ = eta.arrived(state, 0, at(11) + 600, model)
     state, _ = eta.departed(state, at(11) + 720, model)
@@ -113,6 +115,9 @@ def test_a_leg_is_learned_against_the_planned_stop_to_stop_time_not_from_where_d
     state, _, sample = eta.arrived(state, 1, at(11) + 1_000, model)
     assert sample is not None and sample.model_s == pytest.approx(eta.leg_seconds(model, route, 1, at(11) + 720))
     assert sample.rider_id == "rider-1"
+    # and against what a planner said of it: great circle stop to stop at the hour's speed
+    assert sample.plan_s == pytest.approx(model.plan_seconds("scooter", haversine_m(POINTS[0], POINTS[1]), at(11) + 720))
+    assert sample.plan_s < 0.9 * sample.model_s
 
 
 def offset_toward(a: tuple[float, float], b: tuple[float, float], metres: float) -> tuple[float, float]:

@@ -331,9 +331,14 @@ def test_break_expected_end_ends_the_break_on_tick() -> None:
 # ---- learned travel times --------------------------------------------------------------------
 
 
-def legs(model: eta.SpeedModel, ratio: float, n: int = 40, at_s: float = S0) -> eta.SpeedModel:
-    return eta.learn_legs(model, [eta.LegSample(vehicle_type="scooter", at_s=at_s + i, model_s=300.0,
-                                                actual_s=300.0 * ratio, rider_id=RIDER) for i in range(n)])
+def legs(model: eta.SpeedModel, ratio: float, n: int = 40, at_s: float = S0,
+         model_ratio: float | None = None) -> eta.SpeedModel:
+    """``n`` scooter legs arriving from ``at_s`` on, ``ratio`` times as long as a planner said and
+    ``model_ratio`` (default: the same) times as long as the cell model said."""
+    actual = 300.0 * ratio
+    return eta.learn_legs(model, [eta.LegSample(vehicle_type="scooter", at_s=at_s + i, plan_s=300.0,
+                                                model_s=actual / (ratio if model_ratio is None else model_ratio),
+                                                actual_s=actual, rider_id=RIDER) for i in range(n)])
 
 
 def test_learned_slower_legs_lower_every_hours_speed() -> None:
@@ -348,6 +353,43 @@ def test_learned_slower_legs_lower_every_hours_speed() -> None:
     assert slow.legs == 40 and all(s < b < f for s, b, f in zip(slow.leg_speed_mps, before.leg_speed_mps,
                                                                 fast.leg_speed_mps, strict=True))
     assert eta.travel_times(legs(prior, 1.5), "car", S0) == eta.travel_times(prior, "car", S0)  # another vehicle
+
+
+def test_planner_speeds_follow_legs_against_the_planners_timing_not_the_cell_models() -> None:
+    """Legs the cell model timed right but a planner (no cells) would time 40 % short: the
+    planner's speeds still slow down; legs the planner timed right leave them where they were."""
+    prior = eta.SpeedModel()
+    before = eta.travel_times(prior, "scooter", S0)
+    cells_right = eta.travel_times(legs(prior, 1.4, n=200, model_ratio=1.0), "scooter", S0)
+    plan_right = eta.travel_times(legs(prior, 1.0, n=200, model_ratio=0.7), "scooter", S0)
+    assert all(c < 0.8 * b for c, b in zip(cells_right.leg_speed_mps, before.leg_speed_mps, strict=True))
+    assert plan_right.leg_speed_mps == before.leg_speed_mps
+
+
+def test_an_hours_slow_legs_slow_that_hour_more_than_the_others() -> None:
+    prior = eta.SpeedModel()
+    midnight = S0 - S0 % 86_400
+    # a day of on-time legs (leaving at half past), but in one hour: there they are 50 % long
+    utc = 15
+    day = prior
+    for h in range(8, 20):
+        if h != utc:
+            day = legs(day, 1.0, n=30, at_s=midnight + h * 3600 + 1800 + 300)
+    slow = legs(day, 1.5, n=30, at_s=midnight + utc * 3600 + 1800 + 450)
+    now = midnight + 20 * 3600
+    before, after = eta.travel_times(day, "scooter", now), eta.travel_times(slow, "scooter", now)
+    assert after.leg_speed_mps[utc] < 0.8 * before.leg_speed_mps[utc]
+    others = [a / b for h, (a, b) in enumerate(zip(after.leg_speed_mps, before.leg_speed_mps, strict=True)) if h != utc]
+    assert min(others) > 0.9  # the rest lean on all hours' legs a little, not on that hour's
+
+
+def test_plan_seconds_is_how_a_planner_times_a_leg_from_the_published_speeds() -> None:
+    """The leg factor is learned against ``plan_seconds``; it must be the planner's arithmetic, else
+    the factor would correct a figure nobody plans with."""
+    model = eta.SpeedModel()
+    for at_s in (S0, S0 + 5 * 3600, S0 + 11 * 3600):
+        published = eta.travel_times(model, "van", at_s).leg_speed_mps[int(at_s // 3600) % 24]
+        assert model.plan_seconds("van", 2_000.0, at_s) == pytest.approx(2_000.0 / published, rel=1e-3)
 
 
 def test_a_slow_hour_is_slow_in_that_hour_only_and_service_factor_is_learned() -> None:
@@ -403,7 +445,8 @@ def test_the_tracker_publishes_learned_travel_times_when_they_move_at_most_every
     [again] = events_of(tracker.tick(S0 + 800), tp.TRAVEL_TIMES)
     assert all(a < b for a, b in zip(again.leg_speed_mps, learned.leg_speed_mps, strict=True))
     assert again.event_id != learned.event_id
-    tracker.fleet.model = legs(tracker.fleet.model, 1.0, n=1, at_s=S0 + 900)  # one more leg: hardly a change
+    # one more leg like the last ones, leaving in their hour: hardly a change
+    tracker.fleet.model = legs(tracker.fleet.model, 3.0, n=1, at_s=S0 + 850)
     assert events_of(tracker.tick(S0 + 1500), tp.TRAVEL_TIMES) == []
 
 

@@ -245,6 +245,7 @@ class RiderEta:
     pace: Pace = Pace()
     leg_from_s: float = 0.0  # left the previous stop (or started the route)
     leg_model_s: float = 0.0  # the leg's speed-model seconds when it started (0: not yet known; UNSEEN)
+    leg_plan_s: float = 0.0  # ...and as a planner times it (SpeedModel.plan_seconds)
     at_stop_since_s: float | None = None  # arrived at stop next_stop - 1, not yet departed
     computed_at_s: float = -math.inf
     computed_at: Position = (0.0, 0.0)
@@ -326,13 +327,14 @@ def update(state: RiderEta, now_s: float, position: Position, model: SpeedModel,
         emitted = dict(emitted)
         for e in out:
             emitted[e.index] = e
-    leg_model_s = state.leg_model_s
+    leg_model_s, leg_plan_s = state.leg_model_s, state.leg_plan_s
     if leg_model_s == 0.0 and leaves is None and etas:  # first estimate of this leg: its model time
         # stop to stop, as later legs are timed (the departure is seen late, away from the stop)
         leg_model_s = leg_seconds(model, route, next_stop, state.leg_from_s)
+        leg_plan_s = model.plan_seconds(route.vehicle_type, stops[next_stop].leg_m, state.leg_from_s)
     # the constructor, not dataclasses.replace: a third of the cost of an update that emits nothing
     return RiderEta(route=route, next_stop=next_stop, pace=pace, leg_from_s=state.leg_from_s, leg_model_s=leg_model_s,
-                    at_stop_since_s=state.at_stop_since_s, computed_at_s=now_s, computed_at=position, emitted=emitted,
+                    leg_plan_s=leg_plan_s, at_stop_since_s=state.at_stop_since_s, computed_at_s=now_s, computed_at=position, emitted=emitted,
                     scored=state.scored + tuple(new_scored) if new_scored else state.scored,
                     scored_keys=keys.union(new_keys) if new_keys else keys), out
 
@@ -350,7 +352,7 @@ def arrived(state: RiderEta, index: int, at_s: float, model: SpeedModel
     actual = at_s - state.leg_from_s
     if index == state.next_stop and state.leg_model_s > 0 and actual > 0:
         leg = LegSample(vehicle_type=state.route.vehicle_type, at_s=at_s, model_s=state.leg_model_s, actual_s=actual,
-                        rider_id=state.route.rider_id)
+                        rider_id=state.route.rider_id, plan_s=state.leg_plan_s)
         typical = state.leg_model_s * math.exp(model.typical_log.get(state.route.vehicle_type, 0.0)
                                                + model.rider_log.get(state.route.rider_id, 0.0))
         pace = pace.with_travel(typical, actual)

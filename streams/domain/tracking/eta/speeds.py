@@ -16,7 +16,8 @@ corrects the one before, in log space so they multiply):
    against the vehicle type's median, shrunk toward 0 (medians: a detour is no pace).
 
 For planners, :func:`travel_times` sums this up per vehicle type as 24 hourly great-circle speeds
-of whole legs and a service factor (``TravelTimesLearned``).
+of whole legs and a service factor (``TravelTimesLearned``); its legs are learned against the
+planner's own speeds (:attr:`SpeedModel.plan_legs`), not against the cells a planner never sees.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class SpeedParams:
     cell_weight_s: float = 600.0
     cell_hour_weight_s: float = 1_200.0
     leg_weight_s: float = 3_600.0
+    plan_hour_weight_s: float = 3_600.0  # an hour's planner legs: shrunk toward all hours' by these seconds
     service_weight_s: float = 1_800.0
     min_segment_s: float = 2.0
     max_segment_s: float = 120.0  # longer gaps: the path between fixes is unknown
@@ -80,6 +82,7 @@ class LegSample:
     model_s: float
     actual_s: float
     rider_id: str = ""  # learns the rider's own factor too (empty: the fleet's only)
+    plan_s: float = 0.0  # what a planner reading TravelTimesLearned times it at before the factor (0: unknown)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,6 +124,8 @@ class SpeedModel:
     rider_log: Mapping[str, float] = field(default_factory=dict)
     typical_log: Mapping[str, float] = field(default_factory=dict)  # vehicle type -> median log ratio, shrunk
     leg_count: Mapping[str, int] = field(default_factory=dict)  # vehicle type -> whole legs learned
+    # (vehicle type, hour the leg left) -> decayed sums of actual and of planner seconds (plan_s)
+    plan_legs: Mapping[tuple[str, int], Entry] = field(default_factory=dict)
 
     def hour(self, at_s: float) -> int:
         return int((at_s + self.params.utc_offset_s) // 3600) % HOURS
@@ -143,6 +148,13 @@ class SpeedModel:
 
     def leg_log_factor(self, vehicle_type: str, now_s: float) -> float:
         return _ratio_log(self.legs.get(vehicle_type), self.params.leg_weight_s, now_s, self.params.half_life_s)
+
+    def plan_seconds(self, vehicle_type: str, metres: float, at_s: float) -> float:
+        """A leg of ``metres`` great circle leaving at ``at_s`` as a planner times it from
+        :func:`travel_times` before the leg factor: the vehicle-hour speed, no cells."""
+        hour = self.hour(at_s)
+        p = self.profiles[vehicle_type]
+        return metres * p.circuity / (p.speed_mps * p.hourly_factors[hour] * math.exp(self.hour_log.get((vehicle_type, hour), 0.0)))
 
     def service_log_factor(self, now_s: float) -> float:
         return _ratio_log(self.service, self.params.service_weight_s, now_s, self.params.half_life_s)
@@ -269,11 +281,15 @@ def learn_legs(model: SpeedModel, samples: Iterable[LegSample]) -> SpeedModel:
     legs = dict(model.legs)
     leg_hists, rider_hists, rider_log = dict(model.leg_hists), dict(model.rider_hists), dict(model.rider_log)
     typical_log, leg_count = dict(model.typical_log), dict(model.leg_count)
+    plan_legs = dict(model.plan_legs)
     keep = 1.0 - 1.0 / p.rider_memory_legs
     for x in samples:
         if not (x.model_s > 0 and x.actual_s > 0):
             continue
         legs[x.vehicle_type] = _merge(legs.get(x.vehicle_type), x.actual_s, x.model_s, x.at_s, p.half_life_s)
+        if x.plan_s > 0:
+            key = (x.vehicle_type, model.hour(x.at_s - x.actual_s))
+            plan_legs[key] = _merge(plan_legs.get(key), x.actual_s, x.plan_s, x.at_s, p.half_life_s)
         leg_count[x.vehicle_type] = leg_count.get(x.vehicle_type, 0) + 1
         if not x.rider_id:
             continue
@@ -290,7 +306,7 @@ def learn_legs(model: SpeedModel, samples: Iterable[LegSample]) -> SpeedModel:
         rider_log[x.rider_id] = (n / (n + p.rider_weight_legs)) * (
             quantile(mine, 0.5) - quantile(leg_hists[x.vehicle_type], 0.5))
     return dataclasses.replace(model, legs=legs, leg_hists=leg_hists, rider_hists=rider_hists, rider_log=rider_log,
-                               typical_log=typical_log, leg_count=leg_count)
+                               typical_log=typical_log, leg_count=leg_count, plan_legs=plan_legs)
 
 
 def learn_services(model: SpeedModel, samples: Iterable[ServiceSample]) -> SpeedModel:
@@ -316,20 +332,30 @@ class TravelTimes(NamedTuple):
 
 def travel_times(model: SpeedModel, vehicle_type: str, now_s: float, riders: Iterable[str] = ()) -> TravelTimes:
     """A vehicle type's learned travel as a planner reads it: per UTC hour, the prior profile
-    speed / circuity (a great-circle speed), corrected by the learned vehicle-hour term (aged to
-    ``now_s``) and the fleet leg factor (the mean leg: a plan sums legs, see :func:`_ratio_log`).
-    Cells are left out: a planner's matrix has no per-cell speeds; the leg factor learned against
-    the cell model carries what the city-wide figure misses on average. ``riders`` (of this type)
-    with a learned pace come with it: riders differ, and a plan for a slow rider should know."""
+    speed / circuity (a great-circle speed) with the learned vehicle-hour term, divided by how much
+    longer whole legs leaving in that hour took than that speed said (:attr:`SpeedModel.plan_legs`,
+    a ratio of sums: a plan sums legs, see :func:`_ratio_log`; an hour with few legs leans on all
+    hours'). Learned against the planner's own arithmetic, not the tracker's cell model: a matrix
+    without cells inherits none of what the cells explain (bikes timed by congestion learned from
+    cars), and the legs carry what segment speeds cannot see (lights, corners, parking). ``riders``
+    (of this type) with a learned pace come with it: riders differ, and a plan for a slow rider
+    should know."""
     p = model.params
     profile = model.profiles[vehicle_type]
-    leg_log = model.leg_log_factor(vehicle_type, now_s)
+    d = {key: 0.5 ** (max(0.0, now_s - t) / p.half_life_s) for key, (_, _, t) in model.plan_legs.items()
+         if key[0] == vehicle_type}
+    actual = sum(model.plan_legs[k][0] * w for k, w in d.items())
+    planned = sum(model.plan_legs[k][1] * w for k, w in d.items())
+    pooled = (p.leg_weight_s + actual) / (p.leg_weight_s + planned)
     speeds = []
     for h in range(HOURS):
         hour = model.hour(h * 3600.0 + 1800.0)  # the model's (local) hour of UTC hour h
         learned = _estimate(model.hours.get((vehicle_type, hour)), p.hour_weight_s, now_s, p.half_life_s)
         prior = profile.speed_mps * profile.hourly_factors[hour] / profile.circuity
-        speeds.append(round(prior * math.exp(learned - leg_log), 4))
+        a, m, _ = model.plan_legs.get((vehicle_type, hour), (0.0, 0.0, 0.0))
+        w = d.get((vehicle_type, hour), 0.0)
+        ratio = (p.plan_hour_weight_s * pooled + a * w) / (p.plan_hour_weight_s + m * w)
+        speeds.append(round(prior * math.exp(learned) / ratio, 4))
     paces = tuple(sorted((r, round(math.exp(model.rider_log[r]), 3)) for r in set(riders) if r in model.rider_log))
     return TravelTimes(tuple(speeds), round(math.exp(model.service_log_factor(now_s)), 4),
                        model.leg_count.get(vehicle_type, 0), paces)
