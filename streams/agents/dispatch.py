@@ -14,6 +14,7 @@ from collections.abc import Callable, MutableMapping
 from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any
 
+from schemas import events as ev
 from schemas import topics as tp
 from solver import SolveParams, solve
 from solver.model import Problem
@@ -22,6 +23,7 @@ from streams.app import Streams
 from streams.domain.dispatch import departure
 from streams.domain.dispatch import hub as hubs
 from streams.domain.dispatch import pool as dispatch
+from streams.domain.dispatch.replan import Fix
 from streams.domain.hub_policy import HubPolicy
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,9 @@ class HubDispatcher:
         # known would be ignored (its parcels then looked movable). So the agent and the timer take
         # turns: nothing is folded while an outcome is between its publish and its write.
         self.lock = asyncio.Lock()
+        # The riders' fixes the tracker sends (one a minute each), kept here until a plan needs them:
+        # soft state (a restart waits a minute for the next), not a table write per fix.
+        self.positions: dict[bytes, dict[str, Fix]] = {}
         self._executor: Executor | None = None
         self._make_executor = executor or (lambda: ProcessPoolExecutor(
             max_workers=1, mp_context=multiprocessing.get_context("spawn")))
@@ -58,10 +63,19 @@ class HubDispatcher:
         if item is None:
             return
         hub = message.key  # raw bytes: the table key
+        if isinstance(item, ev.GpsPing) and item.rider_id not in self.hub(hub).routes.offline:
+            self.positions.setdefault(hub, {})[item.rider_id] = Fix(item.lat, item.lon, item.device_time.timestamp())
+            return  # not a change to plan for: the hub stays quiet
         async with self.lock:
             self.hub_states[hub] = hubs.on_hub_event(self.hub(hub), item)
         self.last_change[hub] = time.monotonic()
         self.first_change.setdefault(hub, self.last_change[hub])
+
+    def fold_positions(self, hub: bytes) -> None:
+        """Into the hub's state, the fixes kept since its last plan (call it holding the lock)."""
+        fixes = self.positions.pop(hub, None)
+        if fixes:
+            self.hub_states[hub] = hubs.with_positions(self.hub(hub), fixes)
 
     def policy(self, hub: bytes) -> HubPolicy:
         return self.streams.hub_policies.of(hub.decode())
@@ -93,8 +107,9 @@ class HubDispatcher:
             return
         self.first_change.pop(hub, None)
         now_s = self.stream_now(hub, pool)
-        if now_s is not None:  # hub parcels go first to riders waiting at the hub to leave (a wave)
-            async with self.lock:
+        async with self.lock:
+            self.fold_positions(hub)
+            if now_s is not None:  # hub parcels go first to riders waiting at the hub to leave (a wave)
                 self.hub_states[hub] = hubs.offer_to_waiting(self.hub(hub), now_s, policy)
         state = self.hub(hub)
         pool = state.pool
@@ -127,6 +142,7 @@ class HubDispatcher:
             return
         if state.pool.pending:  # work no free rider can take: offer it to riders on routes
             async with self.lock:
+                self.fold_positions(hub)  # the nearest riders: where they are now
                 offered = hubs.offer_waiting(self.hub(hub), now, policy)
                 if offered.routes.pending != self.hub(hub).routes.pending:
                     self.hub_states[hub] = offered
@@ -134,6 +150,7 @@ class HubDispatcher:
         if not (state.routes.pending or state.solving):
             return
         async with self.lock:
+            self.fold_positions(hub)
             state = self.hub(hub)
             left_over = state.solving
             state, requests = hubs.start_replans(state, now, policy)

@@ -6,6 +6,7 @@ and what a finished re-plan publishes."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -140,6 +141,22 @@ def _manual(hub: Hub, e: ev.OrderAssigned) -> Hub:
         order = dataclasses.replace(hub.routes.orders[e.order_id], rider=e.rider_id)
         return dataclasses.replace(hub, pool=dispatch.give_back(pool, [order]))
     return dataclasses.replace(hub, pool=dispatch.take(pool, [e.order_id]))
+
+
+def with_positions(hub: Hub, fixes: Mapping[str, Fix]) -> Hub:
+    """The riders' latest fixes (the tracker sends one a minute; the agent keeps them out of the
+    table until a plan needs them), folded in where newer than what the hub knew: re-plans and
+    free riders' plans start from where the riders are. A rider the hub holds offline comes back
+    by the fix the tracker sends for that, not by these."""
+    known = hub.routes.positions
+    newer = {r: f for r, f in fixes.items()
+             if r not in hub.routes.offline and (r not in known or f.at_s > known[r].at_s)}
+    if not newer:
+        return hub
+    free = hub.pool.free
+    moved = {r: dataclasses.replace(free[r], lat=newer[r].lat, lon=newer[r].lon) for r in newer.keys() & free.keys()}
+    pool = dataclasses.replace(hub.pool, free={**free, **moved}) if moved else hub.pool
+    return dataclasses.replace(hub, routes=on_fixes(hub.routes, newer), pool=pool)
 
 
 def rejoin_finished(hub: Hub) -> Hub:

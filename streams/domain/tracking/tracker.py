@@ -73,6 +73,10 @@ class TrackerParams:
     break_max_s: float = 3_600.0  # a reported break with no expected end (nor a planned one) ends by itself after this
     travel_times_every_s: float = 600.0  # stream seconds between two TravelTimesLearned of the fleet
     travel_times_change: float = 0.02  # ...and only when an hour's speed or the service factor moved this share
+    # A rider on a route has its first accepted fix of every such period (of device time) sent to its
+    # hub's dispatcher: dispatch reads no GPS, and a re-plan or a free rider's plan starts from where
+    # the rider is. (The period, not a "last sent" time: nothing more to checkpoint.) inf: none.
+    position_every_s: float = 60.0
 
 
 @dataclass(slots=True)
@@ -315,6 +319,7 @@ class Tracker:
         if recv > self.now_s:
             self.now_s = recv
         out = self.tick() if recv >= self._tick_at_s else []
+        before = r.device.fix
         r.device, verdict = hygiene.screen(r.device, ping, params.hygiene, received_s=recv)
         if verdict.reason is not None:
             return out
@@ -327,6 +332,9 @@ class Tracker:
             r.alert = alerts.back_online(r.alert, t, params.alerts)
             if r.route is not None:
                 out.append((tp.DISPATCH_QUEUE, ping, r.route.hub_id))
+        elif r.route is not None and params.position_every_s < math.inf and (
+                before is None or t // params.position_every_s != before[0] // params.position_every_s):
+            out.append((tp.DISPATCH_QUEUE, ping, r.route.hub_id))
         a = r.anchor
         if a is None or verdict.reanchored or t - a[0] >= SEGMENT_MIN_S:  # most pings extend the segment
             self._speed_sample(r, t, pos, ping.accuracy_m or 0.0, verdict.reanchored, recv)

@@ -166,6 +166,33 @@ def test_a_rider_whose_route_is_done_is_free_again_and_gets_the_next_order_colle
     assert (route.start.lat, route.start.lon) == done_at
 
 
+def test_a_rider_on_the_way_is_planned_from_its_latest_fix_not_from_its_last_stop() -> None:
+    """Dispatch hears no GPS but the tracker's fix a minute: a re-plan starts where the rider is,
+    and a free rider riding back is planned from there; an older fix or one of a rider held
+    offline changes nothing."""
+    hub = fold(start(), shift("a"), *(order(f"o{k}", 12.97 + 0.005 * k) for k in range(1, 4)))
+    hub, _ = plan(hub)
+    hub = fold(hub, *(status(f"o{k}", S.OUT_FOR_DELIVERY, "a", 60, DEPOT) for k in range(1, 4)))
+    on_way = (12.973, 77.60)
+    moved = hb.with_positions(hub, {"a": rp.Fix(*on_way, ts(300))})
+    assert moved.routes.positions["a"] == rp.Fix(*on_way, ts(300))
+    assert hb.with_positions(moved, {"a": rp.Fix(12.0, 77.0, ts(200))}) == moved  # older: ignored
+    offline = dataclasses.replace(moved, routes=dataclasses.replace(moved.routes, offline=frozenset({"a"})))
+    assert hb.with_positions(offline, {"a": rp.Fix(12.0, 77.0, ts(400))}) == offline
+    moved = hb.offer_waiting(fold(moved, order("new", 12.99, created_s=310)), ts(311), HubPolicy())
+    moved, out = replan_now(moved, 312)
+    (route,) = out.routes
+    assert (route.start.lat, route.start.lon) == on_way
+    _, without = replan_now(hb.offer_waiting(fold(hub, order("new", 12.99, created_s=310)), ts(311), HubPolicy()), 312)
+    (old,) = without.routes
+    assert (old.start.lat, old.start.lon) == DEPOT  # without it: from where the parcels left
+    # a free rider (route done) riding back is planned from its fix, not from where it delivered
+    done = fold(hub, *(status(f"o{k}", S.DELIVERED, "a", 900 + k, (12.985, 77.60)) for k in range(1, 4)))
+    back = hb.with_positions(done, {"a": rp.Fix(12.972, 77.595, ts(1000))})
+    assert (done.pool.free["a"].lat, back.pool.free["a"].lat) == (12.985, 12.972)
+    assert back.pool.version == done.pool.version  # a fix is no new work: the hub stays quiet
+
+
 def test_an_order_no_free_rider_can_take_is_inserted_into_a_route_in_progress() -> None:
     hub = fold(start(), shift("a"), *(order(f"o{k}", 12.97 + 0.005 * k) for k in range(1, 4)))
     hub, _ = plan(hub)

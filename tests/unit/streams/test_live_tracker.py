@@ -5,6 +5,7 @@ restored from its checkpoint records (``streams.state``) continues exactly as on
 from __future__ import annotations
 
 import dataclasses
+import math
 from datetime import timedelta
 
 import pytest
@@ -177,7 +178,7 @@ def test_state_written_by_another_version_is_refused_not_misread(day: GroundTrut
 
 def test_a_rider_silent_out_on_the_route_goes_to_the_dispatcher_and_so_does_its_first_fix_back(
         day: GroundTruthDay) -> None:
-    tracker = Tracker()
+    tracker = Tracker(TrackerParams(position_every_s=math.inf))  # no fix a minute: only the one back
     quiet = day.riders[0].rider_id
     hub = day.riders[0].route.hub_id
     out = _feed(tracker, day, slice(0, 0))
@@ -198,3 +199,15 @@ def test_a_rider_silent_out_on_the_route_goes_to_the_dispatcher_and_so_does_its_
     assert forwarded[0] == (offline[0], hub) and forwarded[1][1] == hub
     back = next(o.ping for _, o in pings[k:] if o.ping.rider_id == quiet and o.received_s >= silent_until)
     assert forwarded[1][0].device_time >= back.device_time
+
+
+def test_a_rider_on_a_route_has_its_first_fix_of_every_minute_sent_to_its_hubs_dispatcher(day: GroundTruthDay) -> None:
+    out = _feed(Tracker(), day)
+    hub = {r.rider_id: r.route.hub_id for r in day.riders}
+    sent = [(o[1], o[2]) for o in out if o[0] is tp.DISPATCH_QUEUE and isinstance(o[1], ev.GpsPing)]
+    assert sent and all(h == hub[p.rider_id] for p, h in sent)
+    for rider in hub:
+        minutes = [int(p.device_time.timestamp() // 60) for p, _ in sent if p.rider_id == rider]
+        assert minutes == sorted(set(minutes)), rider  # one a minute at most, in order
+        pinged = {int(o.ping.device_time.timestamp() // 60) for o in day.pings if o.ping.rider_id == rider}
+        assert len(minutes) >= 0.8 * len(pinged), rider  # nearly every minute the rider was heard in
