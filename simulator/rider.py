@@ -106,12 +106,15 @@ class DueBreak(NamedTuple):
 
 def due_break(now: datetime, *, route_breaks: Sequence[ev.RouteBreak], owed: Sequence[ev.PlannedBreak],
               taken: Collection[str], unplanned_at: Sequence[tuple[datetime, float]],
-              lead: timedelta = timedelta(minutes=5)) -> DueBreak | None:
+              lead: timedelta = timedelta(minutes=5), next_stop_at: datetime | None = None) -> DueBreak | None:
     """The break to take now, between two stops or at the hub: one the route places at most
-    ``lead`` from now; else a planned one the plan never placed once its latest start has come
-    (the rider takes it anyway); else an unplanned one (time, duration) whose time has come."""
+    ``lead`` from now, unless the route places it after the stop the rider rides to next
+    (``next_stop_at``, that stop's planned arrival: the app shows the break in the route's order);
+    else a planned one the plan never placed once its latest start has come (the rider takes it
+    anyway); else an unplanned one (time, duration) whose time has come."""
     for b in sorted(route_breaks, key=lambda b: b.start):
-        if b.break_id not in taken and b.start <= now + lead:
+        if (b.break_id not in taken and b.start <= now + lead
+                and (next_stop_at is None or b.start < next_stop_at)):
             return DueBreak(b.break_id, (b.end - b.start).total_seconds(), True)
     placed = {b.break_id for b in route_breaks}
     for p in owed:

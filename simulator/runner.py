@@ -661,7 +661,7 @@ class DayRunner:
                 continue  # not on board with us (its pickup was skipped, or it moved)
             else:
                 target = self._drop[o]
-            await self._maybe_break(app, route)
+            await self._maybe_break(app, route, stop.planned_arrival)
             if app.silence is not None and self.clock.now() >= app.silence.at:
                 depart = _ts(self.clock.now())
                 app.silent = (depart + SILENT_AFTER_S, depart + SILENT_AFTER_S + app.silence.duration_s)
@@ -801,10 +801,12 @@ class DayRunner:
                     to_status=S.RETURNED_TO_HUB, reason="back_at_hub", rider_id=app.rider_id,
                     location=ev.GeoPoint(lat=app.hub[0], lon=app.hub[1])))
 
-    async def _maybe_break(self, app: RiderApp, route: ev.RoutePlanned | None) -> bool:
+    async def _maybe_break(self, app: RiderApp, route: ev.RoutePlanned | None, next_stop_at: datetime | None = None
+                           ) -> bool:
         now = self.clock.now()
         due = app_logic.due_break(now, route_breaks=route.breaks if route else (), owed=app.shift.breaks,
-                                  taken=app.breaks_taken, unplanned_at=[(u.at, u.duration_s) for u in app.unplanned])
+                                  taken=app.breaks_taken, unplanned_at=[(u.at, u.duration_s) for u in app.unplanned],
+                                  next_stop_at=next_stop_at)
         if due is None:
             return False
         if due.break_id is None:

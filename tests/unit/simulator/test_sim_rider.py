@@ -132,6 +132,18 @@ def test_a_break_the_route_places_is_taken_when_its_start_comes() -> None:
     assert ra.due_break(T0 + timedelta(hours=3), route_breaks=placed, owed=OWED, taken={"b1"}, unplanned_at=()) is None
 
 
+def test_a_break_the_route_places_after_the_next_stop_waits_for_that_stop() -> None:
+    """A hyperlocal parcel just picked up, its drop planned 3 minutes on, the break 5 minutes on:
+    the drop first, as the route says, even though the break's start is near."""
+    placed = (route_break(T0 + timedelta(minutes=5)),)
+    now = T0 + timedelta(minutes=1)
+    assert ra.due_break(now, route_breaks=placed, owed=OWED, taken=(), unplanned_at=(),
+                        next_stop_at=T0 + timedelta(minutes=4)) is None
+    assert ra.due_break(now, route_breaks=placed, owed=OWED, taken=(), unplanned_at=(),
+                        next_stop_at=T0 + timedelta(minutes=9)) == ra.DueBreak("b1", 1800.0, True)
+    assert ra.due_break(now, route_breaks=placed, owed=OWED, taken=(), unplanned_at=()) == ra.DueBreak("b1", 1800.0, True)
+
+
 def test_a_break_no_plan_placed_is_taken_anyway_at_its_latest_start() -> None:
     assert ra.due_break(T0 + timedelta(minutes=119), route_breaks=(), owed=OWED, taken=(), unplanned_at=()) is None
     due = ra.due_break(T0 + timedelta(hours=2), route_breaks=(), owed=OWED, taken=(), unplanned_at=())
