@@ -1,5 +1,5 @@
 """An operating day's moves on the real broker and workers: an order inserted into a route in
-progress, a hyperlocal pickup-and-drop pair, a rider stationed at a store, an address change re-planned, a failed order
+progress (from where the rider's phone last was), a hyperlocal pickup-and-drop pair, a rider stationed at a store, an address change re-planned, a failed order
 re-attempted and delivered, one failed up to the limit and returned to the hub, a break in the
 plan and one reported, and a dispatcher's manual assignment honoured."""
 
@@ -101,6 +101,34 @@ def test_an_order_created_while_every_rider_is_out_is_inserted_into_a_route_in_p
     (assigned,) = kafka.wait_for("orders", lambda e: isinstance(e, ev.OrderAssigned) and e.order_id == late.order_id)
     assert assigned.rider_id == rider.rider_id and assigned.route_id == inserted.route_id
     assert (assigned.occurred_at - late.occurred_at).total_seconds() <= 120
+
+
+def test_a_rider_under_way_is_re_planned_from_where_its_phone_last_was(settings: Settings, kafka: Kafka,
+                                                                        worker: object) -> None:
+    """Dispatch reads no GPS topic: the tracker hands it a fix a minute, and an insertion starts
+    from there, not from the hub the rider left."""
+    hub, rider, orders, route, t = _out_with(kafka, 3)
+    first = route.stops[0]
+    where = ((rider.start.lat + first.lat) / 2, (rider.start.lon + first.lon) / 2)  # half way to the first stop
+    forwarded = None
+    for minute in range(1, 6):  # the tracker must have the route first: a fix a minute until it forwards one
+        ping = ev.GpsPing(event_id=new_id(), occurred_at=t + timedelta(minutes=minute), rider_id=rider.rider_id,
+                          device_id=f"phone-{rider.rider_id}", device_time=t + timedelta(minutes=minute),
+                          lat=where[0], lon=where[1], speed_mps=6.0, accuracy_m=8.0)
+        kafka.produce("gps", ping)
+        try:
+            (forwarded,) = kafka.wait_for("dispatch-queue", lambda e, p=ping: e.event_id == p.event_id, timeout_s=10)
+            break
+        except AssertionError:
+            continue
+    assert forwarded is not None, "the tracker forwarded none of the rider's fixes to dispatch"
+    late = order_created(hub_id=hub, occurred_at=forwarded.occurred_at + timedelta(seconds=30),
+                         drop=ev.Location(lat=12.99, lon=77.61, address="9 Late Lane"))
+    kafka.produce("inbox", late)
+    inserted = _route_with(kafka, rider.rider_id, {late.order_id} | {o.order_id for o in orders},
+                           lambda e: "new_order" in e.reason)
+    assert (inserted.start.lat, inserted.start.lon) == where
+    assert (route.start.lat, route.start.lon) == (rider.start.lat, rider.start.lon)  # the first plan: from the hub
 
 
 def test_a_hyperlocal_order_is_picked_up_at_the_store_then_dropped_within_its_promise(
