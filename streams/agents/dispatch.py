@@ -43,8 +43,9 @@ class HubDispatcher:
         # known would be ignored (its parcels then looked movable). So the agent and the timer take
         # turns: nothing is folded while an outcome is between its publish and its write.
         self.lock = asyncio.Lock()
-        # The riders' fixes the tracker sends (one a minute each), kept here until a plan needs them:
-        # soft state (a restart waits a minute for the next), not a table write per fix.
+        # The riders' latest fixes the tracker sends (one a minute each): soft state (a restart waits
+        # a minute for the next), read by the plans (:meth:`hub`); not a table write per fix or per
+        # tick: the state that holds them is written when a plan changes it anyway.
         self.positions: dict[bytes, dict[str, Fix]] = {}
         self._executor: Executor | None = None
         self._make_executor = executor or (lambda: ProcessPoolExecutor(
@@ -56,26 +57,21 @@ class HubDispatcher:
         return self._executor
 
     def hub(self, key: bytes) -> hubs.Hub:
-        return hubs.hub_state(self.hub_states.get(key), key.decode())
+        """The hub's state with the riders' latest fixes in it."""
+        return hubs.with_positions(hubs.hub_state(self.hub_states.get(key), key.decode()), self.positions.get(key, {}))
 
     async def handle_hub_input(self, message: Any) -> None:
         item = await self.streams.accept(message, rekeyed=True)  # re-keyed by hub on purpose
         if item is None:
             return
         hub = message.key  # raw bytes: the table key
-        if isinstance(item, ev.GpsPing) and item.rider_id not in self.hub(hub).routes.offline:
+        if isinstance(item, ev.GpsPing) and item.rider_id not in hubs.hub_state(self.hub_states.get(hub), hub.decode()).routes.offline:
             self.positions.setdefault(hub, {})[item.rider_id] = Fix(item.lat, item.lon, item.device_time.timestamp())
             return  # not a change to plan for: the hub stays quiet
         async with self.lock:
             self.hub_states[hub] = hubs.on_hub_event(self.hub(hub), item)
         self.last_change[hub] = time.monotonic()
         self.first_change.setdefault(hub, self.last_change[hub])
-
-    def fold_positions(self, hub: bytes) -> None:
-        """Into the hub's state, the fixes kept since its last plan (call it holding the lock)."""
-        fixes = self.positions.pop(hub, None)
-        if fixes:
-            self.hub_states[hub] = hubs.with_positions(self.hub(hub), fixes)
 
     def policy(self, hub: bytes) -> HubPolicy:
         return self.streams.hub_policies.of(hub.decode())
@@ -107,9 +103,8 @@ class HubDispatcher:
             return
         self.first_change.pop(hub, None)
         now_s = self.stream_now(hub, pool)
-        async with self.lock:
-            self.fold_positions(hub)
-            if now_s is not None:  # hub parcels go first to riders waiting at the hub to leave (a wave)
+        if now_s is not None:  # hub parcels go first to riders waiting at the hub to leave (a wave)
+            async with self.lock:
                 self.hub_states[hub] = hubs.offer_to_waiting(self.hub(hub), now_s, policy)
         state = self.hub(hub)
         pool = state.pool
@@ -142,7 +137,6 @@ class HubDispatcher:
             return
         if state.pool.pending:  # work no free rider can take: offer it to riders on routes
             async with self.lock:
-                self.fold_positions(hub)  # the nearest riders: where they are now
                 offered = hubs.offer_waiting(self.hub(hub), now, policy)
                 if offered.routes.pending != self.hub(hub).routes.pending:
                     self.hub_states[hub] = offered
@@ -150,7 +144,6 @@ class HubDispatcher:
         if not (state.routes.pending or state.solving):
             return
         async with self.lock:
-            self.fold_positions(hub)
             state = self.hub(hub)
             left_over = state.solving
             state, requests = hubs.start_replans(state, now, policy)

@@ -221,6 +221,24 @@ def test_dispatch_plans_a_quiet_hub_and_publishes_assignments_and_a_route(stream
     assert route.rider_id == "rider-1" and {s.order_id for s in route.stops} == {"ord-1", "ord-2"}
 
 
+def test_dispatch_keeps_a_riders_fix_without_a_state_write_and_plans_from_it(streams: Streams) -> None:
+    pool = ThreadPoolExecutor(1)
+    states: dict[bytes, Any] = {}
+    dispatcher = dispatch_agent.HubDispatcher(streams, states, executor=lambda: pool)
+    run(dispatcher.handle_hub_input(rec(streams, tp.DISPATCH_QUEUE, shift(), key="hub-1")))
+    written, changed = dict(states), dict(dispatcher.last_change)
+    t = shift().shift_start + timedelta(minutes=5)
+    fix = ev.GpsPing(event_id="gps-1", occurred_at=t, rider_id="rider-1", device_id="phone-1", device_time=t,
+                     lat=12.99, lon=77.62)
+    run(dispatcher.handle_hub_input(rec(streams, tp.DISPATCH_QUEUE, fix, key="hub-1")))
+    assert states == written and dispatcher.last_change == changed  # soft: no write, the hub stays quiet
+    run(dispatcher.handle_hub_input(rec(streams, tp.DISPATCH_QUEUE, order("ord-1"), key="hub-1")))
+    run(dispatcher.plan_quiet_hubs())
+    pool.shutdown()
+    [route] = sent(streams, tp.ROUTES)
+    assert (route.start.lat, route.start.lon) == (12.99, 77.62)  # planned from where the rider is
+
+
 def test_dispatch_input_without_a_key_is_dead_lettered_not_pooled(streams: Streams) -> None:
     states: dict[bytes, Any] = {}
     dispatcher = dispatch_agent.HubDispatcher(streams, states)
