@@ -111,11 +111,13 @@ def test_a_rider_under_way_is_re_planned_from_where_its_phone_last_was(settings:
     first = route.stops[0]
     where = ((rider.start.lat + first.lat) / 2, (rider.start.lon + first.lon) / 2)  # half way to the first stop
     forwarded = None
-    for minute in range(1, 6):  # the tracker must have the route first: a fix a minute until it forwards one
-        ping = ev.GpsPing(event_id=new_id(), occurred_at=t + timedelta(minutes=minute), rider_id=rider.rider_id,
-                          device_id=f"phone-{rider.rider_id}", device_time=t + timedelta(minutes=minute),
-                          lat=where[0], lon=where[1], speed_mps=6.0, accuracy_m=8.0)
-        kafka.produce("gps", ping)
+    for minute in range(1, 6):  # the tracker must have the route first: a ride a minute until it forwards one
+        before = (where[0] - 0.0018, where[1])  # 200 m short of it a minute before: riding there
+        for k, (lat, lon) in enumerate((before, where)):
+            at = t + timedelta(minutes=2 * minute + k)
+            ping = ev.GpsPing(event_id=new_id(), occurred_at=at, rider_id=rider.rider_id, device_id=f"p-{rider.rider_id}",
+                              device_time=at, lat=lat, lon=lon, speed_mps=6.0, accuracy_m=8.0)
+            kafka.produce("gps", ping)
         try:
             (forwarded,) = kafka.wait_for("dispatch-queue", lambda e, p=ping: e.event_id == p.event_id, timeout_s=10)
             break

@@ -46,6 +46,7 @@ from typing import Any
 
 from schemas import events as ev
 from schemas import topics as tp
+from solver.geo import haversine_m
 from streams.domain.ids import derived_id
 from streams.domain.orders import lifecycle
 from streams.domain.tracking import alerts, eta, geofence, hygiene
@@ -74,9 +75,13 @@ class TrackerParams:
     travel_times_every_s: float = 600.0  # stream seconds between two TravelTimesLearned of the fleet
     travel_times_change: float = 0.02  # ...and only when an hour's speed or the service factor moved this share
     # A rider on a route has its first accepted fix of every such period (of device time) sent to its
-    # hub's dispatcher: dispatch reads no GPS, and a re-plan or a free rider's plan starts from where
-    # the rider is. (The period, not a "last sent" time: nothing more to checkpoint.) inf: none.
+    # hub's dispatcher if it is moving (its reported speed, else since the fix before, at least
+    # ``position_moving_mps``): dispatch reads no GPS,
+    # and a re-plan or a free rider's plan starts from where the rider is. A rider standing (at a
+    # store, the hub, a door: status changes carry those places) sends nothing, and the period rather
+    # than a "last sent" time leaves nothing more to checkpoint. inf: none.
     position_every_s: float = 60.0
+    position_moving_mps: float = 1.5
 
 
 @dataclass(slots=True)
@@ -332,8 +337,10 @@ class Tracker:
             r.alert = alerts.back_online(r.alert, t, params.alerts)
             if r.route is not None:
                 out.append((tp.DISPATCH_QUEUE, ping, r.route.hub_id))
-        elif r.route is not None and params.position_every_s < math.inf and (
-                before is None or t // params.position_every_s != before[0] // params.position_every_s):
+        elif (r.route is not None and params.position_every_s < math.inf and before is not None
+              and t // params.position_every_s != before[0] // params.position_every_s
+              and (ping.speed_mps >= params.position_moving_mps if ping.speed_mps is not None  # Doppler: steadier
+                   else haversine_m((before[1], before[2]), pos) >= params.position_moving_mps * (t - before[0]))):
             out.append((tp.DISPATCH_QUEUE, ping, r.route.hub_id))
         a = r.anchor
         if a is None or verdict.reanchored or t - a[0] >= SEGMENT_MIN_S:  # most pings extend the segment
