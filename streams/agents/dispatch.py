@@ -43,9 +43,9 @@ class HubDispatcher:
         # known would be ignored (its parcels then looked movable). So the agent and the timer take
         # turns: nothing is folded while an outcome is between its publish and its write.
         self.lock = asyncio.Lock()
-        # The riders' latest fixes the tracker sends (one a minute each): soft state (a restart waits
-        # a minute for the next), read by the plans (:meth:`hub`); not a table write per fix or per
-        # tick: the state that holds them is written when a plan changes it anyway.
+        # The riders' latest fixes the tracker sends (a moving rider's first of each minute): soft
+        # state (a restart waits for the next), read by the plans (:meth:`hub`); not a table write
+        # per fix or per tick: the state that holds them is written when a plan changes it anyway.
         self.positions: dict[bytes, dict[str, Fix]] = {}
         self._executor: Executor | None = None
         self._make_executor = executor or (lambda: ProcessPoolExecutor(

@@ -144,8 +144,8 @@ def _manual(hub: Hub, e: ev.OrderAssigned) -> Hub:
 
 
 def with_positions(hub: Hub, fixes: Mapping[str, Fix]) -> Hub:
-    """The riders' latest fixes (the tracker sends one a minute; the agent keeps them out of the
-    table until a plan needs them), folded in where newer than what the hub knew: re-plans and
+    """The riders' latest fixes (the tracker sends a moving rider's first of each minute; the
+    agent holds them in memory, not in its table), folded in where newer than what the hub knew: re-plans and
     free riders' plans start from where the riders are. A rider the hub holds offline comes back
     by the fix the tracker sends for that, not by these."""
     known = hub.routes.positions

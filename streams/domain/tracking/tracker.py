@@ -23,8 +23,10 @@ tell each other:
   (``TravelTimesLearned``, :func:`streams.domain.tracking.eta.travel_times`) when it moved, at most
   every ``travel_times_every_s`` of stream time, for dispatch to plan with.
 
-Time is **stream time**: device times for what a ping says, the largest receive time seen for
-"now". Nothing reads the wall clock, so a replay after a crash, or a simulated day played fast,
+Time is **stream time**: device times for what a ping says, the largest receive time of a ping
+seen for "now". Plans, shifts and breaks do not move "now": they are few and current, while the
+``gps`` backlog of a loaded worker can trail them by minutes, and every rider would then look
+silent at once. Nothing reads the wall clock, so a replay after a crash, or a simulated day played fast,
 derives the same events with the same ids (:func:`streams.domain.ids.derived_id` of their sources).
 
 :class:`Tracker` keeps every rider's :class:`RiderLive` and the fleet's learning
@@ -214,7 +216,7 @@ class Tracker:
         self.fleet = fleet or Fleet()
         self.riders: dict[str, RiderLive] = {}
         self.dirty: set[str] = set()
-        self.now_s = -math.inf  # stream time: the largest receive time seen
+        self.now_s = -math.inf  # stream time: the largest receive time of a ping seen
         self._tick_at_s = -math.inf
         self.stats = {"pings": 0, "accepted": 0, "skipped_replay": 0}
 
@@ -255,7 +257,6 @@ class Tracker:
         if not self._fresh(r, topic, offset):
             return []
         at_s = event.occurred_at.timestamp()
-        out = self._advance(at_s)
         if isinstance(event, ev.RiderShiftStarted):
             if event.vehicle_type != r.vehicle_type:
                 r.vehicle_type = event.vehicle_type
@@ -268,7 +269,7 @@ class Tracker:
                 r.alert = alerts.start_route(r.alert, r._alert_route, at_s)
         else:
             r.alert = alerts.end_shift(r.alert, at_s)
-        return out
+        return []
 
     def on_break(self, event: ev.BreakStarted | ev.BreakEnded, topic: str = "",
                  offset: int | None = None) -> list[Output]:
@@ -278,10 +279,9 @@ class Tracker:
         if not self._fresh(r, topic, offset):
             return []
         at_s = event.occurred_at.timestamp()
-        out = self._advance(at_s)
         if isinstance(event, ev.BreakEnded):
             _break_over(r, at_s)
-            return out
+            return []
         until = at_s + self.params.break_max_s
         planned = next((b for b in r.route.breaks if b.break_id == event.break_id), None) \
             if r.route is not None and event.break_id is not None else None
@@ -290,25 +290,24 @@ class Tracker:
         elif planned is not None:
             until = at_s + (planned.end - planned.start).total_seconds()
         r.alert = alerts.start_break(r.alert, at_s, until)
-        return out
+        return []
 
     def on_route(self, route: ev.RoutePlanned, topic: str = "", offset: int | None = None) -> list[Output]:
         r = self.rider(route.rider_id)
         if not self._fresh(r, topic, offset):
             return []
         at_s = route.occurred_at.timestamp()
-        out = self._advance(at_s)
         r.route = route
         r._derive()
         assert r._eta_route is not None and r._alert_route is not None
         r.fences = geofence.start_route(r.fences, route.route_id)
         r.eta = eta.start_route(r._eta_route, at_s, seen=False)  # leaving the hub starts it again, seen
         r.alert = alerts.start_route(r.alert, r._alert_route, at_s)
-        return out
+        return []
 
     def on_ping(self, ping: ev.GpsPing, topic: str = "", offset: int | None = None,
                 received_s: float | None = None) -> list[Output]:
-        # the hot path (every ping): _fresh and _advance written out, params read once
+        # the hot path (every ping): _fresh written out, params read once
         r = self.riders.get(ping.rider_id) or self.rider(ping.rider_id)
         stats = self.stats
         if offset is not None:
@@ -424,11 +423,6 @@ class Tracker:
             out.extend((tp.DISPATCH_QUEUE, event, hub) for hub in hubs)
             fleet.travel_sent[vehicle_type] = learned
         return out
-
-    def _advance(self, now_s: float) -> list[Output]:
-        if now_s > self.now_s:
-            self.now_s = now_s
-        return self.tick() if self.now_s >= self._tick_at_s else []
 
     def _speed_sample(self, r: RiderLive, t: float, pos: tuple[float, float], acc: float, reanchored: bool,
                       recv: float) -> None:

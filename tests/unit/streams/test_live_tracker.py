@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -199,6 +199,34 @@ def test_a_rider_silent_out_on_the_route_goes_to_the_dispatcher_and_so_does_its_
     assert forwarded[0] == (offline[0], hub) and forwarded[1][1] == hub
     back = next(o.ping for _, o in pings[k:] if o.ping.rider_id == quiet and o.received_s >= silent_until)
     assert forwarded[1][0].device_time >= back.device_time
+
+
+def test_a_shift_ending_ahead_of_a_gps_backlog_makes_no_rider_look_silent(day: GroundTruthDay) -> None:
+    """A loaded worker's ``gps`` backlog trails the few, current shift and plan records: a shift
+    that ends ten minutes ahead of the pings read so far says nothing about the pinging riders.
+    Silence is judged by the pings' clock, so it still finds a phone that really went quiet."""
+    tracker = Tracker()
+    quiet = day.riders[0].rider_id
+    out = _feed(tracker, day, slice(0, 0))
+    pings = list(enumerate(day.pings))
+    k = len(pings) // 3
+    while not (pings[k][1].ping.rider_id == quiet and tracker.riders[quiet].alert.progress.task is alerts.Task.DRIVING):
+        out += tracker.on_ping(pings[k][1].ping, "gps", k, pings[k][1].received_s)
+        k += 1
+    heard = tracker.now_s
+    ahead = heard + 600
+    end = ev.RiderShiftEnded(event_id="end-1", occurred_at=datetime.fromtimestamp(ahead, UTC),
+                             rider_id="rider-elsewhere")
+    out = tracker.on_shift(end, "riders", 99) + tracker.tick()
+    assert tracker.now_s == heard  # a shift is no news of the phones
+    assert [e for e in events_of(out, tp.ALERTS) if e.kind in {"rider_offline", "device_silent"}] == []
+    # the backlog drains: the first rider goes quiet for 8 minutes while the other pings on
+    silent_from = pings[k][1].received_s
+    for i, o in pings[k:]:
+        if o.ping.rider_id != quiet or o.received_s >= silent_from + 480:
+            out += tracker.on_ping(o.ping, "gps", i, o.received_s)
+    offline = [e for e in events_of(out, tp.ALERTS) if e.kind == "rider_offline"]
+    assert [e.rider_id for e in offline] == [quiet] and offline[0].occurred_at.timestamp() >= silent_from + 300
 
 
 def test_a_moving_rider_on_a_route_has_its_first_fix_of_every_minute_sent_to_its_hubs_dispatcher(
