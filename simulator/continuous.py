@@ -32,14 +32,16 @@ FLEET_MIX: tuple[ev.VehicleType, ...] = (
 )
 PROMISES_MIN = (15, 20, 25, 30)
 # Store riders' shifts from day_start, round-robin over a store's riders: 08-14, 13:30-19:30, 10-16,
-# 16-19:30, 09:30-13:00 and 16:30-20:00. With six a store, three are on shift through both peaks
-# (10-12 and 16:30-19), and a six-hour shift's break falls in the lull between them, as a store
+# 16-19:30, 09:30-13:00, 16:30-20:00 and 16-20. With seven a store, three are on shift through the
+# morning peak (10-12) and four through the evening one (17-19), whose slower streets make each
+# order take a rider longer; a six-hour shift's break falls in the lull between them, as a store
 # manager places it: a 15-minute promise needs a rider who is free when the order comes, and a store
 # whose riders are busy most of the peak breaks its promises (see the README's figures).
 STORE_SHIFTS_H: tuple[tuple[float, float], ...] = ((0.0, 6.0), (5.5, 11.5), (2.0, 8.0), (8.0, 11.5), (1.5, 5.0),
-                                                   (8.5, 12.0))
+                                                   (8.5, 12.0), (8.0, 12.0))
 # When each shift's break may start, in hours into it (a shift under six hours owes none)
-STORE_BREAKS_H: tuple[tuple[float, float] | None, ...] = ((4.0, 5.0), (1.0, 2.0), (2.5, 4.0), None, None, None)
+STORE_BREAKS_H: tuple[tuple[float, float] | None, ...] = ((4.0, 5.0), (1.0, 2.0), (2.5, 4.0), None, None, None,
+                                                          None)
 HUB_BREAKS_H: tuple[tuple[float, float] | None, ...] = ((3.0, 5.0),) * len(SHIFTS_H)
 STORE_FLEET: tuple[ev.VehicleType, ...] = (ev.VehicleType.SCOOTER, ev.VehicleType.BIKE)
 
@@ -49,7 +51,7 @@ class ContinuousConfig:
     seed: int = 7
     orders: int = 1000
     riders: int = 48  # riders of the hubs
-    store_riders: int = 48  # riders stationed at stores (six a store), on top of ``riders``
+    store_riders: int = 56  # riders stationed at stores (seven a store), on top of ``riders``
     hubs: int = 2
     day_start: datetime = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)  # 08:00 local: first shift, first orders
     orders_until_h: float = 11.0  # orders arrive until 19:00

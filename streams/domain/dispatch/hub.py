@@ -54,6 +54,10 @@ class Hub:
     # hub parcels offered to riders waiting at the hub (departure waves): not dispatch's to plan
     # until that re-plan is done
     to_waiting: dict[str, float] = dataclasses.field(default_factory=dict)
+    # order -> the waiting riders whose re-plan left it out: not offered to them again (a rider held
+    # for a late window with its shift nearly over would otherwise take every hub parcel from
+    # dispatch, round after round, and place none)
+    passed: dict[str, frozenset[str]] = dataclasses.field(default_factory=dict)
 
 
 class Published(NamedTuple):
@@ -212,11 +216,14 @@ def offer_to_waiting(hub: Hub, now: float, policy: HubPolicy, params: ReplanPara
     """Hub parcels due within the horizon go first to the riders waiting at the hub for their
     departure (:mod:`streams.domain.dispatch.departure`) whose route passes nearest: a re-plan adds
     them to a route that leaves anyway, rather than sending out another rider with one parcel.
-    What that re-plan leaves out comes back to dispatch's free riders."""
+    What that re-plan leaves out comes back to dispatch's free riders, and is not offered to those
+    waiting riders again."""
     hold = departure.of(policy)
     stale = {k for k, at in hub.to_waiting.items() if k not in hub.pool.pending or now - at > REOFFER_S}
     if stale:
         hub = dataclasses.replace(hub, to_waiting={k: v for k, v in hub.to_waiting.items() if k not in stale})
+    if any(k not in hub.pool.pending for k in hub.passed):  # placed, cancelled or settled: forget
+        hub = dataclasses.replace(hub, passed={k: v for k, v in hub.passed.items() if k in hub.pool.pending})
     if hold.max_wait_s <= 0:
         return hub
     routes = hub.routes
@@ -228,7 +235,8 @@ def offer_to_waiting(hub: Hub, now: float, policy: HubPolicy, params: ReplanPara
     for o in hub.pool.plannable(policy.horizon_min * 60.0):
         if o.pickup is not None or o.order_id in to_waiting or o.order_id not in routes.orders or o.rider is not None:
             continue
-        riders = replan.passing_nearest(routes, o, waiting, now, params.nearest_riders)
+        passed = hub.passed.get(o.order_id, frozenset())
+        riders = replan.passing_nearest(routes, o, [r for r in waiting if r not in passed], now, params.nearest_riders)
         routes = _offer(routes, to_waiting, o.order_id, riders, now, "riders waiting at the hub")
     return dataclasses.replace(hub, routes=routes, to_waiting=to_waiting)
 
@@ -279,9 +287,12 @@ def finish_replan(hub: Hub, request: ReplanRequest, solution: Solution, now: flo
     pool = dispatch.give_back(dispatch.take(hub.pool, placed), dropped)
     if offered - placed:
         pool = dataclasses.replace(pool, version=pool.version + 1)
+    passed = dict(hub.passed)
+    for o in offered - placed:
+        passed[o] = passed.get(o, frozenset()) | frozenset(request.riders)
     hub = dataclasses.replace(hub, pool=pool, routes=routes,
                               solving=tuple(r for r in hub.solving if r.request_id != request.request_id),
-                              to_waiting={k: v for k, v in hub.to_waiting.items() if k not in offered})
+                              to_waiting={k: v for k, v in hub.to_waiting.items() if k not in offered}, passed=passed)
     hub = rejoin_finished(hub)
     at = _dt(now)
     assignments: list[ev.OrderAssigned] = []

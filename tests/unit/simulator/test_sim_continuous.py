@@ -45,10 +45,10 @@ STORE_SHIFTS = [s for s in DAY.shifts if s.station_id is not None]
 
 
 def test_counts_ids_and_riders_split_over_the_hubs() -> None:
-    assert len(DAY.orders) == 1000 and len(HUB_SHIFTS) == 48 and len(STORE_SHIFTS) == 48
+    assert len(DAY.orders) == 1000 and len(HUB_SHIFTS) == 48 and len(STORE_SHIFTS) == 56
     assert len({o.order_id for o in DAY.orders}) == 1000
     ids = [e.event_id for e in (*DAY.orders, *DAY.shifts)]
-    assert len(set(ids)) == len(ids) and len({s.rider_id for s in DAY.shifts}) == 96
+    assert len(set(ids)) == len(ids) and len({s.rider_id for s in DAY.shifts}) == 104
     assert Counter(s.hub_id for s in HUB_SHIFTS) == {"hub-1": 24, "hub-2": 24}
     assert {s.vehicle_type for s in HUB_SHIFTS} == set(ev.VehicleType)
     assert {o.hub_id for o in DAY.orders} == set(HUBS)
@@ -71,7 +71,7 @@ def test_store_riders_are_stationed_at_every_store_of_their_hub_from_the_first_o
         assert max(s.shift_end for s in shifts) >= CFG.at(CFG.orders_until_h) + timedelta(minutes=30)
 
 
-def test_three_store_riders_are_on_shift_and_off_break_at_every_store_through_both_peaks() -> None:
+def test_three_store_riders_are_free_at_every_store_through_the_morning_peak_and_four_through_the_evening() -> None:
     for store in STORES:
         shifts = [s for s in STORE_SHIFTS if s.station_id == store]
         for hour in (10, 11, 17, 18):  # the morning and evening peaks of HOURLY_RATE
@@ -80,7 +80,7 @@ def test_three_store_riders_are_on_shift_and_off_break_at_every_store_through_bo
             # no break of theirs can fall in that hour: its latest end is before, or its earliest start after
             free = [s for s in on if all(b.latest_start + timedelta(seconds=b.duration_s) <= begin
                                          or b.earliest_start >= end for b in s.breaks)]
-            assert len(free) >= 3, (store, hour, [s.rider_id for s in on])
+            assert len(free) >= (3 if hour < 14 else 4), (store, hour, [s.rider_id for s in on])
 
 
 def test_every_six_hour_shift_at_a_store_owes_one_break_and_shorter_ones_none() -> None:

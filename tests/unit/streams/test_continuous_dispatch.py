@@ -549,6 +549,27 @@ def test_a_parcel_the_waiting_riders_cannot_take_comes_back_to_the_free_ones() -
     assert outcome.routes[0].rider_id != waiting
 
 
+def test_a_parcel_a_waiting_riders_re_plan_left_out_goes_to_a_free_rider_and_is_not_offered_to_it_again() -> None:
+    hub = fold(start(), shift("a"), shift("b"), order("o1", 12.99))
+    hub, outcome = dispatch_round(hub, 0, WAVES)
+    assert outcome is not None
+    waiting = outcome.routes[0].rider_id
+    free = ({"a", "b"} - {waiting}).pop()
+    # the waiting rider's shift is nearly over: a parcel 17 km out fits its load, not its hours
+    hub = dataclasses.replace(hub, routes=dataclasses.replace(hub.routes, riders={
+        r: (dataclasses.replace(v, shift_end=at(3600)) if r == waiting else v) for r, v in hub.routes.riders.items()}))
+    hub = fold(hub, order("o2", 13.14, created_s=300))
+    hub, outcome = dispatch_round(hub, 301, WAVES)
+    assert outcome is None and "o2" in hub.to_waiting  # offered to the waiting rider first
+    hub, out = replan_now(hub, 302, WAVES)
+    assert "o2" not in {a.order_id for a in out.assignments} and hub.passed == {"o2": frozenset({waiting})}
+    hub, outcome = dispatch_round(hub, 400, WAVES)
+    assert outcome is not None and [(a.order_id, a.rider_id) for a in outcome.assignments] == [("o2", free)]
+    assert not hub.routes.pending and not hub.to_waiting
+    hub, _ = dispatch_round(hub, 500, WAVES)
+    assert hub.passed == {}  # placed: forgotten
+
+
 def test_an_urgent_order_goes_to_a_free_rider_and_only_without_one_to_the_route_passing_nearest_its_store() -> None:
     store = (12.95, 77.60)
     hub, _ = plan(fold(start(), shift("a"), order("o1", 12.99)))
