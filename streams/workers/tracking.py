@@ -149,7 +149,7 @@ class TrackerWorker:
     def __init__(self, config: TrackingConfig, *, params: TrackerParams = TrackerParams(), codec: Codec | None = None,
                  batch: int = 5000, checkpoint_s: float | None = None, fleet_every_s: float = 30.0,
                  on_outputs: Callable[[list[Any]], None] | None = None) -> None:
-        from confluent_kafka import Consumer
+        from confluent_kafka import Consumer, TopicPartition
 
         self.config = settings = config
         self.codec = codec or Codec()
@@ -184,6 +184,8 @@ class TrackerWorker:
         self._rider_partition: dict[str, int] = {}
         self._plans: dict[str, tuple[Any, Any]] = {}  # rider -> (previous, current) plan as last written
         self._owned: set[int] = set()
+        self._gps_partitions: dict[int, Any] = {}  # owned partition -> its TopicPartition of gps
+        self._topic_partition = TopicPartition
         self._last_checkpoint = time.monotonic()
         self._round: tuple[list[Any], list[str], float] | None = None  # a spread checkpoint under way
         self._round_done = 0
@@ -244,11 +246,27 @@ class TrackerWorker:
             self.stats.records += done
             if self.on_outputs is not None and done:
                 self.on_outputs(part)
+        self.tracker.caught_up(self._gps_read_to_end())
         self._emit(self.tracker.tick())
         if n:
             self.stats.batches += 1
         self._checkpoint_round()
         return n
+
+    def _gps_read_to_end(self) -> list[int]:
+        """Owned ``gps`` partitions with nothing fetched left to handle: the position reached the
+        high watermark of the last fetch (short by at most a batch on the embedded broker)."""
+        if not self._owned:
+            return []
+        parts = self._gps_partitions
+        if parts.keys() != self._owned:
+            parts = self._gps_partitions = {p: self._topic_partition(self.gps_topic, p) for p in self._owned}
+        done = []
+        for tp_ in self.consumer.position(list(parts.values())):
+            high = self.consumer.get_watermark_offsets(tp_, cached=True)
+            if high is not None and 0 <= high[1] <= tp_.offset:
+                done.append(tp_.partition)
+        return done
 
     # ---- records in, events out ---------------------------------------------------------
 
@@ -271,7 +289,7 @@ class TrackerWorker:
         self._rider_partition[rider_id] = record.partition
         try:  # a ping's received time is its occurred_at (stream time, not the wall clock)
             if type(event) is ev.GpsPing:  # the hot path: skip the dispatch
-                return self.tracker.on_ping(event, GPS_NAME, record.offset)
+                return self.tracker.on_ping(event, GPS_NAME, record.offset, partition=record.partition)
             return self.tracker.on_event(event, self.topic_names[record.topic].name, record.offset)
         except Exception as exc:  # a bug or a poison record: dead-letter it, the stream goes on
             log.exception("tracking %s/%s/%s failed", record.topic, record.partition, record.offset)
@@ -376,6 +394,7 @@ class TrackerWorker:
         self.checkpoint()
         lost = {p.partition for p in partitions}
         self._owned -= lost
+        self.tracker.forget_partitions(lost)
         for rider_id in [r for r, p in self._rider_partition.items() if p in lost]:
             self.tracker.riders.pop(rider_id, None)
             self._rider_partition.pop(rider_id, None)

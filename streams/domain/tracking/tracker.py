@@ -26,7 +26,10 @@ tell each other:
 Time is **stream time**: device times for what a ping says, the largest receive time of a ping
 seen for "now". Plans, shifts and breaks do not move "now": they are few and current, while the
 ``gps`` backlog of a loaded worker can trail them by minutes, and every rider would then look
-silent at once. Nothing reads the wall clock, so a replay after a crash, or a simulated day played fast,
+silent at once. For the same reason a rider's silence is judged by the clock of its own ``gps``
+partition (pings read there so far): a worker reads its partitions unevenly under load, minutes
+apart. A partition the worker has read to its end (:meth:`Tracker.caught_up`) has nothing more to
+say, so its clock is "now". Nothing reads the wall clock, so a replay after a crash, or a simulated day played fast,
 derives the same events with the same ids (:func:`streams.domain.ids.derived_id` of their sources).
 
 :class:`Tracker` keeps every rider's :class:`RiderLive` and the fleet's learning
@@ -217,6 +220,8 @@ class Tracker:
         self.riders: dict[str, RiderLive] = {}
         self.dirty: set[str] = set()
         self.now_s = -math.inf  # stream time: the largest receive time of a ping seen
+        self.partition_s: dict[int, float] = {}  # each gps partition's clock: its largest receive time read
+        self.partition_of: dict[str, int] = {}  # rider -> the gps partition its pings came from
         self._tick_at_s = -math.inf
         self.stats = {"pings": 0, "accepted": 0, "skipped_replay": 0}
 
@@ -306,7 +311,7 @@ class Tracker:
         return []
 
     def on_ping(self, ping: ev.GpsPing, topic: str = "", offset: int | None = None,
-                received_s: float | None = None) -> list[Output]:
+                received_s: float | None = None, partition: int | None = None) -> list[Output]:
         # the hot path (every ping): _fresh written out, params read once
         r = self.riders.get(ping.rider_id) or self.rider(ping.rider_id)
         stats = self.stats
@@ -322,6 +327,10 @@ class Tracker:
         recv = ping.occurred_at.timestamp() if received_s is None else received_s
         if recv > self.now_s:
             self.now_s = recv
+        if partition is not None:
+            self.partition_of[r.rider_id] = partition
+            if recv > self.partition_s.get(partition, -math.inf):
+                self.partition_s[partition] = recv
         out = self.tick() if recv >= self._tick_at_s else []
         before = r.device.fix
         r.device, verdict = hygiene.screen(r.device, ping, params.hygiene, received_s=recv)
@@ -379,8 +388,12 @@ class Tracker:
             return []
         self._tick_at_s = now + self.params.tick_every_s
         out: list[Output] = self._travel_times(now) if now >= self.fleet.travel_at_s else []
+        clocks, partition_of = self.partition_s, self.partition_of
         for r in self.riders.values():
-            state, fired = alerts.on_tick(r.alert, r.device, now, self.params.alerts)
+            at = now
+            if now_s is None and (part := partition_of.get(r.rider_id)) is not None:
+                at = min(now, clocks.get(part, now))  # what its own partition has told so far
+            state, fired = alerts.on_tick(r.alert, r.device, at, self.params.alerts)
             if state is not r.alert:
                 p = r.alert.progress
                 if p.task is _ON_BREAK and state.progress.task is not _ON_BREAK and r.eta is not None:  # it ran out
@@ -393,6 +406,20 @@ class Tracker:
                 if a.kind is alerts.AlertKind.RIDER_OFFLINE and r.route is not None:  # dispatch re-plans its stops
                     out.append((tp.DISPATCH_QUEUE, event, r.route.hub_id))
         return out
+
+    def caught_up(self, partitions: Iterable[int]) -> None:
+        """The worker has read these ``gps`` partitions to their end: their riders' silence is
+        judged against "now" (a partition whose riders all went quiet still raises their alerts)."""
+        for p in partitions:
+            if self.now_s > self.partition_s.get(p, -math.inf):
+                self.partition_s[p] = self.now_s
+
+    def forget_partitions(self, partitions: Iterable[int]) -> None:
+        """Partitions another worker now reads: their clocks and riders are no longer ours."""
+        lost = set(partitions)
+        for p in lost:
+            self.partition_s.pop(p, None)
+        self.partition_of = {r: p for r, p in self.partition_of.items() if p not in lost}
 
     # ---- internals ------------------------------------------------------------------------
 

@@ -229,6 +229,68 @@ def test_a_shift_ending_ahead_of_a_gps_backlog_makes_no_rider_look_silent(day: G
     assert [e.rider_id for e in offline] == [quiet] and offline[0].occurred_at.timestamp() >= silent_from + 300
 
 
+def _elsewhere(ping: ev.GpsPing, after_s: float) -> ev.GpsPing:
+    """Another rider's ping ``after_s`` later, on another partition: it moves that partition's clock."""
+    t = ping.occurred_at + timedelta(seconds=after_s)
+    return dataclasses.replace(ping, event_id=f"far-{after_s}", rider_id="rider-far", device_id="far",
+                               occurred_at=t, device_time=t)
+
+
+def _driving(tracker: Tracker, day: GroundTruthDay, rider: str, partition: int | None) -> tuple[list, int]:
+    """Feed the day until ``rider`` is driving between stops; the index of its next ping."""
+    out = _feed(tracker, day, slice(0, 0))
+    k = 0
+    while not (day.pings[k].ping.rider_id == rider and tracker.riders[rider].alert.progress.task is alerts.Task.DRIVING):
+        out += tracker.on_ping(day.pings[k].ping, "gps", k, day.pings[k].received_s, partition=partition)
+        k += 1
+    return out, k
+
+
+def _skewed(day: GroundTruthDay, partitions: tuple[int, int] | None) -> tuple[list, str]:
+    """A rider driving on partition 1 while partition 0 is read ten minutes ahead of it, then
+    partition 1 catches up. ``partitions=None``: the worker does not say where pings came from."""
+    tracker = Tracker()
+    late, ahead = partitions or (None, None)
+    rider = day.riders[0].rider_id
+    out, k = _driving(tracker, day, rider, late)
+    start = day.pings[k]
+    for s in range(0, 600, 20):  # partition 0 read ahead: ten minutes of another rider
+        out += tracker.on_ping(_elsewhere(start.ping, s), "gps", 10_000 + s, start.received_s + s, partition=ahead)
+    for i in range(k, len(day.pings)):  # then partition 1's backlog
+        o = day.pings[i]
+        if o.ping.rider_id == rider and o.received_s < start.received_s + 600:
+            out += tracker.on_ping(o.ping, "gps", i, o.received_s, partition=late)
+    return out, rider
+
+
+def test_a_partition_read_minutes_late_makes_none_of_its_riders_look_silent(day: GroundTruthDay) -> None:
+    """A worker reads its ``gps`` partitions unevenly under load: a rider is judged by the clock
+    of its own partition. Judged by the fleet's clock (the worker not saying), the same reading
+    would have called the late partition's rider offline."""
+    out, rider = _skewed(day, (1, 0))
+    assert [e for e in events_of(out, tp.ALERTS) if e.rider_id == rider
+            and e.kind in {"rider_offline", "device_silent"}] == []
+    out, rider = _skewed(day, None)
+    assert {e.rider_id for e in events_of(out, tp.ALERTS) if e.kind == "rider_offline"} == {rider}
+
+
+def test_a_partition_read_to_its_end_still_finds_its_silent_rider(day: GroundTruthDay) -> None:
+    """All the riders of a partition silent: its clock stands, and only the worker saying it has
+    read the partition to its end lets the silence count."""
+    for read_to_end in (False, True):
+        tracker = Tracker()
+        quiet = day.riders[0].rider_id
+        out, k = _driving(tracker, day, quiet, 1)
+        start = day.pings[k]
+        for s in range(0, 480, 20):  # the quiet rider's phone is off; partition 0 goes on
+            out += tracker.on_ping(_elsewhere(start.ping, s), "gps", 10_000 + s, start.received_s + s, partition=0)
+            if read_to_end:
+                tracker.caught_up([0, 1])  # the worker, each step: nothing fetched is left on either
+        offline = [e for e in events_of(out, tp.ALERTS) if e.kind == "rider_offline"]
+        assert [e.rider_id for e in offline] == ([quiet] if read_to_end else [])
+        assert all(e.occurred_at.timestamp() >= start.received_s + 300 for e in offline)
+
+
 def test_a_moving_rider_on_a_route_has_its_first_fix_of_every_minute_sent_to_its_hubs_dispatcher(
         day: GroundTruthDay) -> None:
     out = _feed(Tracker(), day)
