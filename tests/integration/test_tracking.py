@@ -23,6 +23,7 @@ from schemas import DecodeError, InvalidEvent
 from schemas import events as ev
 from schemas import topics as tp
 from simulator.truth import GroundTruthDay, truth_day
+from streams.domain.tracking import alerts
 from streams.domain.tracking.tracker import Tracker, events_of
 
 
@@ -65,36 +66,45 @@ def _expected(day: GroundTruthDay, shift: ev.RiderShiftStarted) -> list[tuple[tp
 def _produce_setup(settings: Settings, kafka: Kafka, shift: ev.RiderShiftStarted, route: ev.RoutePlanned) -> None:
     """Shift and route, then wait until the tracking worker committed past the route: it reads its
     topics side by side, so pings sent at once could be read before the plan they belong to."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    from infra.kafka import confluent_config
-
     placed: list[tuple[int, int]] = []
     for topic, event in (("riders", shift), ("routes", route)):
         name = settings.topic(topic)
         kafka.producer.produce(name, key=event.key.encode(), value=CODEC.encode(event, name), timestamp=stamp(event),
                                on_delivery=lambda err, msg: placed.append((msg.partition(), msg.offset())))
     kafka.producer.flush(10)
-    partition, offset = placed[-1]
+    _wait_committed(settings, "routes", [placed[-1]])
+
+
+def _wait_committed(settings: Settings, topic: str, placed: list[tuple[int, int]]) -> None:
+    """Until the tracking worker has committed past each ``(partition, offset)`` of ``topic``."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from infra.kafka import confluent_config
+
+    last = {p: o for p, o in sorted(placed)}
     probe = Consumer(confluent_config(settings, **{"group.id": f"{settings.app_id}-tracking",
                                                    "enable.auto.commit": False}))
     try:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
-            committed = probe.committed([TopicPartition(settings.topic("routes"), partition)], timeout=10)[0].offset
-            if committed > offset:
+            committed = probe.committed([TopicPartition(settings.topic(topic), p) for p in last], timeout=10)
+            if all(c.offset > last[c.partition] for c in committed):
                 return
             time.sleep(0.2)
-        raise AssertionError("the tracking worker did not take the route within 90 s")
+        raise AssertionError(f"the tracking worker did not read {topic} up to {last} within 90 s")
     finally:
         probe.close()
 
 
-def _produce_pings(settings: Settings, kafka: Kafka, pings: list[ev.GpsPing]) -> None:
+def _produce_pings(settings: Settings, kafka: Kafka, pings: list[ev.GpsPing]) -> list[tuple[int, int]]:
+    """The pings, acknowledged; where each landed."""
     name = settings.topic("gps")
+    placed: list[tuple[int, int]] = []
     for p in pings:
-        kafka.producer.produce(name, key=p.rider_id.encode(), value=CODEC.encode(p, name), timestamp=stamp(p))
+        kafka.producer.produce(name, key=p.rider_id.encode(), value=CODEC.encode(p, name), timestamp=stamp(p),
+                               on_delivery=lambda err, msg: placed.append((msg.partition(), msg.offset())))
     kafka.producer.flush(30)
+    return placed
 
 
 def test_pings_give_arrivals_etas_and_a_delay_alert(settings: Settings, kafka: Kafka, worker: object) -> None:
@@ -197,3 +207,58 @@ def test_a_killed_worker_continues_without_loss_or_duplicate_events(settings: Se
     assert {e.event_id for e in seen} == set(facts)  # nothing lost, no fact under a second id
     by_id = {e.event_id: e for e in seen}
     assert all(by_id[i] == facts[i] for i in facts)  # the same facts, field for field
+
+
+def _on_another_partition(rider_id: str, partitions: int) -> str:
+    """A rider id whose ``gps`` partition (murmur2, as every producer of ours keys it) is not ``rider_id``'s."""
+    from kafka.partitioner.default import murmur2
+
+    def part(key: str) -> int:
+        return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+    return next(c for c in (f"{rider_id}-b{n}" for n in range(100)) if part(c) != part(rider_id))
+
+
+def test_a_rider_whose_partition_was_read_to_its_end_is_called_offline_by_the_others_clock(settings: Settings) -> None:
+    """Two riders on two ``gps`` partitions; the second one's phone goes off mid-route while the
+    first pings on. The worker judges a rider by its own partition's clock, which stands while
+    nothing comes; only the worker seeing that partition read to its end (the last fetch's high
+    watermark) lets the first rider's pings tell the time there, and the silent rider is called
+    offline; the other is not."""
+    own = isolated_settings(settings, "trackparts")
+    ensure_topics(own)
+    kafka = Kafka(own)
+    log = Path(own.data_dir) / f"{own.app_id}.log"
+    day, shift = _day(24)
+    pinging = shift.rider_id
+    route = day.riders[0].route
+    quiet = _on_another_partition(pinging, own.kafka_partitions)
+    quiet_route = dataclasses.replace(route, rider_id=quiet, route_id=f"{route.route_id}-b")
+    quiet_shift = dataclasses.replace(shift, rider_id=quiet, event_id=f"{shift.event_id}-b")
+    tracker = Tracker()  # where the mirrored rider is driving, a third of the way in: its phone goes off there
+    tracker.on_shift(quiet_shift)
+    tracker.on_route(quiet_route)
+    cut = len(day.pings) // 3
+    mirrored = [dataclasses.replace(o.ping, rider_id=quiet, device_id=f"{o.ping.device_id}-b",
+                                    event_id=f"{o.ping.event_id}-b") for o in day.pings]
+    for p in mirrored[:cut]:
+        tracker.on_ping(p)
+    while tracker.riders[quiet].alert.progress.task is not alerts.Task.DRIVING:
+        tracker.on_ping(mirrored[cut])
+        cut += 1
+    assert day.pings[-1].received_s - day.pings[cut].received_s > 600  # the other rider pings on for 10 min and more
+
+    worker = _start(own, log)
+    try:
+        _produce_setup(own, kafka, shift, route)
+        _produce_setup(own, kafka, quiet_shift, quiet_route)
+        # up to the moment the phone goes off, both read; then the other rider's next half hour
+        _wait_committed(own, "gps", _produce_pings(own, kafka, mirrored[:cut] + [o.ping for o in day.pings[:cut]]))
+        _produce_pings(own, kafka, [o.ping for o in day.pings[cut:]])
+        offline = kafka.wait_for("alerts", lambda e: e.kind == "rider_offline", timeout_s=90)
+        time.sleep(1.0)
+        offline = kafka.wait_for("alerts", lambda e: e.kind == "rider_offline", timeout_s=10)
+    finally:
+        _stop(worker)
+    assert [e.rider_id for e in offline] == [quiet]
+    assert offline[0].occurred_at.timestamp() >= day.pings[cut].received_s + 300

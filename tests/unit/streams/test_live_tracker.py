@@ -176,17 +176,30 @@ def test_state_written_by_another_version_is_refused_not_misread(day: GroundTrut
     assert _fleet_snapshot(state.encode("tracker-fleet", fleet._replace(format=STATE_FORMAT - 1))) is None
 
 
+def _elsewhere(ping: ev.GpsPing, after_s: float) -> ev.GpsPing:
+    """Another rider's ping ``after_s`` later, on another partition: it moves that partition's clock."""
+    t = ping.occurred_at + timedelta(seconds=after_s)
+    return dataclasses.replace(ping, event_id=f"far-{after_s}", rider_id="rider-far", device_id="far",
+                               occurred_at=t, device_time=t)
+
+
+def _driving(tracker: Tracker, day: GroundTruthDay, rider: str, partition: int | None) -> tuple[list, int]:
+    """Feed the day until ``rider`` is driving between stops; the index of its next ping."""
+    out = _feed(tracker, day, slice(0, 0))
+    k = 0
+    while not (day.pings[k].ping.rider_id == rider and tracker.riders[rider].alert.progress.task is alerts.Task.DRIVING):
+        out += tracker.on_ping(day.pings[k].ping, "gps", k, day.pings[k].received_s, partition=partition)
+        k += 1
+    return out, k
+
+
 def test_a_rider_silent_out_on_the_route_goes_to_the_dispatcher_and_so_does_its_first_fix_back(
         day: GroundTruthDay) -> None:
     tracker = Tracker(TrackerParams(position_every_s=math.inf))  # no fix a minute: only the one back
     quiet = day.riders[0].rider_id
     hub = day.riders[0].route.hub_id
-    out = _feed(tracker, day, slice(0, 0))
+    out, k = _driving(tracker, day, quiet, None)
     pings = list(enumerate(day.pings))
-    k = len(pings) // 3
-    while not (pings[k][1].ping.rider_id == quiet and tracker.riders[quiet].alert.progress.task is alerts.Task.DRIVING):
-        out += tracker.on_ping(pings[k][1].ping, "gps", k, pings[k][1].received_s)
-        k += 1
     silent_until = day.pings[k].received_s + 480  # the device drops out for 8 minutes
     for i, o in pings[k:]:
         if o.ping.rider_id != quiet or o.received_s >= silent_until:  # the other rider moves stream time on
@@ -207,12 +220,8 @@ def test_a_shift_ending_ahead_of_a_gps_backlog_makes_no_rider_look_silent(day: G
     Silence is judged by the pings' clock, so it still finds a phone that really went quiet."""
     tracker = Tracker()
     quiet = day.riders[0].rider_id
-    out = _feed(tracker, day, slice(0, 0))
+    out, k = _driving(tracker, day, quiet, None)
     pings = list(enumerate(day.pings))
-    k = len(pings) // 3
-    while not (pings[k][1].ping.rider_id == quiet and tracker.riders[quiet].alert.progress.task is alerts.Task.DRIVING):
-        out += tracker.on_ping(pings[k][1].ping, "gps", k, pings[k][1].received_s)
-        k += 1
     heard = tracker.now_s
     ahead = heard + 600
     end = ev.RiderShiftEnded(event_id="end-1", occurred_at=datetime.fromtimestamp(ahead, UTC),
@@ -227,23 +236,6 @@ def test_a_shift_ending_ahead_of_a_gps_backlog_makes_no_rider_look_silent(day: G
             out += tracker.on_ping(o.ping, "gps", i, o.received_s)
     offline = [e for e in events_of(out, tp.ALERTS) if e.kind == "rider_offline"]
     assert [e.rider_id for e in offline] == [quiet] and offline[0].occurred_at.timestamp() >= silent_from + 300
-
-
-def _elsewhere(ping: ev.GpsPing, after_s: float) -> ev.GpsPing:
-    """Another rider's ping ``after_s`` later, on another partition: it moves that partition's clock."""
-    t = ping.occurred_at + timedelta(seconds=after_s)
-    return dataclasses.replace(ping, event_id=f"far-{after_s}", rider_id="rider-far", device_id="far",
-                               occurred_at=t, device_time=t)
-
-
-def _driving(tracker: Tracker, day: GroundTruthDay, rider: str, partition: int | None) -> tuple[list, int]:
-    """Feed the day until ``rider`` is driving between stops; the index of its next ping."""
-    out = _feed(tracker, day, slice(0, 0))
-    k = 0
-    while not (day.pings[k].ping.rider_id == rider and tracker.riders[rider].alert.progress.task is alerts.Task.DRIVING):
-        out += tracker.on_ping(day.pings[k].ping, "gps", k, day.pings[k].received_s, partition=partition)
-        k += 1
-    return out, k
 
 
 def _skewed(day: GroundTruthDay, partitions: tuple[int, int] | None) -> tuple[list, str]:
