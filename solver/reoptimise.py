@@ -13,6 +13,8 @@ What the re-planned problem keeps and changes, rider by rider:
   place (the rider is there or on the way, the customer was told). The one being served stays
   servable even if its window closed meanwhile (its service began inside it); a next stop whose
   hard window can no longer be met, driven from here, is not locked: it is re-planned or reported;
+  nor is one the rider would reach more than :data:`LOCK_EARLY_S` before its window opens (locked,
+  it would hold the rider at that door, and every stop after it, until then);
 - parcels on board (and the stop being served) are pinned to their rider; a drop whose pickup is
   done becomes a plain delivery of what the rider carries;
 - breaks already taken, or whose window has closed, are gone;
@@ -164,10 +166,11 @@ def build(situation: Situation, changes: Changes = Changes(), policy: Policy = P
             head = (rider.started,) if rider.started else ()
             ahead = [remaining[j] for j in (*head, *(j for j in planned if j not in head))][:len(head) + policy.lock_next]
             visits = _drive(locations, durations, base.circuity, moved, ahead)
+            asap = _drive(locations, durations, base.circuity, moved, [replace(j, window_start_s=0) for j in ahead])
             if rider.started:  # being served: its window stretches to when the plan has the rider there
                 job = remaining[rider.started]
                 remaining[job.id] = replace(job, window_end_s=max(job.window_end_s, visits[0].start_s))
-            moved = replace(moved, locked=_on_time(ahead, visits, rider.started))
+            moved = replace(moved, locked=_on_time(ahead, visits, asap, rider.started))
         fleet.append(moved)
     return Problem(locations=locations, jobs=tuple(remaining.values()), vehicles=tuple(fleet),
                    circuity=base.circuity, durations=durations, even_workload=base.even_workload)
@@ -288,12 +291,18 @@ def _drive(locations: Sequence[Location], durations: Mapping[str, Matrix], circu
     return schedule_route(legs, rider, stops).visits
 
 
-def _on_time(ahead: Sequence[Job], visits: Sequence[Visit], started: str | None) -> tuple[str, ...]:
-    """The stops of ``ahead`` up to the first one driven to too late for its hard window (the one
-    being served is never late: it has begun)."""
+LOCK_EARLY_S = 900  # a next stop reached longer than this before its window opens is not locked
+
+
+def _on_time(ahead: Sequence[Job], visits: Sequence[Visit], asap: Sequence[Visit], started: str | None
+             ) -> tuple[str, ...]:
+    """The stops of ``ahead`` (``visits``: driven in order; ``asap``: the same with no window
+    holding the rider back) up to the first one driven to too late for its hard window, or whose
+    window opens long after the rider could be there (the one being served has begun: always kept)."""
     locked: list[str] = []
-    for job, visit in zip(ahead, visits, strict=True):
-        if job.id != started and job.hard_window and visit.start_s > job.window_end_s:
+    for job, visit, soonest in zip(ahead, visits, asap, strict=True):
+        if job.id != started and (job.hard_window and visit.start_s > job.window_end_s
+                                  or job.window_start_s - soonest.arrival_s > LOCK_EARLY_S):
             break
         locked.append(job.id)
     return tuple(locked)

@@ -87,6 +87,23 @@ def test_a_next_stop_the_delay_makes_late_is_not_locked() -> None:
     assert solve(built, FAST).violations(built) == []
 
 
+def test_a_next_stop_whose_window_opens_long_after_the_rider_gets_there_is_not_locked() -> None:
+    """Locked, it would hold the rider at that door until its window opens, and every stop after
+    it: seed 8 had a rider wait 87 minutes at a door with four parcels due in the meantime."""
+    problem = _line()
+    order = ["s1", "s2", "s3", "s4", "s5", "s6"]
+    situation = _situation(problem, order, done=1, started=False, now_s=1000)
+    soon = Changes(windows={"s2": (1000 + 600, 9000)})  # reached a few minutes before it opens: kept
+    assert build(situation, soon).vehicles[0].locked == ("s2",)
+    others_first = {f"s{k}": (0, 1000 + 3000) for k in range(3, 7)}  # due before s2 opens
+    later = Changes(windows={"s2": (1000 + 3600, 9000), **others_first})
+    built = build(situation, later)
+    assert built.vehicles[0].locked == ()
+    solution = solve(built, FAST)
+    assert solution.violations(built) == [] and not solution.unassigned
+    assert _order(solution)[-1] == "s2"  # the others in their windows first, then s2 in its own
+
+
 def test_the_stop_being_served_stays_servable_after_its_window_closed() -> None:
     problem = dataclasses.replace(_line(), jobs=tuple(
         dataclasses.replace(j, window_start_s=0, window_end_s=1800) if j.id == "s2" else j for j in _line().jobs))
