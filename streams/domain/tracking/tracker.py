@@ -222,7 +222,6 @@ class Tracker:
         self.now_s = -math.inf  # stream time: the largest receive time of a ping seen
         self.partition_s: dict[int, float] = {}  # each gps partition's clock: its largest receive time read
         self.partition_of: dict[str, int] = {}  # rider -> the gps partition its pings came from
-        self.read_to_end: set[int] = set()  # gps partitions with nothing fetched left (the worker's last word)
         self._tick_at_s = -math.inf
         self.stats = {"pings": 0, "accepted": 0, "skipped_replay": 0}
 
@@ -332,8 +331,6 @@ class Tracker:
             self.partition_of[r.rider_id] = partition
             if recv > self.partition_s.get(partition, -math.inf):
                 self.partition_s[partition] = recv
-            if partition in self.read_to_end:  # being read again: its own clock tells its time
-                self.read_to_end.discard(partition)
         out = self.tick() if recv >= self._tick_at_s else []
         before = r.device.fix
         r.device, verdict = hygiene.screen(r.device, ping, params.hygiene, received_s=recv)
@@ -391,10 +388,10 @@ class Tracker:
             return []
         self._tick_at_s = now + self.params.tick_every_s
         out: list[Output] = self._travel_times(now) if now >= self.fleet.travel_at_s else []
-        clocks, partition_of, read = self.partition_s, self.partition_of, self.read_to_end
+        clocks, partition_of = self.partition_s, self.partition_of
         for r in self.riders.values():
             at = now
-            if now_s is None and (part := partition_of.get(r.rider_id)) is not None and part not in read:
+            if now_s is None and (part := partition_of.get(r.rider_id)) is not None:
                 at = min(now, clocks.get(part, now))  # what its own partition has told so far
             state, fired = alerts.on_tick(r.alert, r.device, at, self.params.alerts)
             if state is not r.alert:
@@ -411,17 +408,19 @@ class Tracker:
         return out
 
     def caught_up(self, partitions: Iterable[int]) -> None:
-        """The worker has read these ``gps`` partitions to their end (and no other): their riders'
-        silence is judged against "now" until a ping of theirs comes (a partition whose riders all
-        went quiet still raises their alerts)."""
-        self.read_to_end = set(partitions)
+        """The worker has read these ``gps`` partitions to their end: their clocks move to "now" (a
+        partition whose riders all went quiet still raises their alerts). Not "now" from then on:
+        the next fetch may bring minutes of another partition before any of theirs (seed 8: 121
+        false alerts when a partition read to its end stayed on "now" until its next ping)."""
+        for p in partitions:
+            if self.now_s > self.partition_s.get(p, -math.inf):
+                self.partition_s[p] = self.now_s
 
     def forget_partitions(self, partitions: Iterable[int]) -> None:
         """Partitions another worker now reads: their clocks and riders are no longer ours."""
         lost = set(partitions)
         for p in lost:
             self.partition_s.pop(p, None)
-        self.read_to_end -= lost
         self.partition_of = {r: p for r, p in self.partition_of.items() if p not in lost}
 
     # ---- internals ------------------------------------------------------------------------
