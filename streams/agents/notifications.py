@@ -2,17 +2,13 @@
 (``streams.domain.orders.notify``), and every notice goes out as a ``CustomerNotified`` on ``notifications``.
 
 One agent reads both ``orders`` and ``etas`` (both keyed by order id, so one writer owns each
-order's state). A timer tells "arriving soon" when time, not a new estimate, brings the p50
-within the horizon: an on-time rider's estimate does not move, so no ETA event would. Its time
-is stream time (the latest event folded) moved on by the worker's clock since, as dispatch's is:
-a day replayed or simulated keeps its own dates (by the wall clock every rider out would be
-"arriving soon" at once, told in today's date).
+order's state). A timer tells "arriving soon" when the clock, not a new estimate, brings the p50
+within the horizon: an on-time rider's estimate does not move, so no ETA event would.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
@@ -48,14 +44,6 @@ class CustomerNotices:
         self.streams = streams
         self.notice_states = notice_states
         self.folding = asyncio.Lock()
-        self.heard_s = -math.inf  # the latest event time folded (stream time)
-        self.heard_at = 0.0  # the worker's clock when it was
-
-    def stream_now(self) -> float | None:
-        """Stream time moved on by the worker's clock since the latest event (None before any)."""
-        if not math.isfinite(self.heard_s):
-            return None
-        return self.heard_s + max(0.0, self.streams.clock() - self.heard_at)
 
     async def _commit(self, key: bytes, state: nt.NoticeState | None, new: nt.NoticeState,
                       notices: tuple[nt.Notice, ...]) -> None:
@@ -71,8 +59,6 @@ class CustomerNotices:
         if item is None:
             return
         key = item.key.encode()  # table keys are the raw message keys
-        if (t := item.occurred_at.timestamp()) > self.heard_s:
-            self.heard_s, self.heard_at = t, self.streams.clock()
         async with self.folding:
             state = self.notice_states.get(key)
             if isinstance(item, ev.EtaUpdated):
@@ -82,11 +68,9 @@ class CustomerNotices:
             await self._commit(key, state, new, notices)
 
     async def tell_arriving_soon(self) -> None:
-        """Ticks the orders whose p50 has come within the horizon by :meth:`stream_now` (ETAs carry
-        event time; only the clock says time has passed). Skips every other order unfolded."""
-        now = self.stream_now()
-        if now is None:
-            return
+        """Ticks the orders whose p50 has come within the horizon by the worker's wall clock (ETAs
+        carry event time; only the clock says time has passed). Skips every other order unfolded."""
+        now = self.streams.clock()
         due = [key for key, state in self.notice_states.items()
                if state is not None and (at := nt.tick_due_at(state, PARAMS)) is not None and at <= now]
         for key in due:
