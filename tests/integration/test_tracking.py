@@ -55,6 +55,13 @@ def _day(seed: int, tight_windows: bool = False) -> tuple[GroundTruthDay, ev.Rid
     return day, shift
 
 
+def _own_worker(settings: Settings, name: str) -> tuple[Settings, Kafka, Path]:
+    """Topics and a log of the test's own, for a worker it starts and kills itself."""
+    own = isolated_settings(settings, name)
+    ensure_topics(own)
+    return own, Kafka(own), Path(own.data_dir) / f"{own.app_id}.log"
+
+
 def _expected(day: GroundTruthDay, shift: ev.RiderShiftStarted) -> list[tuple[tp.TopicSpec, ev.Event]]:
     tracker = Tracker()
     out = tracker.on_shift(shift) + tracker.on_route(day.riders[0].route)
@@ -177,10 +184,7 @@ def test_a_pickup_stop_gives_a_pickup_arrival_and_no_arrived_status(settings: Se
 
 
 def test_a_killed_worker_continues_without_loss_or_duplicate_events(settings: Settings) -> None:
-    own = isolated_settings(settings, "track")
-    ensure_topics(own)
-    kafka = Kafka(own)
-    log = Path(own.data_dir) / f"{own.app_id}.log"
+    own, kafka, log = _own_worker(settings, "track")
     day, shift = _day(22)
     rider_id = shift.rider_id
     expected = _expected(day, shift)
@@ -211,7 +215,7 @@ def test_a_killed_worker_continues_without_loss_or_duplicate_events(settings: Se
 
 def _on_another_partition(rider_id: str, partitions: int) -> str:
     """A rider id whose ``gps`` partition (murmur2, as every producer of ours keys it) is not ``rider_id``'s."""
-    from kafka.partitioner.default import murmur2
+    from aiokafka.partitioner import murmur2
 
     def part(key: str) -> int:
         return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
@@ -225,10 +229,7 @@ def test_a_rider_whose_partition_was_read_to_its_end_is_called_offline_by_the_ot
     nothing comes; only the worker seeing that partition read to its end (the last fetch's high
     watermark) lets the first rider's pings tell the time there, and the silent rider is called
     offline; the other is not."""
-    own = isolated_settings(settings, "trackparts")
-    ensure_topics(own)
-    kafka = Kafka(own)
-    log = Path(own.data_dir) / f"{own.app_id}.log"
+    own, kafka, log = _own_worker(settings, "trackparts")
     day, shift = _day(24)
     pinging = shift.rider_id
     route = day.riders[0].route

@@ -223,6 +223,8 @@ class Tracker:
         self.partition_s: dict[int, float] = {}  # each gps partition's clock: its largest receive time read
         self.partition_of: dict[str, int] = {}  # rider -> the gps partition its pings came from
         self._tick_at_s = -math.inf
+        self._ticked_s: dict[int, float] = {}  # each gps partition's clock at the last tick
+        self._tick_due = False  # a partition read to its end moved its clock a tick past its last judgement
         self.stats = {"pings": 0, "accepted": 0, "skipped_replay": 0}
 
     # ---- inputs ---------------------------------------------------------------------------
@@ -384,9 +386,11 @@ class Tracker:
     def tick(self, now_s: float | None = None) -> list[Output]:
         """Time-only alerts for every rider, at most every ``tick_every_s`` of stream time."""
         now = self.now_s if now_s is None else now_s
-        if now < self._tick_at_s or not math.isfinite(now):
+        if (now < self._tick_at_s and not self._tick_due) or not math.isfinite(now):
             return []
         self._tick_at_s = now + self.params.tick_every_s
+        self._tick_due = False
+        self._ticked_s = dict(self.partition_s)
         out: list[Output] = self._travel_times(now) if now >= self.fleet.travel_at_s else []
         clocks, partition_of = self.partition_s, self.partition_of
         for r in self.riders.values():
@@ -411,10 +415,15 @@ class Tracker:
         """The worker has read these ``gps`` partitions to their end: their clocks move to "now" (a
         partition whose riders all went quiet still raises their alerts). Not "now" from then on:
         the next fetch may bring minutes of another partition before any of theirs (seed 8: 121
-        false alerts when a partition read to its end stayed on "now" until its next ping)."""
+        false alerts when a partition read to its end stayed on "now" until its next ping).
+        A tick inside the batch judged it by its old clock: the next one is due at once when the
+        new clock is a tick past that, or a day's last batch would leave its silent riders unjudged."""
+        every = self.params.tick_every_s
         for p in partitions:
             if self.now_s > self.partition_s.get(p, -math.inf):
                 self.partition_s[p] = self.now_s
+                if self.now_s - self._ticked_s.get(p, -math.inf) >= every:
+                    self._tick_due = True
 
     def forget_partitions(self, partitions: Iterable[int]) -> None:
         """Partitions another worker now reads: their clocks and riders are no longer ours."""

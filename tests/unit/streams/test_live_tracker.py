@@ -283,6 +283,27 @@ def test_a_partition_read_to_its_end_still_finds_its_silent_rider(day: GroundTru
         assert all(e.occurred_at.timestamp() >= start.received_s + 300 for e in offline)
 
 
+def test_a_silent_rider_is_judged_at_the_end_of_the_last_batch_without_waiting_for_more_pings(
+        day: GroundTruthDay) -> None:
+    """The other partition's eight minutes come in one batch: its pings' own ticks judge the quiet
+    partition by its old clock. The end of the step, when the worker says both were read to their
+    end, judges it again at once; without that word it stays unjudged."""
+    for read_to_end in (False, True):
+        tracker = Tracker()
+        quiet = day.riders[0].rider_id
+        out, k = _driving(tracker, day, quiet, 1)
+        start = day.pings[k]
+        tracker.caught_up([0, 1])
+        for s in range(0, 480, 20):  # one batch: no word from the worker until its end
+            out += tracker.on_ping(_elsewhere(start.ping, s), "gps", 10_000 + s, start.received_s + s, partition=0)
+        assert [e for e in events_of(out, tp.ALERTS) if e.kind == "rider_offline"] == []
+        if read_to_end:
+            tracker.caught_up([0, 1])
+        out = tracker.tick()
+        assert [e.rider_id for e in events_of(out, tp.ALERTS) if e.kind == "rider_offline"] == \
+            ([quiet] if read_to_end else [])
+
+
 def test_a_moving_rider_on_a_route_has_its_first_fix_of_every_minute_sent_to_its_hubs_dispatcher(
         day: GroundTruthDay) -> None:
     out = _feed(Tracker(), day)
