@@ -1,6 +1,6 @@
 """The rider app's decisions, pure: which stops of a (re-)planned route to drive and which parcels
 leave the hub with the rider (:func:`triage`), when a planned or an unplanned break is due
-(:func:`due_break`), and when the shift is over (:func:`shift_over`). The runner feeds them the
+(:func:`due_break`), and when the shift is over (:func:`shift_over`, :func:`holding`). The runner feeds them the
 order ledger as read so far and what the rider already did."""
 
 from __future__ import annotations
@@ -98,6 +98,21 @@ def shift_over(now: datetime, shift_end: datetime, *, idle: bool, all_created: b
     return all_created and not any(takeable(o, rider_id) for o in open_orders)
 
 
+WORD_WAIT = timedelta(minutes=30)  # how long a failed parcel is held for the ledger's word, at most
+
+
+def holding(failed_on_board: Mapping[str, datetime], status: Mapping[str, S], now: datetime) -> bool:
+    """Failed parcels still in the rider's box keep it at the hub: those the ledger has as failed
+    and waiting for a decision, and those it has not heard of failing yet (under load the ledger
+    lags the rider by minutes; a rider going home then takes the parcel with it). Not for ever: a
+    failure the ledger never takes (the order moved on meanwhile) lets the rider go after a while."""
+    for o, failed_at in failed_on_board.items():
+        now_is = status.get(o)
+        if now_is is S.FAILED or (now_is not in SETTLED and now - failed_at < WORD_WAIT):
+            return True
+    return False
+
+
 class DueBreak(NamedTuple):
     break_id: str | None  # None: unplanned
     duration_s: float
@@ -126,4 +141,5 @@ def due_break(now: datetime, *, route_breaks: Sequence[ev.RouteBreak], owed: Seq
     return None
 
 
-__all__ = ["ON_BOARD", "SETTLED", "DueBreak", "OpenOrder", "Triage", "due_break", "shift_over", "takeable", "triage"]
+__all__ = ["ON_BOARD", "SETTLED", "WORD_WAIT", "DueBreak", "OpenOrder", "Triage", "due_break", "holding", "shift_over",
+           "takeable", "triage"]

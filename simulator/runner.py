@@ -175,7 +175,7 @@ class RiderApp:
     route: ev.RoutePlanned | None = None  # the route being driven
     last_route: ev.RoutePlanned | None = None  # the latest route dispatch gave the rider
     replanned: asyncio.Event = field(default_factory=asyncio.Event)
-    failed_on_board: set[str] = field(default_factory=set)  # failed here, on board until a hub
+    failed_on_board: dict[str, datetime] = field(default_factory=dict)  # failed here (when), on board until a hub
     breaks_taken: set[str] = field(default_factory=set)
     unplanned: list[UnplannedBreak] = field(default_factory=list)
     silence: PhoneSilent | None = None
@@ -442,7 +442,7 @@ class DayRunner:
             if event.rider_id:  # the parcel is with this rider only: another that failed it before has none
                 for other in self._apps.values():
                     if other.rider_id != event.rider_id:
-                        other.failed_on_board.discard(o)
+                        other.failed_on_board.pop(o, None)
             if event.decision is ev.AttemptDecision.AWAIT_CUSTOMER_SLOT:
                 self._spawn(self._customer_slot(o, event.occurred_at))
             holder = self._apps.get(event.rider_id or self._holder.get(o, ""))
@@ -544,8 +544,9 @@ class DayRunner:
                     if app.failed_on_board:
                         await self._unload(app)
                     # a parcel failed here stays with the rider until dispatch decides (then it is handed in)
-                    app.failed_on_board -= {o for o in app.failed_on_board if self.progress.status.get(o) in TERMINAL}
-                    holding = any(self.progress.status.get(o) is S.FAILED for o in app.failed_on_board)
+                    app.failed_on_board = {o: t for o, t in app.failed_on_board.items()
+                                           if self.progress.status.get(o) not in TERMINAL}
+                    holding = app_logic.holding(app.failed_on_board, self.progress.status, now)
                     if not holding and app_logic.shift_over(
                             now, shift.shift_end, idle=True, all_created=self.all_created,
                             open_orders=self._open_orders(), rider_id=app.rider_id):
@@ -752,7 +753,7 @@ class DayRunner:
                 await self._hand_over(app, o, attempt, here, wrong_first)
                 return
             reason, words = outcome
-            app.failed_on_board.add(o)
+            app.failed_on_board[o] = self.clock.now()
             await self._send(tp.INBOX, ev.StatusChanged(
                 event_id=self._eid(app.rider_id, "failed", o, attempt), occurred_at=self.clock.now(), order_id=o,
                 to_status=S.FAILED, reason=words, failure_reason=reason, rider_id=app.rider_id, location=here))
@@ -794,7 +795,7 @@ class DayRunner:
             decision = self._decision.get(o)
             if decision is None or o not in app.failed_on_board:
                 continue
-            app.failed_on_board.discard(o)
+            app.failed_on_board.pop(o, None)
             if decision is ev.AttemptDecision.RETURN_TO_HUB and self.progress.status.get(o) is S.FAILED:
                 await self._send(tp.INBOX, ev.StatusChanged(
                     event_id=self._eid(app.rider_id, "returned", o), occurred_at=self.clock.now(), order_id=o,

@@ -155,3 +155,24 @@ def test_an_unplanned_break_comes_when_its_time_has_come() -> None:
     assert ra.due_break(T0, route_breaks=(), owed=(), taken=(), unplanned_at=unplanned) is None
     assert ra.due_break(T0 + timedelta(minutes=11), route_breaks=(), owed=(), taken=(),
                         unplanned_at=unplanned) == ra.DueBreak(None, 600.0, False)
+
+
+# ---- failed parcels held at the hub ------------------------------------------------------------
+
+
+def test_a_failure_the_ledger_has_not_echoed_yet_keeps_the_rider_at_the_hub() -> None:
+    """Seed 8: two riders in overtime failed a parcel, rode back and went home before the loaded
+    ledger's word came; the parcels were never returned and the orders never settled."""
+    box = {"ord-1": T0}
+    for lagging in (S.OUT_FOR_DELIVERY, S.ARRIVED, None):
+        assert ra.holding(box, {"ord-1": lagging} if lagging else {}, T0 + timedelta(minutes=7))
+    assert ra.holding(box, {"ord-1": S.FAILED}, T0 + timedelta(hours=3))  # failed, no decision yet: held
+
+
+def test_a_parcel_settled_or_never_failed_in_the_ledger_lets_the_rider_go() -> None:
+    box = {"ord-1": T0}
+    for settled in (S.RETURNED_TO_HUB, S.DELIVERED, S.CANCELLED):
+        assert not ra.holding(box, {"ord-1": settled}, T0 + timedelta(minutes=1))
+    later = T0 + ra.WORD_WAIT
+    assert not ra.holding(box, {"ord-1": S.OUT_FOR_DELIVERY}, later)  # the ledger never took the failure
+    assert not ra.holding({}, {"ord-1": S.FAILED}, T0)  # failed by another rider: not in this box
