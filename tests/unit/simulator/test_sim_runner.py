@@ -54,7 +54,7 @@ class Harness:
         self.day = day
         self.orders = {o.order_id: o for o in day.orders}
         self.runner = DayRunner(day=day, kafka={}, topic=lambda n: n, otp_key=KEY, speedup=SPEEDUP)
-        self.runner._producer = self  # noqa: SLF001
+        self.runner._producer = self.runner._pinger = self  # noqa: SLF001
         self.runner.clock = SimClock(day.start, SPEEDUP)
         self.policy = lc.Policy(otp_key=otp.key_bytes(KEY))
         self.codec = Codec()
