@@ -174,6 +174,25 @@ def test_orders_are_produced_at_their_creation_time_and_the_rider_goes_home_once
     assert h.sent.index(ended) == len(h.sent) - 1
 
 
+def test_pings_leave_on_the_batched_producer_and_nothing_else_does() -> None:
+    """The embedded broker pays for each batch in a partition at every fetch: pings, most of a
+    day's records, go on a producer that lingers; orders and statuses on the prompt one."""
+    h = Harness(day_of((A,), failure_rate=0.0))
+    pinged: list[str] = []
+
+    class Pinger:
+        def send(self, topic: str, key: bytes, value: bytes, timestamp_ms: int = 0) -> None:
+            pinged.append(topic)
+            h.send(topic, key, value, timestamp_ms)
+
+    h.runner._pinger = Pinger()  # noqa: SLF001
+    after_first(h, ev.OrderCreated, lambda: h.plan("r1", [(A, DR)], new=(A,)), order_id=A)
+    asyncio.run(h.play())
+    assert h.status(A) is S.DELIVERED
+    assert pinged and set(pinged) == {tp.GPS.name}
+    assert pinged.count(tp.GPS.name) == h.topics.count(tp.GPS.name)  # every ping, none through the other
+
+
 def test_a_pickup_is_confirmed_after_its_service_and_parcels_from_the_hub_leave_with_the_rider() -> None:
     h = Harness(day_of((A, B), hyper=B, failure_rate=0.0))
     after_first(h, ev.OrderCreated, lambda: h.plan("r1", [(B, P), (A, DR), (B, DR)], new=(A, B)), order_id=B)
