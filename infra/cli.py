@@ -376,6 +376,28 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_broker(args: argparse.Namespace) -> int:
+    from benchmarks import broker as bench_broker
+
+    cases = bench_broker.parse_cases(args.cases)
+    if args.rate <= 0 or args.window_s <= 0:
+        raise ValueError("--rate and --window-s must be positive")
+    from infra.kafka import EmbeddedBroker, confluent_config
+
+    settings = Settings.from_env()
+    broker = None if settings.kafka_bootstrap else EmbeddedBroker().start()
+    try:
+        if broker is not None:
+            settings = dataclasses.replace(settings, kafka_bootstrap=broker.bootstrap)
+        result = bench_broker.run(confluent_config(settings), cases, rate=args.rate, window_s=args.window_s,
+                                  broker_pid=broker.pid if broker is not None else None, log=_err)
+    finally:
+        if broker is not None:
+            broker.stop()
+    print(json.dumps(result) if args.json else "\n".join(bench_broker.report(result)))
+    return 0
+
+
 def cmd_bench_clients(args: argparse.Namespace) -> int:
     import dataclasses
 
@@ -604,6 +626,21 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--json", action="store_true", help="print one JSON object (pings_per_s, ceiling_per_s, "
                                                           "p99_latency_ms, ...)")
     bp.set_defaults(func=cmd_bench_pipeline)
+    bb = bsub.add_parser(
+        "broker", help="the broker's CPU and a tailing consumer's latency as a partition's record batches pile up",
+        description="On the embedded broker (or MILESTREAM_KAFKA_BOOTSTRAP): per case, a fresh one-partition topic "
+                    "filled with RECORDS records in batches of PER_BATCH, then one consumer (the workers' fetch "
+                    "settings) tails it while a producer trickles one-record batches. Prints the broker's CPU in "
+                    "cores over the window (embedded broker only) and the trickle's produce-to-consume p50/p99, "
+                    "with ratios against the first case. Same records in fewer batches is the peer: the embedded "
+                    "broker's cost follows batches, so producers of many small events should batch (linger.ms).")
+    bb.add_argument("--cases", default="0x1,20000x1,60000x1,60000x10",
+                    help="comma-separated RECORDSxPER_BATCH (default 0x1,20000x1,60000x1,60000x10: an empty "
+                         "partition first, the base of the ratios)")
+    bb.add_argument("--rate", type=float, default=30.0, help="records per second trickled while tailing (default 30)")
+    bb.add_argument("--window-s", type=float, default=20.0, help="seconds each case is tailed (default 20)")
+    bb.add_argument("--json", action="store_true", help="print one JSON object (cases with broker_cores, p50_ms, ...)")
+    bb.set_defaults(func=cmd_bench_broker)
     bk = bsub.add_parser(
         "clients", help="kafka-python beside confluent-kafka on the tracker, produce and projection paths",
         description="On the embedded broker (or MILESTREAM_KAFKA_BOOTSTRAP): a backlog of encoded GpsPing events, "
