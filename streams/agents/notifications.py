@@ -2,8 +2,9 @@
 (``streams.domain.orders.notify``), and every notice goes out as a ``CustomerNotified`` on ``notifications``.
 
 One agent reads both ``orders`` and ``etas`` (both keyed by order id, so one writer owns each
-order's state). A timer tells "arriving soon" when the clock, not a new estimate, brings the p50
-within the horizon: an on-time rider's estimate does not move, so no ETA event would.
+order's state). A timer tells "arriving soon" when time passing, not a new estimate, brings the p50
+within the horizon: an on-time rider's estimate does not move, so no ETA event would. Time there is
+the events' time running on (``notify.EventClock``), not the wall clock.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class CustomerNotices:
         self.streams = streams
         self.notice_states = notice_states
         self.folding = asyncio.Lock()
+        self.clock = nt.EventClock()
 
     async def _commit(self, key: bytes, state: nt.NoticeState | None, new: nt.NoticeState,
                       notices: tuple[nt.Notice, ...]) -> None:
@@ -59,6 +61,7 @@ class CustomerNotices:
         if item is None:
             return
         key = item.key.encode()  # table keys are the raw message keys
+        self.clock.saw(item.occurred_at.timestamp(), self.streams.clock())
         async with self.folding:
             state = self.notice_states.get(key)
             if isinstance(item, ev.EtaUpdated):
@@ -68,9 +71,11 @@ class CustomerNotices:
             await self._commit(key, state, new, notices)
 
     async def tell_arriving_soon(self) -> None:
-        """Ticks the orders whose p50 has come within the horizon by the worker's wall clock (ETAs
-        carry event time; only the clock says time has passed). Skips every other order unfolded."""
-        now = self.streams.clock()
+        """Ticks the orders whose p50 has come within the horizon by the event clock. Skips every
+        other order unfolded, and every order before the first event since the worker started."""
+        now = self.clock.now(self.streams.clock())
+        if now is None:
+            return
         due = [key for key, state in self.notice_states.items()
                if state is not None and (at := nt.tick_due_at(state, PARAMS)) is not None and at <= now]
         for key in due:

@@ -195,6 +195,28 @@ def tick_due_at(state: NoticeState, params: NoticeParams = DEFAULT_PARAMS) -> fl
     return state.eta[1] - params.arriving_soon_s
 
 
+class EventClock:
+    """The time a tick judges by: the latest event time seen, running on with the wall clock
+    since. Live, it is the wall clock less the pipeline's lag; in a replay or a simulated day
+    (a past date, or time running faster than the wall) it stays on the events' day, where the
+    wall clock would call every estimate due at once and date the notices today. Never goes
+    back; None until the first event."""
+
+    __slots__ = ("_event_s", "_wall_s")
+
+    def __init__(self) -> None:
+        self._event_s: float | None = None
+        self._wall_s = 0.0
+
+    def saw(self, event_s: float, wall_s: float) -> None:
+        running = self.now(wall_s)
+        self._event_s = event_s if running is None else max(running, event_s)
+        self._wall_s = wall_s
+
+    def now(self, wall_s: float) -> float | None:
+        return None if self._event_s is None else self._event_s + max(0.0, wall_s - self._wall_s)
+
+
 def _due(state: NoticeState, now_s: float, params: NoticeParams) -> tuple[NoticeState, tuple[Notice, ...]]:
     """The notices the state now calls for, each at most once per attempt."""
     if state.phase is not Phase.OUT or state.eta is None:

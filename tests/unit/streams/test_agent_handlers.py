@@ -269,10 +269,17 @@ def test_notifications_an_order_out_with_an_eta_tells_the_customer(streams: Stre
     assert ev.NoticeKind.OUT_FOR_DELIVERY in kinds
     assert all(n.order_id == "ord-5" for n in sent(streams, tp.NOTIFICATIONS))
     before = len(streams.sent)
-    streams.clock = lambda: (t + timedelta(minutes=29)).timestamp()  # the p50 is now close
+    wall = streams.clock()
+    streams.clock = lambda: wall + 15 * 60  # the events' day, 15 minutes on: the p50 is 15 minutes off
     run(notices.tell_arriving_soon())
-    assert [n.kind for n in sent(streams, tp.NOTIFICATIONS)][len(kinds):] == [ev.NoticeKind.ARRIVING_SOON]
+    assert len(streams.sent) == before
+    streams.clock = lambda: wall + 21 * 60  # now it is 9 minutes off
+    run(notices.tell_arriving_soon())
+    soon = sent(streams, tp.NOTIFICATIONS)[len(kinds):]
+    assert [n.kind for n in soon] == [ev.NoticeKind.ARRIVING_SOON]
     assert len(streams.sent) == before + 1
+    # dated on the events' day (55 minutes ago), not by the wall clock
+    assert abs(soon[0].occurred_at - (t + timedelta(minutes=21))) < timedelta(seconds=5)
 
 
 def test_dispatch_loses_no_event_that_arrives_while_a_plan_is_being_published(streams: Streams) -> None:

@@ -78,3 +78,17 @@ def test_an_estimate_read_before_its_assignment_still_names_the_rider() -> None:
     state, _ = nt.on_order(state, assigned("route-1", "rider-a", -10))
     _, sent = nt.on_order(state, status(S.OUT_FOR_DELIVERY, 0))
     assert [(n.kind, n.rider_id) for n in sent] == [(nt.NoticeKind.OUT_FOR_DELIVERY, "rider-a")]
+
+
+def test_the_event_clock_runs_on_from_the_latest_event_and_never_goes_back() -> None:
+    clock = nt.EventClock()
+    assert clock.now(5_000.0) is None  # no event yet: no time to judge by
+    day = 1_700_000_000.0  # a past day replayed: its events are far behind the wall clock
+    clock.saw(day, wall_s=5_000.0)
+    assert clock.now(5_000.0) == day
+    assert clock.now(5_060.0) == day + 60  # a minute of wall time later, a minute later on the day
+    clock.saw(day + 900, wall_s=5_090.0)  # a simulated day runs faster than the wall: events lead
+    assert clock.now(5_090.0) == day + 900
+    clock.saw(day + 10, wall_s=5_100.0)  # a late event does not turn the clock back
+    assert clock.now(5_100.0) == day + 910
+    assert clock.now(4_000.0) == day + 910  # nor does a wall clock stepped back
