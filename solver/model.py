@@ -25,6 +25,7 @@ What a plan must respect, each checked by :func:`solver.checker.violations` (als
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +73,9 @@ class Vehicle:
     shift_end_s: int
     speed_mps: float  # average road speed, used when the problem has no duration matrix for `profile`
     skills: frozenset[str] = frozenset()
+    # (second since the epoch, m/s) ascending from 0: the speed of a drive that leaves from then on,
+    # for the times a plan is published with (:func:`retime`); the solver optimises at speed_mps
+    speed_steps: tuple[tuple[int, float], ...] = ()
     profile: str = ""  # travel-time profile ("bike", "scooter", "car", "van"): a key of Problem.durations
     fixed_cost: float = 0.0  # cost of using this vehicle at all
     cost_per_km: float = 1.0
@@ -92,6 +96,9 @@ class Vehicle:
         _check(self.shift_start_s <= self.shift_end_s,
                f"{where}: shift_end_s={self.shift_end_s} is before shift_start_s={self.shift_start_s}")
         _check(math.isfinite(self.speed_mps) and self.speed_mps > 0, f"{where}: speed_mps={self.speed_mps} must be > 0")
+        _check(all(math.isfinite(v) and v > 0 for _, v in self.speed_steps)
+               and all(a[0] < b[0] for a, b in itertools.pairwise(self.speed_steps)),
+               f"{where}: speed_steps must be ascending in time with speeds > 0")
         for name in ("fixed_cost", "cost_per_km", "cost_per_hour"):
             value = getattr(self, name)
             _check(math.isfinite(value) and value >= 0, f"{where}: {name}={value} must be finite and >= 0")
@@ -310,6 +317,47 @@ def schedule_route(problem: Problem, vehicle: Vehicle, steps: Sequence[Step]) ->
     distance += problem.distance_m(loc, vehicle.end)
     end_s = max(t + problem.travel_s(vehicle, loc, vehicle.end) + resting, rest_until)
     return Route(vehicle_id=vehicle.id, visits=tuple(visits), start_s=start_s, end_s=end_s, distance_m=distance)
+
+
+def retime(route: Route, vehicle: Vehicle) -> Route:
+    """``route`` as :func:`schedule_route` timed it at ``vehicle.speed_mps``, with each drive at the
+    vehicle's speed for the time it leaves (``speed_steps``): the same visits in the same order,
+    for the arrivals a plan publishes. The solver prices a route at one speed, the one of the hour
+    it plans in; a rider planned before the evening rush drives in it. A wait the schedule had
+    (a window not open yet, a break's) still holds, shortened or used up by a later arrival.
+    Without steps, or at one speed throughout, the route comes back as it was."""
+    steps = vehicle.speed_steps
+    if not steps or not route.visits:
+        return route
+    v0 = vehicle.speed_mps
+
+    def drive(seconds: int, leave: int) -> int:
+        speed = next((v for at, v in reversed(steps) if at <= leave), steps[0][1])
+        return seconds if speed == v0 or seconds <= 0 else math.ceil(seconds * v0 / speed - 1e-9)
+
+    visits: list[Visit] = []
+    t_old = t_new = route.start_s  # departure from the last place, as scheduled and as re-timed
+    rest_old = rest_new = route.start_s  # end of the last break
+    resting = 0  # break time since the last place: schedule_route adds it to the next drive
+    for v in route.visits:
+        if v.kind == BREAK:
+            ready_old, ready_new = max(t_old, rest_old), max(t_new, rest_new)
+            begin = max(ready_new, v.start_s if v.start_s > ready_old else ready_new)  # its window's opening holds
+            visits.append(Visit(job_id=v.job_id, arrival_s=begin, start_s=begin,
+                                departure_s=begin + v.departure_s - v.start_s, kind=BREAK))
+            rest_old, rest_new = v.departure_s, begin + v.departure_s - v.start_s
+            resting += v.departure_s - v.start_s
+            continue
+        arrival = t_new + drive(v.arrival_s - t_old - resting, t_new) + resting
+        wait_until = v.start_s if v.start_s > v.arrival_s else arrival  # a window (or break) it waited for
+        begin = max(arrival, wait_until, rest_new)
+        visits.append(Visit(job_id=v.job_id, arrival_s=arrival, start_s=begin,
+                            departure_s=begin + v.departure_s - v.start_s, kind=v.kind))
+        t_old, t_new, resting = v.departure_s, begin + v.departure_s - v.start_s, 0
+    home_old = route.end_s - t_old - resting  # the drive to the end (negative: the end waited for a break)
+    end = max(t_new + drive(max(0, home_old), t_new) + resting, rest_new) if home_old >= 0 else max(t_new, rest_new)
+    return Route(vehicle_id=route.vehicle_id, visits=tuple(visits), start_s=route.start_s, end_s=end,
+                 distance_m=route.distance_m)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

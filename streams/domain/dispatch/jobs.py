@@ -175,6 +175,16 @@ class TravelTimes:
             pace = min(2.0, max(0.5, pace)) if math.isfinite(pace) else 1.0
         return max(0.5, chord * CIRCUITY / pace)
 
+    def speed_steps(self, vehicle: ev.VehicleType, at: datetime, rider_id: str | None = None
+                    ) -> tuple[tuple[int, float], ...]:
+        """The speed of each hour from ``at`` on (seconds since ``at``), a day ahead, for the times a
+        plan publishes (:func:`solver.model.retime`); none with one constant speed."""
+        if not self.use_learned:
+            return ()
+        first = 3600 - (at.minute * 60 + at.second + at.microsecond / 1e6)  # the next full hour
+        starts = [0, *(math.ceil(first) + 3600 * k for k in range(24))]
+        return tuple((s, self.speed_mps(vehicle, at + timedelta(seconds=s), rider_id)) for s in starts)
+
     def service_s(self, planned_s: int) -> int:
         """An order's service time as the hub's riders really take it (the vehicle types' mean factor)."""
         factors = [k.service_factor for k in self.learned.values()
@@ -243,7 +253,7 @@ def vehicle_for(*, rider_id: str, vehicle: ev.VehicleType, capacity: tuple[float
     shift_start_s = max(0, shift_start_s)
     return Vehicle(id=rider_id, start=start, end=end, capacity=capacity, shift_start_s=shift_start_s,
                    shift_end_s=max(shift_start_s, shift_end_s), speed_mps=travel.speed_mps(vehicle, at, rider_id),
-                   skills=skills, profile=str(vehicle),
+                   speed_steps=travel.speed_steps(vehicle, at, rider_id), skills=skills, profile=str(vehicle),
                    breaks=tuple(b for b in breaks if b.latest_start_s >= shift_start_s))
 
 

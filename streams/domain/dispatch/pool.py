@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from schemas import events as ev
-from solver.model import Problem, Solution
+from solver.model import Problem, Solution, retime
 from streams.domain.dispatch.departure import NO_HOLD, Hold, StopTimes, hold_s, later
 from streams.domain.dispatch.jobs import (
     CONSTANT,
@@ -223,13 +223,15 @@ def apply_plan(pool: HubPool, plan: PlanInput, solution: Solution, hold: Hold = 
     orders = {o.order_id: o for o in plan.orders}
     points = plan.problem.locations
     jobs = {j.id: j for j in plan.problem.jobs}
+    vehicles = {v.id: v for v in plan.problem.vehicles}
 
     def t(s: int) -> datetime:
         return plan.epoch + timedelta(seconds=s)
 
     assignments: list[ev.OrderAssigned] = []
     routes: list[ev.RoutePlanned] = []
-    for route in solution.routes:
+    for solved in solution.routes:
+        route = retime(solved, vehicles[solved.vehicle_id])  # each leg at the speed of the hour it is driven in
         # Orders cancelled and riders gone while the solver ran are not planned; they drop out of
         # the route (the rest of it stays valid: removing a stop only makes it earlier).
         visits = [v for v in route.stops if order_of(v.job_id)[0] in pool.pending]

@@ -47,7 +47,7 @@ from typing import NamedTuple
 
 from schemas import events as ev
 from solver.geo import haversine_m
-from solver.model import Problem, Route, Solution
+from solver.model import Problem, Route, Solution, retime
 from solver.reoptimise import Changes, Policy, Rider, RouteChange, Situation, build, diff
 from streams.domain.dispatch.departure import NO_HOLD, Hold, StopTimes, hold_s, later
 from streams.domain.dispatch.jobs import (
@@ -752,6 +752,9 @@ def _route_plan(state: ReplanState, request: ReplanRequest, rider_id: str, route
                 route: Route | None, now: float) -> RoutePlan:
     epoch = request.epoch_s
     at = _dt(epoch)
+    vehicle = next((v for v in request.situation.problem.vehicles if v.id == rider_id), None)
+    if route is not None and vehicle is not None:
+        route = retime(route, vehicle)  # each leg at the speed of the hour it is driven in
     arrival = {v.job_id: epoch + v.arrival_s for v in route.stops} if route else {}
     fix = state.positions.get(rider_id)
     rider = state.riders.get(rider_id)

@@ -12,7 +12,7 @@ import pytest
 import solver_scenarios as sc
 
 from solver.checker import violations
-from solver.model import Problem, Solution, Unassigned, schedule_route
+from solver.model import Break, Problem, Solution, Unassigned, retime, schedule_route
 from solver.params import SolveParams
 
 
@@ -101,3 +101,62 @@ def test_a_solution_checks_itself_with_the_checker() -> None:
     problem = sc.four_units_two_vans_of_two()
     plan = _plan(problem, {"v1": ["j1", "j2", "j3"], "v2": ["j4"]})
     assert plan.violations(problem) == violations(plan, problem) != []
+
+
+# --- retiming a plan by the hour it drives in ---------------------------------------------------
+
+
+def _out_and_back(speed_steps: tuple[tuple[int, float], ...], *, second_window: tuple[int, int] = (0, sc.DAY_S),
+                  with_break: bool = False) -> tuple[Problem, Solution]:
+    """A van at 5 m/s driving 3 km north, 3 km further, then home; an optional 10-minute break."""
+    brk = (Break(id="rest", earliest_start_s=0, latest_start_s=sc.DAY_S, duration_s=600),) if with_break else ()
+    van = dataclasses.replace(sc.van("v"), speed_mps=5.0, speed_steps=speed_steps, breaks=brk)
+    problem = Problem(locations=(sc.HUB, sc.north(3), sc.north(6)), vehicles=(van,), circuity=1.0,
+                      jobs=(sc.job("a", 1, service_s=300), sc.job("b", 2, service_s=300, window=second_window)))
+    steps = [problem.jobs[0], *brk, problem.jobs[1]]
+    return problem, Solution(routes=(schedule_route(problem, van, steps),), unassigned=())
+
+
+def test_a_plan_at_one_speed_is_retimed_unchanged() -> None:
+    for steps in ((), ((0, 5.0),), ((0, 5.0), (3600, 5.0))):
+        problem, solution = _out_and_back(steps, with_break=True)
+        assert retime(solution.routes[0], problem.vehicles[0]) == solution.routes[0]
+
+
+def test_each_drive_goes_at_the_speed_of_the_hour_it_leaves_in() -> None:
+    # 5 m/s until 00:15, 2.5 m/s after: the first drive (about 600 s from 0) is as planned, the
+    # second leaves at about 900 s, in the slow hour, and takes twice as long; so does the drive home
+    problem, solution = _out_and_back(((0, 5.0), (900, 2.5)))
+    planned = solution.routes[0]
+    timed = retime(planned, problem.vehicles[0])
+    (pa, pb), (a, b) = planned.visits, timed.visits
+    assert (a.arrival_s, a.departure_s) == (pa.arrival_s, pa.departure_s) and pa.departure_s >= 900
+    assert b.arrival_s - a.departure_s == 2 * (pb.arrival_s - pa.departure_s)
+    assert timed.end_s - b.departure_s == 2 * (planned.end_s - pb.departure_s)
+    assert timed.distance_m == planned.distance_m and timed.start_s == planned.start_s
+
+
+def test_a_window_not_open_yet_still_holds_and_absorbs_a_late_arrival() -> None:
+    # b opens at 2400 s: planned, the van waits there from about 1500 s; slower, it arrives at
+    # about 2100 s and still waits; faster, it arrives at about 1200 s and waits longer
+    for after, arrives in ((2.5, 2100), (10.0, 1200)):
+        problem, solution = _out_and_back(((0, 5.0), (900, after)), second_window=(2400, sc.DAY_S))
+        b = retime(solution.routes[0], problem.vehicles[0]).visits[1]
+        assert abs(b.arrival_s - arrives) <= 3 and (b.start_s, b.departure_s) == (2400, 2700)
+
+
+def test_a_break_keeps_its_place_and_its_length() -> None:
+    problem, solution = _out_and_back(((0, 5.0), (900, 2.5)), with_break=True)
+    planned, timed = solution.routes[0], retime(solution.routes[0], problem.vehicles[0])
+    assert [v.kind for v in timed.visits] == [v.kind for v in planned.visits] == ["job", "break", "job"]
+    a, rest, b = timed.visits
+    assert (rest.start_s, rest.departure_s - rest.start_s) == (a.departure_s, 600)
+    # taken parked on the way: the drive to b is twice as long, and the break comes on top
+    drive = planned.visits[2].arrival_s - planned.visits[0].departure_s - 600
+    assert b.arrival_s == a.departure_s + 2 * drive + 600
+
+
+def test_speed_steps_must_rise_in_time_and_be_positive() -> None:
+    for steps in (((0, 5.0), (0, 4.0)), ((3600, 5.0), (0, 4.0)), ((0, 0.0),), ((0, math.nan),)):
+        with pytest.raises(ValueError, match="speed_steps"):
+            dataclasses.replace(sc.van("v"), speed_steps=steps)

@@ -361,6 +361,28 @@ def test_learned_travel_times_set_the_planned_speed_and_service_and_the_constant
     assert slow.assignments[0].planned_arrival > fast.assignments[0].planned_arrival
 
 
+def test_published_arrivals_take_each_leg_at_the_speed_of_the_hour_it_is_driven_in() -> None:
+    """The solver prices a route at the speed of the hour it plans in (09:00); a route that runs
+    past 10:00 into a slow hour arrives later there, and only there."""
+    far = [order(f"o{k}", 12.97 + 0.04 * k) for k in range(1, 7)]  # 4.4 km apart: o6 is driven to after 10:00
+    flat = learned(ev.VehicleType.SCOOTER, 6.0)
+    slow_from_ten = dataclasses.replace(flat, leg_speed_mps=tuple(6.0 if h <= 9 else 2.0 for h in range(24)))
+    arrivals = []
+    for travel in (flat, slow_from_ten):
+        _, outcome = plan(fold(start(), shift("a"), *far, travel))
+        arrivals.append({x.order_id: x.planned_arrival for x in outcome.assignments})
+    steady, slowed = arrivals
+    before_ten = [o for o in steady if steady[o] < at(3600)]
+    assert len(before_ten) >= 3 and all(slowed[o] == steady[o] for o in before_ten)  # as the solver priced them
+    last = max(steady, key=steady.__getitem__)
+    assert steady[last] > at(3600) and slowed[last] > steady[last] + timedelta(minutes=10)  # at a third of the speed
+    built = dp.build_problem(fold(start(), shift("a"), *far, slow_from_ten).pool,
+                             travel=dp.travel_times(fold(start(), slow_from_ten).pool, True))
+    steps = built.problem.vehicles[0].speed_steps
+    assert steps[:3] == ((0, 6.0 * jobs.CIRCUITY), (3600, 2.0 * jobs.CIRCUITY), (7200, 2.0 * jobs.CIRCUITY))
+    assert jobs.CONSTANT.speed_steps(ev.VehicleType.SCOOTER, T0) == ()  # one speed: published as solved
+
+
 def test_a_riders_learned_pace_sets_its_own_planned_speed_and_the_constant_policy_ignores_it() -> None:
     paced = dataclasses.replace(learned(ev.VehicleType.SCOOTER, 3.0), rider_factors=(
         ev.RiderFactor(rider_id="a", travel_factor=1.25), ev.RiderFactor(rider_id="c", travel_factor=float("nan"))))

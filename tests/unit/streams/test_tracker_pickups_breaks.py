@@ -392,16 +392,21 @@ def test_plan_seconds_is_how_a_planner_times_a_leg_from_the_published_speeds() -
         assert model.plan_seconds("van", 2_000.0, at_s) == pytest.approx(2_000.0 / published, rel=1e-3)
 
 
-def test_a_slow_hour_is_slow_in_that_hour_only_and_service_factor_is_learned() -> None:
+def test_a_slow_hour_is_slowest_in_that_hour_and_slows_the_hours_not_seen_in_the_priors_shape() -> None:
+    """A city slower than the prior in the hour seen is slower in the hours a plan made now will
+    drive in too, though less: the hours not seen keep the prior's shape at the level learned."""
     hour = 8  # UTC
     model = eta.learn_speeds(eta.SpeedModel(), [
         eta.SpeedSample(vehicle_type="scooter", cell=0, at_s=S0 - 3600 + 60 * i, speed_mps=3.0, weight_s=60.0)
         for i in range(30)])  # T0 is 09:00 UTC: these are 08:xx
     learned = eta.travel_times(model, "scooter", S0)
     prior = eta.travel_times(eta.SpeedModel(), "scooter", S0)
-    assert learned.leg_speed_mps[hour] < prior.leg_speed_mps[hour]
-    assert [s for h, s in enumerate(learned.leg_speed_mps) if h != hour] == \
-        [s for h, s in enumerate(prior.leg_speed_mps) if h != hour]
+    seen = learned.leg_speed_mps[hour] / prior.leg_speed_mps[hour]
+    others = {round(a / b, 3) for h, (a, b) in enumerate(zip(learned.leg_speed_mps, prior.leg_speed_mps, strict=True))
+              if h != hour}
+    assert len(others) == 1  # one level for every hour not seen: the prior's shape kept
+    assert seen < others.pop() < 1.0
+    assert eta.travel_times(eta.SpeedModel(), "bike", S0) == eta.travel_times(model, "bike", S0)  # scooters only
     slow_service = eta.learn_services(model, [eta.ServiceSample(at_s=S0, planned_s=120.0, actual_s=240.0)] * 30)
     assert eta.travel_times(slow_service, "scooter", S0).service_factor > 1.5
 

@@ -149,12 +149,32 @@ class SpeedModel:
     def leg_log_factor(self, vehicle_type: str, now_s: float) -> float:
         return _ratio_log(self.legs.get(vehicle_type), self.params.leg_weight_s, now_s, self.params.half_life_s)
 
+    def plan_hour_log(self, vehicle_type: str, hour: int, now_s: float) -> float:
+        """The planner's vehicle-hour term: the hour's evidence shrunk toward the vehicle's over all
+        hours, which is shrunk toward the prior. A city slower than the prior at the hours seen so
+        far is slower at the hours not seen yet too (later today, when a plan made now drives),
+        in the prior's hourly shape; ``hour_log`` (the tracker's, for the hour it is in) shrinks
+        toward the prior alone."""
+        p = self.params
+        s_all = w_all = 0.0
+        for (v, _), (s, w, t) in self.hours.items():
+            if v == vehicle_type:
+                d = 0.5 ** (max(0.0, now_s - t) / p.half_life_s)
+                s_all, w_all = s_all + s * d, w_all + w * d
+        level = s_all / (p.hour_weight_s + w_all)
+        entry = self.hours.get((vehicle_type, hour))
+        if entry is None:
+            return level
+        s, w, t = entry
+        d = 0.5 ** (max(0.0, now_s - t) / p.half_life_s)
+        return (s * d + p.hour_weight_s * level) / (w * d + p.hour_weight_s)
+
     def plan_seconds(self, vehicle_type: str, metres: float, at_s: float) -> float:
         """A leg of ``metres`` great circle leaving at ``at_s`` as a planner times it from
         :func:`travel_times` before the leg factor: the vehicle-hour speed, no cells."""
         hour = self.hour(at_s)
         p = self.profiles[vehicle_type]
-        return metres * p.circuity / (p.speed_mps * p.hourly_factors[hour] * math.exp(self.hour_log.get((vehicle_type, hour), 0.0)))
+        return metres * p.circuity / (p.speed_mps * p.hourly_factors[hour] * math.exp(self.plan_hour_log(vehicle_type, hour, at_s)))
 
     def service_log_factor(self, now_s: float) -> float:
         return _ratio_log(self.service, self.params.service_weight_s, now_s, self.params.half_life_s)
@@ -332,7 +352,8 @@ class TravelTimes(NamedTuple):
 
 def travel_times(model: SpeedModel, vehicle_type: str, now_s: float, riders: Iterable[str] = ()) -> TravelTimes:
     """A vehicle type's learned travel as a planner reads it: per UTC hour, the prior profile
-    speed / circuity (a great-circle speed) with the learned vehicle-hour term, divided by how much
+    speed / circuity (a great-circle speed) with the planner's vehicle-hour term
+    (:meth:`SpeedModel.plan_hour_log`), divided by how much
     longer whole legs leaving in that hour took than that speed said (:attr:`SpeedModel.plan_legs`,
     a ratio of sums: a plan sums legs, see :func:`_ratio_log`; an hour with few legs leans on all
     hours'). Learned against the planner's own arithmetic, not the tracker's cell model: a matrix
@@ -350,7 +371,7 @@ def travel_times(model: SpeedModel, vehicle_type: str, now_s: float, riders: Ite
     speeds = []
     for h in range(HOURS):
         hour = model.hour(h * 3600.0 + 1800.0)  # the model's (local) hour of UTC hour h
-        learned = _estimate(model.hours.get((vehicle_type, hour)), p.hour_weight_s, now_s, p.half_life_s)
+        learned = model.plan_hour_log(vehicle_type, hour, now_s)
         prior = profile.speed_mps * profile.hourly_factors[hour] / profile.circuity
         a, m, _ = model.plan_legs.get((vehicle_type, hour), (0.0, 0.0, 0.0))
         w = d.get((vehicle_type, hour), 0.0)
