@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -353,25 +355,35 @@ def cmd_bench_eta(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _bench_kafka() -> Iterator[tuple[Settings, int | None]]:
+    """The configured Kafka (``MILESTREAM_KAFKA_BOOTSTRAP``), or an embedded broker started for the
+    bench and stopped after it: the settings to reach it, and the embedded broker's pid."""
+    from infra.kafka import EmbeddedBroker
+
+    settings = Settings.from_env()
+    if settings.kafka_bootstrap:
+        yield settings, None
+        return
+    broker = EmbeddedBroker().start()
+    try:
+        yield dataclasses.replace(settings, kafka_bootstrap=broker.bootstrap), broker.pid
+    finally:
+        broker.stop()
+
+
 def cmd_bench_pipeline(args: argparse.Namespace) -> int:
     from benchmarks import pipeline as bench_pipeline
 
     _at_least_one(("--riders", args.riders), ("--stops", args.stops), ("--batch", args.batch))
     if args.latency_s <= 0 or args.checkpoint_s <= 0 or (args.latency_rate is not None and args.latency_rate <= 0):
         raise ValueError("--latency-s, --checkpoint-s and --latency-rate must be positive")
-    from infra.kafka import EmbeddedBroker, confluent_config
+    from infra.kafka import confluent_config
 
-    settings = Settings.from_env()
-    broker = None if settings.kafka_bootstrap else EmbeddedBroker().start()
-    try:
-        if broker is not None:
-            settings = dataclasses.replace(settings, kafka_bootstrap=broker.bootstrap)
+    with _bench_kafka() as (settings, _):
         result = bench_pipeline.run(riders=args.riders, stops=args.stops, seed=args.seed, latency_s=args.latency_s,
                                     batch=args.batch, checkpoint_s=args.checkpoint_s, client=confluent_config(settings),
                                     partitions=settings.kafka_partitions, latency_rate=args.latency_rate, log=_err)
-    finally:
-        if broker is not None:
-            broker.stop()
     print(json.dumps(result) if args.json else "\n".join(bench_pipeline.report(result)))
     return 0
 
@@ -382,27 +394,18 @@ def cmd_bench_broker(args: argparse.Namespace) -> int:
     cases = bench_broker.parse_cases(args.cases)
     if args.rate <= 0 or args.window_s <= 0:
         raise ValueError("--rate and --window-s must be positive")
-    from infra.kafka import EmbeddedBroker, confluent_config
+    from infra.kafka import confluent_config
 
-    settings = Settings.from_env()
-    broker = None if settings.kafka_bootstrap else EmbeddedBroker().start()
-    try:
-        if broker is not None:
-            settings = dataclasses.replace(settings, kafka_bootstrap=broker.bootstrap)
+    with _bench_kafka() as (settings, broker_pid):
         result = bench_broker.run(confluent_config(settings), cases, rate=args.rate, window_s=args.window_s,
-                                  broker_pid=broker.pid if broker is not None else None, log=_err)
-    finally:
-        if broker is not None:
-            broker.stop()
+                                  broker_pid=broker_pid, log=_err)
     print(json.dumps(result) if args.json else "\n".join(bench_broker.report(result)))
     return 0
 
 
 def cmd_bench_clients(args: argparse.Namespace) -> int:
-    import dataclasses
-
     from benchmarks import clients as bench_clients
-    from infra.kafka import EmbeddedBroker, aiokafka_config, confluent_config
+    from infra.kafka import aiokafka_config, confluent_config
 
     _at_least_one(("--messages", args.messages), ("--runs", args.runs))
     try:
@@ -410,17 +413,10 @@ def cmd_bench_clients(args: argparse.Namespace) -> int:
     except ImportError:
         _err("milestream bench clients: kafka-python is not installed; pip install -e '.[bench]' (make bench does)")
         return 2
-    settings = Settings.from_env()
-    broker = None if settings.kafka_bootstrap else EmbeddedBroker().start()
-    try:
-        if broker is not None:
-            settings = dataclasses.replace(settings, kafka_bootstrap=broker.bootstrap)
+    with _bench_kafka() as (settings, _):
         # aiokafka takes kafka-python's connection arguments (it began as its port)
         result = bench_clients.run(confluent_config(settings), aiokafka_config(settings), messages=args.messages,
                                    runs=args.runs, seed=args.seed, partitions=settings.kafka_partitions, log=_err)
-    finally:
-        if broker is not None:
-            broker.stop()
     print(json.dumps(result) if args.json else "\n".join(bench_clients.report(result)))
     return 0
 
