@@ -199,8 +199,9 @@ class EventClock:
     """The time a tick judges by: the latest event time seen, running on with the wall clock
     since. Live, it is the wall clock less the pipeline's lag; in a replay or a simulated day
     (a past date, or time running faster than the wall) it stays on the events' day, where the
-    wall clock would call every estimate due at once and date the notices today. Never goes
-    back; None until the first event."""
+    wall clock would call every estimate due at once and date the notices today. Never ahead of
+    the wall clock: one event stamped in the future (a skewed device or producer) must not make
+    every order's notice early. Never goes back; None until the first event."""
 
     __slots__ = ("_event_s", "_wall_s")
 
@@ -214,7 +215,9 @@ class EventClock:
         self._wall_s = wall_s
 
     def now(self, wall_s: float) -> float | None:
-        return None if self._event_s is None else self._event_s + max(0.0, wall_s - self._wall_s)
+        if self._event_s is None:
+            return None
+        return min(wall_s, self._event_s + max(0.0, wall_s - self._wall_s))
 
 
 def _due(state: NoticeState, now_s: float, params: NoticeParams) -> tuple[NoticeState, tuple[Notice, ...]]:

@@ -82,13 +82,22 @@ def test_an_estimate_read_before_its_assignment_still_names_the_rider() -> None:
 
 def test_the_event_clock_runs_on_from_the_latest_event_and_never_goes_back() -> None:
     clock = nt.EventClock()
-    assert clock.now(5_000.0) is None  # no event yet: no time to judge by
-    day = 1_700_000_000.0  # a past day replayed: its events are far behind the wall clock
-    clock.saw(day, wall_s=5_000.0)
-    assert clock.now(5_000.0) == day
-    assert clock.now(5_060.0) == day + 60  # a minute of wall time later, a minute later on the day
-    clock.saw(day + 900, wall_s=5_090.0)  # a simulated day runs faster than the wall: events lead
-    assert clock.now(5_090.0) == day + 900
-    clock.saw(day + 10, wall_s=5_100.0)  # a late event does not turn the clock back
-    assert clock.now(5_100.0) == day + 910
-    assert clock.now(4_000.0) == day + 910  # nor does a wall clock stepped back
+    wall = 1_800_000_000.0
+    assert clock.now(wall) is None  # no event yet: no time to judge by
+    day = wall - 14 * 86_400  # a past day replayed: its events are far behind the wall clock
+    clock.saw(day, wall_s=wall)
+    assert clock.now(wall) == day
+    assert clock.now(wall + 60) == day + 60  # a minute of wall time later, a minute later on the day
+    clock.saw(day + 900, wall_s=wall + 90)  # a simulated day runs faster than the wall: events lead
+    assert clock.now(wall + 90) == day + 900
+    clock.saw(day + 10, wall_s=wall + 100)  # a late event does not turn the clock back
+    assert clock.now(wall + 100) == day + 910
+
+
+def test_one_event_stamped_in_the_future_does_not_move_the_clock_past_the_wall() -> None:
+    clock = nt.EventClock()
+    wall = 1_800_000_000.0
+    clock.saw(wall - 2.0, wall_s=wall)  # live: events a moment behind the wall
+    clock.saw(wall + 1_800.0, wall_s=wall + 1)  # a skewed device, half an hour ahead
+    assert clock.now(wall + 1) == wall + 1
+    assert clock.now(wall + 61) == wall + 61
