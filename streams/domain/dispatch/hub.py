@@ -54,9 +54,10 @@ class Hub:
     # hub parcels offered to riders waiting at the hub (departure waves): not dispatch's to plan
     # until that re-plan is done
     to_waiting: dict[str, float] = dataclasses.field(default_factory=dict)
-    # order -> the waiting riders whose re-plan left it out: not offered to them again (a rider held
-    # for a late window with its shift nearly over would otherwise take every hub parcel from
-    # dispatch, round after round, and place none)
+    # order -> the riders whose re-plan left it out: not offered to them again while others may take
+    # it (a rider held for a late window with its shift nearly over would otherwise take every hub
+    # parcel from dispatch, round after round, and place none; the three nearest riders on routes
+    # would be asked every few minutes while a fourth had room)
     passed: dict[str, frozenset[str]] = dataclasses.field(default_factory=dict)
 
 
@@ -184,10 +185,14 @@ def rejoin_finished(hub: Hub) -> Hub:
 def offer_waiting(hub: Hub, now: float, policy: HubPolicy, params: ReplanParams = DISPATCH_PARAMS) -> Hub:
     """Orders due within the horizon that no free rider can take now (none is free, or the last plan
     left them out) are offered to the riders on a route nearest to where the order starts (its
-    store, or its drop for a hub parcel): a re-plan inserts them."""
+    store, or its drop for a hub parcel): a re-plan inserts them. Riders whose re-plan left an order
+    out are passed over the next time, so each offer asks the next nearest; once all have passed,
+    the nearest are asked again (their routes have moved on)."""
     pool = hub.pool
     if any(k not in pool.pending for k in hub.offered):  # placed, cancelled or settled: forget the offer
         hub = dataclasses.replace(hub, offered={k: v for k, v in hub.offered.items() if k in pool.pending})
+    if any(k not in pool.pending for k in hub.passed):
+        hub = dataclasses.replace(hub, passed={k: v for k, v in hub.passed.items() if k in pool.pending})
     horizon_s = policy.horizon_min * 60.0
     waiting = [o for o in pool.plannable(horizon_s)
                if (not pool.free_for(o) or o.order_id in pool.alerted)
@@ -195,11 +200,15 @@ def offer_waiting(hub: Hub, now: float, policy: HubPolicy, params: ReplanParams 
                and o.order_id in hub.routes.orders]
     if not waiting:
         return hub
-    routes, offered = hub.routes, dict(hub.offered)
+    routes, offered, passed = hub.routes, dict(hub.offered), dict(hub.passed)
     for o in waiting:
-        riders = replan.nearest(routes, o.pickup or (o.lat, o.lon), o, now, params.nearest_riders, params.offer_max_drops)
+        where = o.pickup or (o.lat, o.lon)
+        riders = replan.nearest(routes, where, o, now, params.nearest_riders, params.offer_max_drops,
+                                exclude=passed.get(o.order_id, frozenset()))
+        if not riders and passed.pop(o.order_id, None):
+            riders = replan.nearest(routes, where, o, now, params.nearest_riders, params.offer_max_drops)
         routes = _offer(routes, offered, o.order_id, riders, now, "no free rider")
-    return dataclasses.replace(hub, routes=routes, offered=offered)
+    return dataclasses.replace(hub, routes=routes, offered=offered, passed=passed)
 
 
 def _offer(routes: ReplanState, offered: dict[str, float], order_id: str, riders: list[str], now: float,
@@ -288,7 +297,7 @@ def finish_replan(hub: Hub, request: ReplanRequest, solution: Solution, now: flo
     if offered - placed:
         pool = dataclasses.replace(pool, version=pool.version + 1)
     passed = dict(hub.passed)
-    for o in offered - placed:
+    for o in {t.subject_id for t in request.triggers if t.kind is TriggerKind.NEW_ORDER} - placed:
         passed[o] = passed.get(o, frozenset()) | frozenset(request.riders)
     hub = dataclasses.replace(hub, pool=pool, routes=routes,
                               solving=tuple(r for r in hub.solving if r.request_id != request.request_id),

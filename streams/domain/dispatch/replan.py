@@ -682,6 +682,7 @@ def apply_result(state: ReplanState, request: ReplanRequest, solution: Solution,
     group = {*request.riders, *request.offline}
     new: dict[str, tuple[str, ...]] = {}
     carried = {o: g for g in group if g in plans for o in plans[g].on_board}  # only they can deliver these
+    past_shift: dict[str, str] = {}  # order -> the rider whose plan served it after their shift
     for r in request.riders:
         plan = plans.get(r)
         route = routes.get(r)
@@ -693,6 +694,10 @@ def apply_result(state: ReplanState, request: ReplanRequest, solution: Solution,
                       and not (is_pickup(s) and o in carried))
         if plan is None or plan.route_id != request.route_ids[r] or (plan.started and stops[:1] != (plan.started,)):
             return _stale(state, request)
+        after = _after_shift(state, request, r, route, stops, carried)
+        if after:
+            stops = tuple(s for s in stops if order_of(s)[0] not in after)
+            past_shift.update(dict.fromkeys(after, r))
         # A parcel on board the solver left out (the shift is over, say) stays: delivered after the rest.
         stops += tuple(o for o in plan.stops if carried.get(o) == r and o not in stops and o not in state.closed)
         new[r] = stops
@@ -724,8 +729,10 @@ def apply_result(state: ReplanState, request: ReplanRequest, solution: Solution,
         out_plans.append(route_plan)
     placed = {order_of(s)[0] for stops in new.values() for s in stops}
     # Dropped from a route (a new urgent order left out stays with dispatch, which reports its own).
-    left_out = dict.fromkeys(order_of(u.job_id)[0] for u in solution.unassigned)
+    left_out = dict.fromkeys([*(order_of(u.job_id)[0] for u in solution.unassigned), *past_shift])
     reasons = {order_of(u.job_id)[0]: u.reason for u in solution.unassigned}
+    reasons.update({o: f"{r} could only serve it after their shift ends (overtime is for parcels on board)"
+                    for o, r in past_shift.items()})
     unassignable = tuple(
         Unassignable(order_id=o, reason=reasons[o], previous_rider=owner, request_id=request.request_id)
         for o in left_out
@@ -737,6 +744,20 @@ def apply_result(state: ReplanState, request: ReplanRequest, solution: Solution,
     if state.settling:
         state = _forget_settled(state, params)
     return state, ReplanOutcome(plans=tuple(out_plans), unassignable=unassignable, record=record)
+
+
+def _after_shift(state: ReplanState, request: ReplanRequest, rider_id: str, route: Route | None,
+                 stops: tuple[str, ...], carried: Mapping[str, str]) -> frozenset[str]:
+    """Orders of the rider's new stops served after the rider's shift ends. A rider with parcels on
+    board is planned past the shift's end (:data:`OVERTIME_S`) to deliver them; no other work rides
+    on that: it would be dropped once the last parcel on board is delivered."""
+    rider, plan = state.riders.get(rider_id), state.plans.get(rider_id)
+    if rider is None or route is None:
+        return frozenset()
+    end = _secs(rider.shift_end) - request.epoch_s
+    keep = {order_of(plan.started)[0]} if plan is not None and plan.started else set()
+    late = {order_of(v.job_id)[0] for v in route.stops if v.arrival_s > end}
+    return frozenset(o for o in late if o not in carried and o not in keep and any(order_of(s)[0] == o for s in stops))
 
 
 _RIDER_OWN = frozenset({TriggerKind.FAILED_DELIVERY, TriggerKind.CANCELLATION, TriggerKind.DELAY,
@@ -891,7 +912,8 @@ def _position(state: ReplanState, rider_id: str) -> tuple[float, float]:
 def _nearest(state: ReplanState, point: tuple[float, float], orders: Sequence[PendingOrder], now: float, k: int,
              exclude: frozenset[str], max_drops: int | None = None) -> list[str]:
     """The ``k`` riders on a route nearest to ``point`` that are online, on shift, have the skills
-    and spare capacity for at least one of ``orders`` (and fewer than ``max_drops`` drops left)."""
+    and spare capacity for at least one of ``orders`` and are still on shift when its window opens
+    (and fewer than ``max_drops`` drops left)."""
     found = []
     for rider_id, plan in state.plans.items():
         rider = state.riders.get(rider_id)
@@ -899,7 +921,7 @@ def _nearest(state: ReplanState, point: tuple[float, float], orders: Sequence[Pe
             continue
         if max_drops is not None and sum(not is_pickup(s) for s in plan.stops) >= max_drops:
             continue
-        if any(_fits(state, rider_id, o) for o in orders):
+        if any(_fits(state, rider_id, o) and _in_shift(rider, o, now) for o in orders):
             found.append((haversine_m(_position(state, rider_id), point), rider_id))
     return [r for _, r in sorted(found)[:k]]
 
@@ -916,13 +938,21 @@ def _fits(state: ReplanState, rider_id: str, order: PendingOrder) -> bool:
         x + d <= c for x, d, c in zip(load, order.demand, rider.capacity, strict=True))
 
 
+def _in_shift(rider: FreeRider, order: PendingOrder, now: float) -> bool:
+    """The rider's shift ends after the order's window opens. A rider carrying parcels may finish
+    them past the shift's end (:data:`OVERTIME_S`), but new work is for a rider on shift: else a
+    rider about to go home takes the evening's parcels, to drop them once the last parcel on board
+    is delivered."""
+    return _secs(rider.shift_end) > max(now, _secs(order.window_start))
+
+
 def passing_nearest(state: ReplanState, order: PendingOrder, riders: Iterable[str], now: float, k: int) -> list[str]:
-    """Of ``riders`` (on routes, on shift), the ``k`` whose route passes nearest the order's drop and
-    that can take it."""
+    """Of ``riders`` (on routes, on shift when the order's window opens), the ``k`` whose route
+    passes nearest the order's drop and that can take it."""
     found = []
     for r in riders:
         rider = state.riders.get(r)
-        if rider is None or _secs(rider.shift_end) <= now or not _fits(state, r, order):
+        if rider is None or not _in_shift(rider, order, now) or not _fits(state, r, order):
             continue
         drops = [state.orders[s] for s in state.plans[r].stops if s in state.orders]
         near = min((haversine_m((o.lat, o.lon), (order.lat, order.lon)) for o in drops), default=math.inf)
@@ -931,9 +961,10 @@ def passing_nearest(state: ReplanState, order: PendingOrder, riders: Iterable[st
 
 
 def nearest(state: ReplanState, point: tuple[float, float], order: PendingOrder, now: float, k: int,
-            max_drops: int | None = None) -> list[str]:
-    """The ``k`` riders on a route nearest to ``point`` that can take ``order`` (see :func:`_nearest`)."""
-    return _nearest(state, point, [order], now, k, exclude=frozenset(), max_drops=max_drops)
+            max_drops: int | None = None, exclude: frozenset[str] = frozenset()) -> list[str]:
+    """The ``k`` riders on a route nearest to ``point``, not in ``exclude``, that can take ``order``
+    (see :func:`_nearest`)."""
+    return _nearest(state, point, [order], now, k, exclude=exclude, max_drops=max_drops)
 
 
 def drop_trigger(state: ReplanState, kind: TriggerKind, subject_id: str) -> ReplanState:

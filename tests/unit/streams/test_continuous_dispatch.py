@@ -212,6 +212,65 @@ def test_an_order_no_free_rider_can_take_is_inserted_into_a_route_in_progress() 
     assert later.routes.pending == () and later.offered == {}  # placed: not offered again, the offer forgotten
 
 
+def with_shift_end(hub: hb.Hub, rider: str, end_s: float) -> hb.Hub:
+    return dataclasses.replace(hub, routes=dataclasses.replace(hub.routes, riders={
+        r: (dataclasses.replace(v, shift_end=at(end_s)) if r == rider else v) for r, v in hub.routes.riders.items()}))
+
+
+def test_a_rider_whose_shift_ends_before_an_orders_window_opens_is_not_offered_it_even_with_parcels_on_board() -> None:
+    """Parcels on board let a re-plan run past the shift's end (to deliver them), not take new work
+    for after it: else the rider going home collects the evening's orders, and drops them all once
+    the last parcel on board is delivered."""
+    hub, _ = plan(fold(start(), shift("a"), order("o1", 12.99)))
+    hub, _ = plan(fold(hub, shift("b"), order("o2", 12.95)))
+    near, far = "a", "b"
+    hub = fold(hub, status("o1", S.OUT_FOR_DELIVERY, near, 60, (12.99, 77.60)),
+               status("o2", S.OUT_FOR_DELIVERY, far, 60, (12.95, 77.60)))
+    hub = with_shift_end(hub, near, 3600)
+    evening = dataclasses.replace(order("late", 12.995, created_s=600), window_start=at(2 * 3600))
+    offered = hb.offer_waiting(fold(hub, evening), ts(601), HubPolicy())
+    assert [t.riders for t in offered.routes.pending] == [frozenset({far})]
+    soon = order("soon", 12.995, created_s=600)  # its window opens while both are on shift
+    offered = hb.offer_waiting(fold(hub, soon), ts(601), HubPolicy())
+    assert [t.riders for t in offered.routes.pending] == [frozenset({near, far})]
+
+
+def test_a_re_plan_running_past_the_shift_for_the_parcels_on_board_takes_no_new_work_after_the_shift_ends() -> None:
+    hub, _ = plan(fold(start(), shift("a"), order("o1", 12.99)))
+    hub = fold(hub, status("o1", S.OUT_FOR_DELIVERY, "a", 60, DEPOT))
+    hub = hb.with_positions(hub, {"a": rp.Fix(12.985, 77.60, ts(600))})
+    hub = with_shift_end(hub, "a", 700)  # ends in 100 s: o1 is delivered in overtime
+    hub = fold(hub, order("new", 12.995, created_s=600))  # its window opens within the shift
+    hub = hb.offer_waiting(hub, ts(601), HubPolicy())
+    assert [t.riders for t in hub.routes.pending] == [frozenset({"a"})]
+    hub, out = replan_now(hub, 602)
+    assert hub.routes.plans["a"].stops == ("o1",)  # the parcel on board, nothing collected at the hub for later
+    assert "new" not in {a.order_id for a in out.assignments} and "new" in hub.pool.pending
+    assert hub.passed == {"new": frozenset({"a"})}
+
+
+def test_riders_whose_re_plan_left_an_order_out_are_passed_over_for_the_next_nearest_then_asked_again() -> None:
+    nearest_only = dataclasses.replace(rp.DISPATCH_PARAMS, nearest_riders=1)
+    hub, _ = plan(fold(start(), shift("a"), order("o1", 12.99)))
+    hub, _ = plan(fold(hub, shift("b"), order("o2", 12.95)))
+    near, far = "a", "b"
+    hub = hb.with_positions(hub, {near: rp.Fix(12.99, 77.60, ts(600)), far: rp.Fix(12.95, 77.60, ts(600))})
+    # the nearest rider's shift is nearly over: 17 km out and back does not fit it
+    hub = with_shift_end(hub, near, 3600)
+    hub = fold(hub, order("new", 13.14, created_s=610))
+    hub = hb.offer_waiting(hub, ts(611), HubPolicy(), nearest_only)
+    assert [t.riders for t in hub.routes.pending] == [frozenset({near})]
+    hub, out = replan_now(hub, 612)
+    assert "new" not in {a.order_id for a in out.assignments} and hub.passed == {"new": frozenset({near})}
+    hub = hb.offer_waiting(hub, ts(612 + hb.REOFFER_S), HubPolicy(), nearest_only)
+    assert [t.riders for t in hub.routes.pending] == [frozenset({far})]  # the next nearest
+    # everyone able has passed: the nearest is asked again, its route has moved on
+    hub = dataclasses.replace(hub, routes=dataclasses.replace(hub.routes, pending=()),
+                              passed={"new": frozenset({near, far})})
+    hub = hb.offer_waiting(hub, ts(612 + 2 * hb.REOFFER_S), HubPolicy(), nearest_only)
+    assert [t.riders for t in hub.routes.pending] == [frozenset({near})] and "new" not in hub.passed
+
+
 def test_a_rider_free_at_a_store_does_not_keep_a_hub_parcel_from_the_routes_in_progress() -> None:
     # the hub's rider is out; the store's rider is free, but takes store orders only
     store = (12.985, 77.61)
