@@ -10,7 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,9 @@ from schemas import Codec
 from schemas import events as ev
 
 CODEC = Codec()
+# An order's window and a rider's shift run this long from now: whatever the hour a test starts at
+# (up to 23:59 of the day, the shift near midnight ended minutes later and overtime rules applied)
+DAY_LEFT = timedelta(hours=12)
 
 
 def now() -> datetime:
@@ -84,7 +87,7 @@ def order_created(**overrides: Any) -> ev.OrderCreated:
     fields: dict[str, Any] = dict(
         event_id=new_id(), occurred_at=t, order_id=f"ord-{new_id()}", tracking_id="TRK1", hub_id="hub-test",
         mode=ev.DeliveryMode.LAST_MILE, drop=ev.Location(lat=12.975, lon=77.60, address="1 Test Road"),
-        window_start=t, window_end=t.replace(hour=23, minute=59), service_time_s=60, weight_kg=1.0, volume_l=2.0, units=1)
+        window_start=t, window_end=t + DAY_LEFT, service_time_s=60, weight_kg=1.0, volume_l=2.0, units=1)
     fields.update(overrides)
     return ev.OrderCreated(**fields)
 
@@ -94,7 +97,7 @@ def shift_started(hub_id: str, **overrides: Any) -> ev.RiderShiftStarted:
     fields: dict[str, Any] = dict(
         event_id=new_id(), occurred_at=t, rider_id=f"rider-{new_id()[:8]}", hub_id=hub_id,
         vehicle_type=ev.VehicleType.SCOOTER, capacity_weight_kg=30, capacity_volume_l=90, capacity_units=25,
-        shift_start=t, shift_end=t.replace(hour=23, minute=59), start=ev.GeoPoint(lat=12.9716, lon=77.5946))
+        shift_start=t, shift_end=t + DAY_LEFT, start=ev.GeoPoint(lat=12.9716, lon=77.5946))
     fields.update(overrides)
     return ev.RiderShiftStarted(**fields)
 
