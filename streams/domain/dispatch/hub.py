@@ -202,13 +202,21 @@ def offer_waiting(hub: Hub, now: float, policy: HubPolicy, params: ReplanParams 
         return hub
     routes, offered, passed = hub.routes, dict(hub.offered), dict(hub.passed)
     for o in waiting:
-        where = o.pickup or (o.lat, o.lon)
-        riders = replan.nearest(routes, where, o, now, params.nearest_riders, params.offer_max_drops,
-                                exclude=passed.get(o.order_id, frozenset()))
+        riders = _able(routes, o, now, params, passed.get(o.order_id, frozenset()))
         if not riders and passed.pop(o.order_id, None):
-            riders = replan.nearest(routes, where, o, now, params.nearest_riders, params.offer_max_drops)
+            riders = _able(routes, o, now, params, frozenset())
         routes = _offer(routes, offered, o.order_id, riders, now, "no free rider")
     return dataclasses.replace(hub, routes=routes, offered=offered, passed=passed)
+
+
+def _able(routes: ReplanState, order: dispatch.PendingOrder, now: float, params: ReplanParams,
+          passed: frozenset[str]) -> list[str]:
+    """The riders on a route to offer ``order``: the nearest with fewer than ``offer_max_drops``
+    drops left, else (only long routes can take it: the one rider with its skill, say) the nearest
+    of those, rather than letting it wait for one to come back."""
+    where = order.pickup or (order.lat, order.lon)
+    return (replan.nearest(routes, where, order, now, params.nearest_riders, params.offer_max_drops, exclude=passed)
+            or replan.nearest(routes, where, order, now, params.nearest_riders, exclude=passed))
 
 
 def _offer(routes: ReplanState, offered: dict[str, float], order_id: str, riders: list[str], now: float,

@@ -271,6 +271,24 @@ def test_riders_whose_re_plan_left_an_order_out_are_passed_over_for_the_next_nea
     assert [t.riders for t in hub.routes.pending] == [frozenset({near})] and "new" not in hub.passed
 
 
+def test_an_order_only_a_long_route_can_take_is_offered_to_it_rather_than_waiting_for_its_rider_to_return() -> None:
+    """Offers go to routes with few drops left (a long route taking every order would keep its rider
+    out for hours); but when only a long route has the skill, it gets the offer."""
+    short = dataclasses.replace(rp.DISPATCH_PARAMS, offer_max_drops=2)
+    fragile_car = dataclasses.replace(shift("a", vehicle=ev.VehicleType.CAR), skills=("fragile",))
+    hub, _ = plan(fold(start(), fragile_car, *(order(f"o{k}", 12.97 + 0.005 * k) for k in range(1, 4))))
+    hub, _ = plan(fold(hub, shift("b"), order("o4", 12.95)))
+    assert len(hub.routes.plans["a"].stops) == 3 and len(hub.routes.plans["b"].stops) == 1
+    hub = fold(hub, *(status(f"o{k}", S.OUT_FOR_DELIVERY, "a", 60, DEPOT) for k in range(1, 4)),
+               status("o4", S.OUT_FOR_DELIVERY, "b", 60, DEPOT))
+    plain = order("plain", 12.99, created_s=600)
+    offered = hb.offer_waiting(fold(hub, plain), ts(601), HubPolicy(), short)
+    assert [t.riders for t in offered.routes.pending] == [frozenset({"b"})]  # a has too many drops left
+    glass = dataclasses.replace(order("glass", 12.99, created_s=600), required_skills=("fragile",))
+    offered = hb.offer_waiting(fold(hub, glass), ts(601), HubPolicy(), short)
+    assert [t.riders for t in offered.routes.pending] == [frozenset({"a"})]  # only a can carry it
+
+
 def test_a_rider_free_at_a_store_does_not_keep_a_hub_parcel_from_the_routes_in_progress() -> None:
     # the hub's rider is out; the store's rider is free, but takes store orders only
     store = (12.985, 77.61)
