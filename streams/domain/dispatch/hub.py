@@ -186,8 +186,8 @@ def offer_waiting(hub: Hub, now: float, policy: HubPolicy, params: ReplanParams 
     """Orders due within the horizon that no free rider can take now (none is free, or the last plan
     left them out) are offered to the riders on a route nearest to where the order starts (its
     store, or its drop for a hub parcel): a re-plan inserts them. Riders whose re-plan left an order
-    out are passed over the next time, so each offer asks the next nearest; once all have passed,
-    the nearest are asked again (their routes have moved on)."""
+    out are passed over: the next nearest are asked as soon as that re-plan is done; once all have
+    passed, the nearest are asked again after ``REOFFER_S`` (their routes have moved on)."""
     pool = hub.pool
     if any(k not in pool.pending for k in hub.offered):  # placed, cancelled or settled: forget the offer
         hub = dataclasses.replace(hub, offered={k: v for k, v in hub.offered.items() if k in pool.pending})
@@ -304,12 +304,15 @@ def finish_replan(hub: Hub, request: ReplanRequest, solution: Solution, now: flo
     pool = dispatch.give_back(dispatch.take(hub.pool, placed), dropped)
     if offered - placed:
         pool = dataclasses.replace(pool, version=pool.version + 1)
-    passed = dict(hub.passed)
+    passed, asked = dict(hub.passed), dict(hub.offered)
     for o in {t.subject_id for t in request.triggers if t.kind is TriggerKind.NEW_ORDER} - placed:
         passed[o] = passed.get(o, frozenset()) | frozenset(request.riders)
+        if o in asked and o in pool.pending and _able(routes, pool.pending[o], now, params, passed[o]):
+            asked[o] = now - REOFFER_S  # riders not asked yet may take it: ask them at once
     hub = dataclasses.replace(hub, pool=pool, routes=routes,
                               solving=tuple(r for r in hub.solving if r.request_id != request.request_id),
-                              to_waiting={k: v for k, v in hub.to_waiting.items() if k not in offered}, passed=passed)
+                              to_waiting={k: v for k, v in hub.to_waiting.items() if k not in offered}, passed=passed,
+                              offered=asked)
     hub = rejoin_finished(hub)
     at = _dt(now)
     assignments: list[ev.OrderAssigned] = []

@@ -262,12 +262,13 @@ def test_riders_whose_re_plan_left_an_order_out_are_passed_over_for_the_next_nea
     assert [t.riders for t in hub.routes.pending] == [frozenset({near})]
     hub, out = replan_now(hub, 612)
     assert "new" not in {a.order_id for a in out.assignments} and hub.passed == {"new": frozenset({near})}
-    hub = hb.offer_waiting(hub, ts(612 + hb.REOFFER_S), HubPolicy(), nearest_only)
-    assert [t.riders for t in hub.routes.pending] == [frozenset({far})]  # the next nearest
-    # everyone able has passed: the nearest is asked again, its route has moved on
+    hub = hb.offer_waiting(hub, ts(614), HubPolicy(), nearest_only)
+    assert [t.riders for t in hub.routes.pending] == [frozenset({far})]  # the next nearest, at once
+    # everyone able has passed: the nearest is asked again once its route has had time to move on
     hub = dataclasses.replace(hub, routes=dataclasses.replace(hub.routes, pending=()),
                               passed={"new": frozenset({near, far})})
-    hub = hb.offer_waiting(hub, ts(612 + 2 * hb.REOFFER_S), HubPolicy(), nearest_only)
+    assert hb.offer_waiting(hub, ts(620), HubPolicy(), nearest_only).routes.pending == ()
+    hub = hb.offer_waiting(hub, ts(614 + hb.REOFFER_S), HubPolicy(), nearest_only)
     assert [t.riders for t in hub.routes.pending] == [frozenset({near})] and "new" not in hub.passed
 
 
