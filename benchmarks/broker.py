@@ -94,6 +94,9 @@ def _fill(client: dict[str, Any], topic: str, case: Case, log: Callable[[str], N
         raise RuntimeError(f"{remaining} records of the backlog were not acknowledged within 120 s")
 
 
+TRICKLE = b"t" * 100  # the trickle's records: the only ones timed
+
+
 def _tail(client: dict[str, Any], topic: str, rate: float, window_s: float, broker_pid: int | None) -> dict[str, Any]:
     """One consumer from the end of the partition, a trickle of one-record batches: latencies and
     the broker's cores over the window."""
@@ -112,7 +115,7 @@ def _tail(client: dict[str, Any], topic: str, rate: float, window_s: float, brok
         start = time.monotonic()
         for k in range(sent):
             time.sleep(max(0.0, start + k / rate - time.monotonic()))
-            producer.produce(topic, value=b"t" * 100, partition=0)  # stamped now (CreateTime)
+            producer.produce(topic, value=TRICKLE, partition=0)  # stamped now (CreateTime)
             producer.poll(0)
         producer.flush(30)
         done.set()
@@ -125,7 +128,7 @@ def _tail(client: dict[str, Any], topic: str, rate: float, window_s: float, brok
     try:
         while len(latencies_ms) < sent and time.monotonic() < deadline:
             for m in consumer.consume(num_messages=500, timeout=0.2):
-                if m.error() is None:
+                if m.error() is None and m.value() == TRICKLE:  # not a backlog record the fetch began in
                     latencies_ms.append(time.time() * 1000 - m.timestamp()[1])
         wall = time.monotonic() - wall_before
         cpu = process_cpu_s(broker_pid) - cpu_before if broker_pid and cpu_before is not None else None
