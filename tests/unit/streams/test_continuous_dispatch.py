@@ -656,8 +656,7 @@ def test_a_parcel_a_waiting_riders_re_plan_left_out_goes_to_a_free_rider_and_is_
     waiting = outcome.routes[0].rider_id
     free = ({"a", "b"} - {waiting}).pop()
     # the waiting rider's shift is nearly over: a parcel 17 km out fits its load, not its hours
-    hub = dataclasses.replace(hub, routes=dataclasses.replace(hub.routes, riders={
-        r: (dataclasses.replace(v, shift_end=at(3600)) if r == waiting else v) for r, v in hub.routes.riders.items()}))
+    hub = with_shift_end(hub, waiting, 3600)
     hub = fold(hub, order("o2", 13.14, created_s=300))
     hub, outcome = dispatch_round(hub, 301, WAVES)
     assert outcome is None and "o2" in hub.to_waiting  # offered to the waiting rider first
